@@ -1,0 +1,73 @@
+/** The environment contract of every sample service, parsed once at start-up. */
+export interface Config {
+  /** Port to listen on (0: any free port). @default 8080 */
+  readonly port: number;
+  /** Name in every response body and log line. @default the app's folder name */
+  readonly serviceName: string;
+  /** Base URLs whose `GET /` is called by `GET /`, in order. @default [] */
+  readonly downstreamUrls: readonly string[];
+  /** Bound on each downstream call: connect, headers and body. @default 2000 */
+  readonly downstreamTimeoutMs: number;
+  /** How long to keep serving after SIGTERM while `/health` answers 503. @default 0 */
+  readonly shutdownDelayMs: number;
+  /** After the delay, how long in-flight requests get before a forced exit 1. @default 10000 */
+  readonly shutdownTimeoutMs: number;
+  /** pino level: fatal, error, warn, info, debug, trace, silent. @default "info" */
+  readonly logLevel: string;
+}
+
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/**
+ * Reads the env contract. Unset or empty variables take their default; every bad value is
+ * collected, and one Error lists them all.
+ */
+export function loadConfig(env: Env, defaultServiceName: string): Config {
+  const problems: string[] = [];
+
+  const integer = (key: string, fallback: number, min: number, max: number): number => {
+    const raw = env[key]?.trim() ?? "";
+    if (raw === "") return fallback;
+    const value = /^\d+$/.test(raw) ? Number(raw) : NaN;
+    if (!Number.isSafeInteger(value) || value < min || value > max) {
+      problems.push(`\`${key}\` must be an integer from ${min} to ${max} (got ${JSON.stringify(raw)})`);
+      return fallback;
+    }
+    return value;
+  };
+
+  const port = integer("PORT", 8080, 0, 65535);
+  const downstreamTimeoutMs = integer("DOWNSTREAM_TIMEOUT_MS", 2000, 1, 3_600_000);
+  const shutdownDelayMs = integer("SHUTDOWN_DELAY_MS", 0, 0, 3_600_000);
+  const shutdownTimeoutMs = integer("SHUTDOWN_TIMEOUT_MS", 10_000, 1, 3_600_000);
+
+  const serviceName = env.SERVICE_NAME?.trim() || defaultServiceName;
+
+  const downstreamUrls = (env.DOWNSTREAM_URLS ?? "")
+    .split(",")
+    .map((url) => url.trim())
+    .filter((url) => url !== "");
+  for (const url of downstreamUrls) {
+    let protocol = "";
+    try {
+      protocol = new URL(url).protocol;
+    } catch {
+      // reported below
+    }
+    if (protocol !== "http:" && protocol !== "https:") {
+      problems.push(`\`DOWNSTREAM_URLS\` entries must be http:// or https:// URLs (got ${JSON.stringify(url)})`);
+    }
+  }
+
+  const logLevel = env.LOG_LEVEL?.trim() || "info";
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    problems.push(`\`LOG_LEVEL\` must be one of ${LOG_LEVELS.join(", ")} (got ${JSON.stringify(logLevel)})`);
+  }
+
+  if (problems.length > 0) {
+    throw new Error(`invalid environment for ${serviceName}:\n  - ${problems.join("\n  - ")}`);
+  }
+  return { port, serviceName, downstreamUrls, downstreamTimeoutMs, shutdownDelayMs, shutdownTimeoutMs, logLevel };
+}
