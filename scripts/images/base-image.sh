@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Builds (or reuses) the local Node base image's root filesystem for `npm run test:images`.
+#
+# No registry other than the package registries is reachable here, so the official node
+# images cannot be pulled. This makes a stand-in from Debian's packages instead:
+#   debootstrap --variant=minbase --include=nodejs,npm trixie
+# plus a `node` user with uid/gid 1000 and home /home/node, as in the official images.
+#
+# The result is a tarball cached outside the repository (default ~/.cache/k8s-chain/base/),
+# keyed by a hash of this script and the suite, so a warm run only re-imports it.
+# Usage: base-image.sh CACHE_DIR   -> prints the path of the cached rootfs tarball on stdout.
+set -euo pipefail
+
+CACHE_DIR=${1:?usage: base-image.sh CACHE_DIR}
+SUITE=${K8S_CHAIN_BASE_SUITE:-trixie}
+PACKAGES=nodejs,npm
+
+debian_mirror() {
+  if [ -n "${K8S_CHAIN_DEBIAN_MIRROR:-}" ]; then echo "$K8S_CHAIN_DEBIAN_MIRROR"; return; fi
+  # The mirror apt already uses: first "URIs:" (deb822) or "deb URL" line whose path ends in /debian.
+  local url
+  url=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list 2>/dev/null \
+    | sed -nE 's#^URIs:[[:space:]]+(https?://[^[:space:]]+/debian)/?$#\1#p; s#^deb[[:space:]]+(\[[^]]*\][[:space:]]+)?(https?://[^[:space:]]+/debian)/?[[:space:]].*#\2#p' \
+    | head -n1)
+  echo "${url:-http://deb.debian.org/debian}"
+}
+
+mkdir -p "$CACHE_DIR/base"
+KEY=$( { cat "$0"; echo "$SUITE $PACKAGES"; } | sha256sum | cut -c1-12)
+TARBALL="$CACHE_DIR/base/node-$SUITE-$KEY.tar"
+
+exec 9>"$CACHE_DIR/base/.lock"
+flock 9 # another run building the same base waits here, then reuses it
+
+if [ -s "$TARBALL" ]; then
+  echo "base: reusing cached rootfs $TARBALL" >&2
+  echo "$TARBALL"
+  exit 0
+fi
+
+MIRROR=$(debian_mirror)
+ROOTFS=$(mktemp -d "$CACHE_DIR/base/rootfs.XXXXXX")
+trap 'rm -rf "$ROOTFS" "$TARBALL.partial"' EXIT
+echo "base: debootstrap --variant=minbase --include=$PACKAGES $SUITE from $MIRROR (cold: this takes a few minutes)" >&2
+start=$SECONDS
+if ! debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$ROOTFS" "$MIRROR" >"$CACHE_DIR/base/debootstrap.log" 2>&1; then
+  echo "base: debootstrap failed; last lines of $CACHE_DIR/base/debootstrap.log:" >&2
+  tail -n 20 "$CACHE_DIR/base/debootstrap.log" >&2
+  exit 1
+fi
+echo "base: debootstrap took $((SECONDS - start)) s" >&2
+
+# The official node images have user node (1000:1000, home /home/node): mirror that, so a
+# Dockerfile written for them (USER node or USER 1000:1000) works on this base too.
+grep -q '^node:' "$ROOTFS/etc/group" || echo 'node:x:1000:' >>"$ROOTFS/etc/group"
+grep -q '^node:' "$ROOTFS/etc/passwd" || echo 'node:x:1000:1000::/home/node:/bin/sh' >>"$ROOTFS/etc/passwd"
+grep -q '^node:' "$ROOTFS/etc/shadow" || echo 'node:*:20000:0:99999:7:::' >>"$ROOTFS/etc/shadow"
+install -d -o 1000 -g 1000 "$ROOTFS/home/node"
+# Trim what an image never needs (apt caches, docs); keeps dpkg's database.
+rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/lib/apt/lists/* \
+  "$ROOTFS"/usr/share/doc/* "$ROOTFS"/usr/share/man/* "$ROOTFS"/usr/share/info/*
+: >"$ROOTFS/etc/resolv.conf" # docker provides its own at run time
+echo "base: node $(chroot "$ROOTFS" node --version), npm $(chroot "$ROOTFS" npm --version 2>/dev/null || echo '?')" >&2
+
+tar --numeric-owner -C "$ROOTFS" -cf "$TARBALL.partial" .
+mv "$TARBALL.partial" "$TARBALL"
+echo "base: cached $TARBALL ($(du -m "$TARBALL" | cut -f1) MiB)" >&2
+echo "$TARBALL"

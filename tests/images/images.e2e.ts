@@ -1,0 +1,202 @@
+// Real image builds, run by `npm run test:images` (scripts/images/test-images.sh), which
+// starts the private dockerd and registry this suite talks to. Not part of `npm test`: the
+// name does not match tests/**/*.test.ts.
+//
+// Per app: docker build (apps/ as context, the local base image as NODE_IMAGE), push, read
+// the pushed digest, remove every local copy, pull by digest, run by digest read-only as
+// 1000:1000 on the host network, GET /health. Across containers: A -> B -> C wired as the
+// stack wires them; B stopped -> A answers 502; SIGTERM -> exit 0 within the drain delay + 1 s.
+import * as assert from "assert";
+import { execFileSync } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import { build, checkDockerfile, docker, dockerOk, env, freePort, get, registryManifest, runContainer, waitHealthy } from "./engine";
+
+const APPS = ["sample-app", "service-a", "service-b", "service-c"] as const;
+type App = (typeof APPS)[number];
+
+interface Shipped {
+  ref: string; // <registry>/<app>@sha256:...
+  digest: string;
+  sizeBytes: number; // docker image inspect .Size after the pull
+  pushedBytes: number; // config + layers as stored in the registry (compressed)
+  buildMs: number;
+  startToHealthyMs: number;
+  pid1: string;
+}
+const shipped = new Map<App, Shipped>();
+
+function need(app: App): Shipped {
+  const s = shipped.get(app);
+  if (!s) throw new Error(`${app}: its image was not shipped (its own test failed above), so this test cannot run`);
+  return s;
+}
+
+// Truncates, never rounds up.
+const mib = (bytes: number) => (Math.floor((bytes / 1048576) * 10) / 10).toFixed(1);
+
+async function execIn(app: string, container: string, script: string): Promise<string> {
+  return dockerOk(app, "docker exec", ["exec", container, "node", "-e", script]);
+}
+
+describe("app images on a private Docker engine and registry", function () {
+  after(function () {
+    const rows = APPS.filter((a) => shipped.has(a)).map((a) => {
+      const s = shipped.get(a)!;
+      return `| ${a} | ${mib(s.sizeBytes)} MiB (${s.sizeBytes} B) | ${mib(s.pushedBytes)} MiB | ${s.buildMs} ms | ${s.startToHealthyMs} ms | ${s.digest.slice(0, 19)}... |`;
+    });
+    console.log("\n| image | size (docker image inspect) | pushed, compressed | build | docker run -> first 200 /health | digest |");
+    console.log("|---|---|---|---|---|---|");
+    for (const r of rows) console.log(r);
+    console.log(`base image: ${env.baseImage}; registry: ${env.registry}`);
+  });
+
+  for (const app of APPS) {
+    it(`${app}: builds, pushes, pulls back by digest, runs --read-only as 1000:1000 and answers /health`, async function () {
+      const tag = `${env.registry}/${app}:test`;
+      const buildMs = await build(app, tag);
+
+      const imageId = await dockerOk(app, "docker image inspect", ["image", "inspect", "-f", "{{.Id}}", tag]);
+      const push = await dockerOk(app, "docker push", ["push", tag]);
+      const m = /digest: (sha256:[0-9a-f]{64})/.exec(push);
+      assert.ok(m, `${app}: docker push printed no digest:\n${push}`);
+      const digest = m[1];
+      const served = await registryManifest(app, "test");
+      assert.strictEqual(served.digest, digest, `${app}: the registry serves ${served.digest} for the tag, docker push said ${digest}`);
+
+      // Remove every local copy, then prove it is gone.
+      await dockerOk(app, "docker rmi", ["rmi", "-f", tag, imageId]);
+      const gone = await docker(["image", "inspect", imageId]);
+      assert.notStrictEqual(gone.code, 0, `${app}: image ${imageId} still present locally after docker rmi`);
+
+      const ref = `${env.registry}/${app}@${digest}`;
+      await dockerOk(app, "docker pull by digest", ["pull", ref]);
+      const inspected = JSON.parse(await dockerOk(app, "docker image inspect", ["image", "inspect", ref]))[0] as {
+        Id: string; Size: number; RepoDigests: string[]; Config: { User?: string };
+      };
+      assert.ok(inspected.RepoDigests.includes(ref), `${app}: pulled image's RepoDigests ${JSON.stringify(inspected.RepoDigests)} lack ${ref}`);
+      assert.strictEqual(inspected.Id, imageId, `${app}: pulled image id ${inspected.Id} differs from the built ${imageId}`);
+
+      const name = `${app}-solo`;
+      const port = await freePort();
+      const { started, url } = await runContainer(app, { name, ref, port, env: { SERVICE_NAME: app } });
+      const startToHealthyMs = await waitHealthy(app, name, url, started);
+
+      const c = JSON.parse(await dockerOk(app, "docker inspect", ["inspect", name]))[0] as {
+        Image: string; Config: { Image: string; User: string }; HostConfig: { ReadonlyRootfs: boolean; NetworkMode: string };
+      };
+      assert.strictEqual(c.Config.Image, ref, `${app}: container runs ${c.Config.Image}, not the digest ${ref}`);
+      assert.strictEqual(c.HostConfig.ReadonlyRootfs, true, `${app}: root filesystem is not read-only`);
+      // Seen from inside: the uid/gid node runs as, and that the root filesystem refuses writes.
+      const ids = await execIn(app, name, "console.log(process.getuid() + ':' + process.getgid())");
+      assert.strictEqual(ids, "1000:1000", `${app}: node runs as ${ids}, expected 1000:1000`);
+      const write = await execIn(app, name,
+        "const fs=require('fs');for(const p of ['/probe',process.cwd()+'/probe','/tmp/probe']){try{fs.writeFileSync(p,'x');console.log('wrote '+p)}catch(e){console.log(e.code)}}");
+      assert.ok(!write.includes("wrote"), `${app}: a write succeeded on the read-only root filesystem: ${write}`);
+      const pid1 = (await dockerOk(app, "docker exec", ["exec", name, "cat", "/proc/1/cmdline"])).split("\0").filter(Boolean).join(" ");
+
+      const root = await get(`${url}/`);
+      assert.strictEqual(root.status, 200, `${app}: GET / with no downstream answered ${root.status} ${root.text}`);
+      assert.strictEqual((root.json as { service?: string }).service, app, `${app}: GET / answered ${root.text}`);
+
+      await dockerOk(app, "docker rm -f", ["rm", "-f", name]);
+      shipped.set(app, { ref, digest, sizeBytes: inspected.Size, pushedBytes: served.compressedBytes, buildMs, startToHealthyMs, pid1 });
+      console.log(`      ${app}: ${ref}\n      ${app}: PID 1 is \`${pid1}\`, build ${buildMs} ms, docker run -> 200 /health ${startToHealthyMs} ms`);
+    });
+  }
+
+  describe("across containers, wired as the stack wires them (loopback instead of cluster DNS)", function () {
+    const urls: Partial<Record<App, string>> = {};
+
+    before(async function () {
+      const ports = { "service-c": await freePort(), "service-b": await freePort(), "service-a": await freePort() };
+      const calls: Record<"service-a" | "service-b" | "service-c", App[]> = { "service-a": ["service-b"], "service-b": ["service-c"], "service-c": [] };
+      for (const app of ["service-c", "service-b", "service-a"] as const) {
+        const s = need(app);
+        const wiring: Record<string, string> = { SERVICE_NAME: app, DOWNSTREAM_TIMEOUT_MS: "2000" };
+        for (const callee of calls[app]) wiring[`${callee.toUpperCase().replace(/-/g, "_")}_URL`] = urls[callee]!;
+        wiring.DOWNSTREAM_URLS = calls[app].map((x) => urls[x]!).join(",");
+        const { started, url } = await runContainer(app, { name: `${app}-chain`, ref: s.ref, port: ports[app], env: wiring });
+        await waitHealthy(app, `${app}-chain`, url, started);
+        urls[app] = url;
+      }
+    });
+
+    it("service-a answers the nested A -> B -> C body, and the request id reaches C", async function () {
+      const id = `images-e2e-${Date.now()}`;
+      const r = await get(`${urls["service-a"]}/`, 10_000, { "x-request-id": id });
+      assert.strictEqual(r.status, 200, `service-a: GET / answered ${r.status} ${r.text}`);
+      const a = r.json as { service: string; downstream: { service: string; downstream: { service: string; downstream: unknown[] }[] }[] };
+      assert.strictEqual(a.service, "service-a", `service-a: body ${r.text}`);
+      assert.strictEqual(a.downstream?.length, 1, `service-a: expected one downstream answer, got ${r.text}`);
+      assert.strictEqual(a.downstream[0].service, "service-b", `service-b: missing from A's answer ${r.text}`);
+      assert.strictEqual(a.downstream[0].downstream?.[0]?.service, "service-c", `service-c: missing from A's answer ${r.text}`);
+      assert.deepStrictEqual(a.downstream[0].downstream[0].downstream, [], `service-c: has no downstream, got ${r.text}`);
+      console.log(`      A answered: ${r.text}`);
+      for (const app of ["service-a", "service-b", "service-c"]) {
+        const logs = await docker(["logs", `${app}-chain`]);
+        assert.ok((logs.stdout + logs.stderr).includes(id), `${app}: request id ${id} not in its logs`);
+      }
+    });
+
+    it("with service-b stopped, service-a answers 502 naming B's URL", async function () {
+      await dockerOk("service-b", "docker stop", ["stop", "-t", "10", "service-b-chain"]);
+      const r = await get(`${urls["service-a"]}/`, 10_000);
+      assert.strictEqual(r.status, 502, `service-a: with B down GET / answered ${r.status} ${r.text}, expected 502`);
+      const body = r.json as { service?: string; failed?: string; error?: string };
+      assert.strictEqual(body.service, "service-a", `service-a: 502 body ${r.text}`);
+      assert.ok(body.failed?.startsWith(urls["service-b"]!), `service-a: 502 body should name ${urls["service-b"]} in "failed": ${r.text}`);
+      console.log(`      A answered ${r.status}: ${r.text}`);
+    });
+  });
+
+  describe("SIGTERM: /health turns 503, then exit 0 within SHUTDOWN_DELAY_MS + 1 s", function () {
+    const DELAY = 1500;
+    for (const app of APPS) {
+      it(`${app}: drains for ${DELAY} ms and exits 0`, async function () {
+        const s = need(app);
+        const name = `${app}-sigterm`;
+        const { started, url } = await runContainer(app, { name, ref: s.ref, port: await freePort(), env: { SERVICE_NAME: app, SHUTDOWN_DELAY_MS: String(DELAY) } });
+        await waitHealthy(app, name, url, started);
+        const waited = docker(["wait", name], 30_000);
+        const t0 = Date.now();
+        await dockerOk(app, "docker kill -s TERM", ["kill", "-s", "TERM", name]);
+        let saw503 = false;
+        while (Date.now() - t0 < DELAY - 300) {
+          const h = await get(`${url}/health`, 500).catch(() => undefined);
+          if (h?.status === 503) {
+            saw503 = true;
+            break;
+          }
+        }
+        const w = await waited;
+        const ms = Date.now() - t0;
+        assert.strictEqual(w.code, 0, `${app}: docker wait failed: ${w.stderr}`);
+        const exit = w.stdout.trim();
+        const logs = await docker(["logs", "--tail", "10", name]);
+        assert.strictEqual(exit, "0", `${app}: exited ${exit} after SIGTERM, expected 0:\n${logs.stdout}${logs.stderr}`);
+        assert.ok(saw503, `${app}: /health never answered 503 while draining`);
+        assert.ok(ms <= DELAY + 1000, `${app}: took ${ms} ms to exit after SIGTERM, limit ${DELAY + 1000} ms`);
+        assert.ok(ms >= DELAY - 100, `${app}: exited after ${ms} ms, before its ${DELAY} ms drain delay`);
+        console.log(`      ${app}: exit 0 ${ms} ms after SIGTERM`);
+      });
+    }
+  });
+
+  describe("a broken Dockerfile", function () {
+    it("fails the build with a message that names the app", async function () {
+      const copy = fs.mkdtempSync(path.join(env.work, "broken-apps-"));
+      // A copy of the build context without installed or built files; then break one Dockerfile.
+      execFileSync("tar", ["-C", env.appsDir, "--exclude=node_modules", "--exclude=dist", "-cf", path.join(copy, "..", "ctx.tar"), "."]);
+      execFileSync("tar", ["-C", copy, "-xf", path.join(copy, "..", "ctx.tar")]);
+      const app = "service-b";
+      const file = checkDockerfile(app, copy);
+      fs.appendFileSync(file, '\nRUN echo "deliberately broken by tests/images" && exit 3\n');
+      await assert.rejects(build(app, `${env.registry}/${app}:broken`, copy), (e: Error) => {
+        assert.match(e.message, /^service-b: docker build failed/, `the error does not name the app first: ${e.message}`);
+        console.log(`      error: ${e.message.split("\n")[0]}`);
+        return true;
+      });
+    });
+  });
+});
