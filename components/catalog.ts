@@ -1,0 +1,375 @@
+// Parsing and validation of the stack config: pure functions, no Pulumi.
+//
+// The whole config is checked before any resource is registered, and every problem is
+// reported at once (a user fixing a catalog should not have to run `pulumi preview` once
+// per typo). Each problem names the field, the value and what would be valid.
+import * as path from "path";
+import { z } from "zod";
+import { findCycles } from "./graph";
+
+/** The Service types a catalog entry may ask for. */
+export const EXPOSE_TYPES = ["ClusterIP", "NodePort", "LoadBalancer"] as const;
+export type ExposeType = (typeof EXPOSE_TYPES)[number];
+
+/** Kubernetes' NodePort range (the API server's default `--service-node-port-range`). */
+export const NODE_PORT_MIN = 30000;
+export const NODE_PORT_MAX = 32767;
+
+/** A DNS-1035 label: the Service name other services resolve. */
+const DNS_1035 = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
+/** Kubernetes' rule for env var names (C identifiers plus `-` and `.`). */
+const ENV_NAME = /^[-._a-zA-Z][-._a-zA-Z0-9]*$/;
+/** Label keys: optional DNS prefix, then a name of at most 63 characters. */
+const LABEL_KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
+
+/** One service of the catalog, with every default resolved. */
+export interface ServiceConfig {
+    /** The catalog key: names the Kubernetes Service, so it is the DNS name callers use. */
+    name: string;
+    /** The app folder (relative to the project root) holding a `Dockerfile`, when built here. */
+    app?: string;
+    /** A prebuilt, pinned image, when not built here. */
+    image?: string;
+    /** @default 2 */
+    replicas: number;
+    /** Container port. @default 8080 */
+    port: number;
+    /** Service port. @default 80 */
+    servicePort: number;
+    /** Service type. @default "ClusterIP" */
+    expose: ExposeType;
+    /** Pinned node port, only with `NodePort`. @default undefined (the cluster picks one) */
+    nodePort?: number;
+    /** Services this one calls, in order. @default [] */
+    calls: string[];
+    /** Extra container env, applied after the stack's own. @default {} */
+    env: Record<string, string>;
+    /** Extra labels on the pods, in the Deployment's selector and the Service's selector. @default {} */
+    labels: Record<string, string>;
+    /** Readiness and liveness path. @default "/health" */
+    healthPath: string;
+}
+
+/** The stack config, validated, with defaults resolved. */
+export interface StackConfig {
+    /** @default "default" */
+    namespace: string;
+    /** Image repository prefix; unset means build into the local engine only. */
+    registry?: string;
+    /** Tag for built images; unset means the commit SHA, else a hash of the build context. */
+    imageTag?: string;
+    /** @default "cluster.local" */
+    clusterDomain: string;
+    /** Render manifests to this directory instead of talking to a cluster. */
+    renderDir?: string;
+    /** The services, in catalog order. */
+    services: ServiceConfig[];
+}
+
+/** The raw values as read from Pulumi config: anything may be wrong with them. */
+export interface RawStackConfig {
+    namespace?: unknown;
+    registry?: unknown;
+    imageTag?: unknown;
+    clusterDomain?: unknown;
+    renderDir?: unknown;
+    services?: unknown;
+}
+
+/** What the parser may ask of the file system (injected so parsing stays pure in tests). */
+export interface ParseContext {
+    /** The project root that `app` folders are relative to. */
+    projectRoot: string;
+    /** Whether a path exists, and whether it is a directory. */
+    stat(p: string): "file" | "dir" | undefined;
+}
+
+/** Thrown when the config has problems; `problems` holds one line per problem. */
+export class ConfigError extends Error {
+    constructor(public readonly problems: string[]) {
+        super(formatProblems(problems));
+        this.name = "ConfigError";
+    }
+}
+
+export function formatProblems(problems: string[]): string {
+    const noun = problems.length === 1 ? "problem" : "problems";
+    return `k8s-chain config has ${problems.length} ${noun}; nothing was created:\n` +
+        problems.map(p => `  - ${p}`).join("\n");
+}
+
+/** Renders a value the way the user wrote it, for messages. */
+export function show(value: unknown): string {
+    if (value === undefined) {
+        return "undefined";
+    }
+    return JSON.stringify(value);
+}
+
+function portField(what: string, min: number, max: number) {
+    return z.unknown().superRefine((v, ctx) => {
+        if (!Number.isInteger(v) || (v as number) < min || (v as number) > max) {
+            ctx.addIssue({ code: "custom", message: `${show(v)} is not ${what}; use an integer from ${min} to ${max}` });
+        }
+    }).transform(v => v as number);
+}
+
+function stringMap(what: string, keyRule: RegExp, keyHint: string, valueRule?: RegExp, valueHint?: string) {
+    return z.unknown().superRefine((v, ctx) => {
+        if (typeof v !== "object" || v === null || Array.isArray(v)) {
+            ctx.addIssue({ code: "custom", message: `${show(v)} is not a map of ${what}; use {"KEY": "value"}` });
+            return;
+        }
+        for (const [k, val] of Object.entries(v)) {
+            if (!keyRule.test(k)) {
+                ctx.addIssue({ code: "custom", path: [k], message: `${show(k)} is not a valid key; ${keyHint}` });
+            }
+            if (typeof val !== "string") {
+                ctx.addIssue({ code: "custom", path: [k], message: `${show(val)} is not a string; quote it ("${String(val)}")` });
+            } else if (valueRule && !valueRule.test(val)) {
+                ctx.addIssue({ code: "custom", path: [k], message: `${show(val)} is not a valid value; ${valueHint}` });
+            }
+        }
+    }).transform(v => v as Record<string, string>);
+}
+
+/**
+ * One schema per field of a catalog entry. Each field is parsed on its own, so one bad field
+ * does not hide the problems of the others; cross-field and cross-entry rules come after.
+ */
+const fieldSchemas = {
+    app: z.string({ error: iss => `${show(iss.input)} is not a string; give the app folder, e.g. "apps/service-a"` })
+        .min(1, { error: `"" is empty; give the app folder, e.g. "apps/service-a"` }).optional(),
+    image: z.string({ error: iss => `${show(iss.input)} is not a string; give a pinned image such as "nginx:1.27.3"` }).optional(),
+    replicas: z.unknown().superRefine((v, ctx) => {
+        if (!Number.isInteger(v) || (v as number) < 1) {
+            ctx.addIssue({ code: "custom", message: `${show(v)} is not a valid replica count; use an integer >= 1` });
+        }
+    }).transform(v => v as number).optional(),
+    port: portField("a valid port", 1, 65535).optional(),
+    servicePort: portField("a valid port", 1, 65535).optional(),
+    expose: z.enum(EXPOSE_TYPES, { error: iss => `${show(iss.input)} is not a Service type; use one of ${EXPOSE_TYPES.join(", ")}` }).optional(),
+    nodePort: portField("in the NodePort range", NODE_PORT_MIN, NODE_PORT_MAX).optional(),
+    calls: z.array(z.string({ error: iss => `${show(iss.input)} is not a service name` }),
+        { error: iss => `${show(iss.input)} is not a list; use ["service-b"]` }).optional(),
+    env: stringMap("env vars", ENV_NAME, "env var names use letters, digits, `_`, `-` and `.`, and do not start with a digit").optional(),
+    labels: stringMap("labels", LABEL_KEY, "use a Kubernetes label key such as \"tier\" or \"example.com/tier\"",
+        LABEL_VALUE, "label values are at most 63 letters, digits, `-`, `_` or `.`, starting and ending alphanumeric").optional(),
+    healthPath: z.string({ error: iss => `${show(iss.input)} is not a string; use a path such as "/health"` })
+        .regex(/^\/\S*$/, { error: iss => `${show(iss.input)} is not a path; it must start with "/", e.g. "/health"` }).optional(),
+};
+
+type Entry = { [K in keyof typeof fieldSchemas]?: z.infer<(typeof fieldSchemas)[K]> };
+
+/** Checks that an image reference is pinned: a `sha256` digest or an explicit tag other than `latest`. */
+export function imagePinProblem(image: string): string | undefined {
+    const at = image.indexOf("@");
+    if (at >= 0) {
+        return /^sha256:[a-f0-9]{64}$/.test(image.slice(at + 1))
+            ? undefined
+            : `${show(image)} has a malformed digest; use "name@sha256:<64 hex digits>"`;
+    }
+    const lastSlash = image.lastIndexOf("/");
+    const colon = image.indexOf(":", lastSlash + 1);
+    if (colon < 0) {
+        return `${show(image)} has no tag, so it means "latest" and is not pinned; add an explicit tag or an @sha256: digest`;
+    }
+    const tag = image.slice(colon + 1);
+    if (tag === "latest") {
+        return `${show(image)} is tagged "latest", which is not pinned; use an explicit version tag or an @sha256: digest`;
+    }
+    if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag)) {
+        return `${show(image)} has an invalid tag ${show(tag)}; tags are up to 128 letters, digits, \`_\`, \`.\` or \`-\``;
+    }
+    return undefined;
+}
+
+/** Turns a zod issue path into the user's dotted config path. */
+function fieldPath(prefix: string, p: ReadonlyArray<PropertyKey>): string {
+    return p.reduce<string>((acc, key) => typeof key === "number" ? `${acc}[${key}]` : `${acc}.${String(key)}`, prefix);
+}
+
+function optionalString(problems: string[], key: string, v: unknown, hint: string, rule?: RegExp): string | undefined {
+    if (v === undefined || v === null || v === "") {
+        return undefined;
+    }
+    if (typeof v !== "string" || (rule && !rule.test(v))) {
+        problems.push(`${key}: ${show(v)} is not valid; ${hint}`);
+        return undefined;
+    }
+    return v;
+}
+
+/**
+ * Validates the raw stack config and resolves every default.
+ * @throws ConfigError listing every problem found, when there is at least one.
+ */
+export function parseStackConfig(raw: RawStackConfig, ctx: ParseContext): StackConfig {
+    const problems: string[] = [];
+
+    const namespace = optionalString(problems, "namespace", raw.namespace,
+        "use a DNS-1123 label such as \"k8s-chain\" (lower-case letters, digits and `-`, at most 63)",
+        /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/) ?? "default";
+    const registry = optionalString(problems, "registry", raw.registry,
+        "use an image repository prefix such as \"ghcr.io/org\" or \"localhost:5001\" (no scheme, no trailing `/`)",
+        /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]+)?(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/);
+    const imageTag = optionalString(problems, "imageTag", raw.imageTag,
+        "use a Docker tag other than \"latest\": up to 128 letters, digits, `_`, `.` or `-`",
+        /^(?!latest$)[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/);
+    const clusterDomain = optionalString(problems, "clusterDomain", raw.clusterDomain,
+        "use a DNS domain such as \"cluster.local\"", /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/) ?? "cluster.local";
+    const renderDir = optionalString(problems, "renderDir", raw.renderDir, "use a directory path");
+
+    const services: ServiceConfig[] = [];
+    const rawServices = raw.services;
+    if (rawServices === undefined || rawServices === null) {
+        problems.push("services: missing; add at least one service under `k8s-chain:services` (see Pulumi.dev.yaml)");
+    } else if (typeof rawServices !== "object" || Array.isArray(rawServices)) {
+        problems.push(`services: ${show(rawServices)} is not a map; use {"<name>": {"app": "apps/<name>"}}`);
+    } else if (Object.keys(rawServices).length === 0) {
+        problems.push("services: empty; add at least one service under `k8s-chain:services`");
+    } else {
+        for (const [name, value] of Object.entries(rawServices as Record<string, unknown>)) {
+            const svc = parseEntry(name, value, problems, ctx);
+            if (svc) {
+                services.push(svc);
+            }
+        }
+        checkCatalog(services, problems);
+    }
+
+    if (problems.length > 0) {
+        throw new ConfigError(problems);
+    }
+    return { namespace, registry, imageTag, clusterDomain, renderDir, services };
+}
+
+function parseEntry(name: string, value: unknown, problems: string[], ctx: ParseContext): ServiceConfig | undefined {
+    const at = `services.${name}`;
+    if (!DNS_1035.test(name) || name.length > 63) {
+        problems.push(`${at}: ${show(name)} is not a valid service name; use a DNS-1035 label: ` +
+            "lower-case letters, digits and `-`, starting with a letter, ending alphanumeric, at most 63 characters");
+    }
+    if (typeof value !== "object" || value === null || Array.isArray(value)) {
+        problems.push(`${at}: ${show(value)} is not a map; use {"app": "apps/${name}"} or {"image": "<image>:<tag>"}`);
+        return undefined;
+    }
+    const e: Entry = {};
+    const fields = Object.keys(fieldSchemas) as (keyof typeof fieldSchemas)[];
+    for (const [key, fieldValue] of Object.entries(value)) {
+        const field = fields.find(f => f === key);
+        if (field === undefined) {
+            problems.push(`${at}.${key}: unknown field; valid fields are ${fields.join(", ")}`);
+            continue;
+        }
+        const parsed = fieldSchemas[field].safeParse(fieldValue);
+        if (parsed.success) {
+            (e as Record<string, unknown>)[field] = parsed.data;
+        } else {
+            for (const issue of parsed.error.issues) {
+                problems.push(`${fieldPath(`${at}.${field}`, issue.path)}: ${issue.message}`);
+            }
+        }
+    }
+
+    if (e.app !== undefined && e.image !== undefined) {
+        problems.push(`${at}: only one of \`app\` or \`image\` can be set (app ${show(e.app)}, image ${show(e.image)}); ` +
+            "keep `app` to build from source or `image` to run a prebuilt image");
+    } else if (e.app === undefined && e.image === undefined) {
+        problems.push(`${at}: one of \`app\` or \`image\` is required; set \`app\` to a folder with a Dockerfile (e.g. "apps/${name}") or \`image\` to a pinned image`);
+    }
+    if (e.image !== undefined) {
+        const pin = imagePinProblem(e.image);
+        if (pin) {
+            problems.push(`${at}.image: ${pin}`);
+        }
+    }
+    if (e.app !== undefined) {
+        const dir = path.resolve(ctx.projectRoot, e.app);
+        if (ctx.stat(dir) !== "dir") {
+            problems.push(`${at}.app: ${show(e.app)} is not a folder under ${ctx.projectRoot}; give the app's folder relative to the project root`);
+        } else if (ctx.stat(path.join(dir, "Dockerfile")) !== "file") {
+            problems.push(`${at}.app: ${show(e.app)} has no Dockerfile; add ${path.join(e.app, "Dockerfile")}`);
+        }
+    }
+    const expose = e.expose ?? "ClusterIP";
+    if (e.nodePort !== undefined && expose !== "NodePort") {
+        problems.push(`${at}.nodePort: ${e.nodePort} is set but \`expose\` is ${show(expose)}; set \`expose: NodePort\` or remove \`nodePort\``);
+    }
+    const calls = e.calls ?? [];
+    const healthPath = e.healthPath ?? "/health";
+    if (healthPath === "/" && calls.length > 0) {
+        problems.push(`${at}.healthPath: "/" is refused for a service with \`calls\` (its \`/\` calls ${calls.join(", ")}, so probes would follow the chain); use a route that touches no downstream, e.g. "/health"`);
+    }
+    const seen = new Set<string>();
+    calls.forEach((callee, i) => {
+        if (seen.has(callee)) {
+            problems.push(`${at}.calls[${i}]: ${show(callee)} is listed twice; list each callee once`);
+        }
+        seen.add(callee);
+    });
+    return {
+        name,
+        app: e.app,
+        image: e.image,
+        replicas: e.replicas ?? 2,
+        port: e.port ?? 8080,
+        servicePort: e.servicePort ?? 80,
+        expose,
+        nodePort: e.nodePort,
+        calls,
+        env: e.env ?? {},
+        labels: e.labels ?? {},
+        healthPath,
+    };
+}
+
+/** Env vars the stack sets from the catalog; `env` may not redefine them. */
+export function wiredEnvNames(svc: ServiceConfig): string[] {
+    return ["SERVICE_NAME", "PORT", "DOWNSTREAM_URLS", ...svc.calls.map(urlEnvName)];
+}
+
+/** `service-b` -> `SERVICE_B_URL`. */
+export function urlEnvName(callee: string): string {
+    return `${callee.toUpperCase().replace(/-/g, "_")}_URL`;
+}
+
+/** Rules that need the whole catalog: callees, cycles, shared node ports, env collisions. */
+function checkCatalog(services: ServiceConfig[], problems: string[]): void {
+    const names = new Set(services.map(s => s.name));
+    const known = [...names].sort();
+    for (const svc of services) {
+        svc.calls.forEach((callee, i) => {
+            if (callee === svc.name) {
+                problems.push(`services.${svc.name}.calls[${i}]: a service cannot call itself; remove ${show(callee)}`);
+            } else if (!names.has(callee)) {
+                const others = known.filter(n => n !== svc.name);
+                problems.push(`services.${svc.name}.calls: unknown service ${show(callee)} (known: ${others.join(", ") || "none"})`);
+            }
+        });
+        for (const key of Object.keys(svc.env)) {
+            if (wiredEnvNames(svc).includes(key)) {
+                problems.push(`services.${svc.name}.env.${key}: set by the stack from the catalog; remove it (change \`port\` or \`calls\` instead)`);
+            }
+        }
+        if (svc.labels.app !== undefined) {
+            problems.push(`services.${svc.name}.labels.app: set by the stack to the service name; remove it or use another key`);
+        }
+    }
+    const graph = new Map(services.map(s => [s.name, s.calls.filter(c => c !== s.name && names.has(c))]));
+    for (const cycle of findCycles(graph)) {
+        problems.push(`services.${cycle[0]}.calls: call cycle ${cycle.join(" -> ")}; the chain must end, so remove one of these calls`);
+    }
+    const byNodePort = new Map<number, string[]>();
+    for (const svc of services) {
+        if (svc.nodePort !== undefined) {
+            byNodePort.set(svc.nodePort, [...(byNodePort.get(svc.nodePort) ?? []), svc.name]);
+        }
+    }
+    for (const [port, users] of byNodePort) {
+        for (const user of users.slice(1)) {
+            problems.push(`services.${user}.nodePort: ${port} is already used by ${users[0]}; node ports are cluster-wide, pick another in ${NODE_PORT_MIN}-${NODE_PORT_MAX}`);
+        }
+    }
+}

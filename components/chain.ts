@@ -1,0 +1,90 @@
+// Wires a validated catalog into components, in call order. Kept out of index.ts so the
+// whole stack can be built under Pulumi's mocks with any catalog.
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import * as path from "path";
+import { AppImage } from "./app-image";
+import { ServiceConfig, StackConfig } from "./catalog";
+import { creationOrder } from "./graph";
+import { imageTagFor } from "./image-tag";
+import { MicroService } from "./micro-service";
+
+export interface ChainOptions {
+    /** The folder `app` paths are relative to. */
+    projectRoot: string;
+    /** The tag for a built image; defaults to {@link imageTagFor} on its build context. */
+    tagFor?: (contextDir: string) => string;
+}
+
+export interface ChainOutputs {
+    /** name -> in-cluster URL. */
+    urls: Record<string, string>;
+    /** name -> node port, NodePort services only. */
+    nodePorts: Record<string, pulumi.Output<number | undefined>>;
+    /** name -> the image reference its Deployment runs. */
+    images: Record<string, pulumi.Output<string>>;
+    /** The components, by name. */
+    services: Record<string, MicroService>;
+}
+
+/**
+ * The build context for an app: its parent folder (e.g. `apps/`), because the apps share
+ * code that lives beside them; the Dockerfile stays in the app's own folder.
+ */
+export function buildContext(projectRoot: string, app: string): { context: string; dockerfile: string } {
+    const dir = path.resolve(projectRoot, app);
+    return { context: path.dirname(dir), dockerfile: path.join(dir, "Dockerfile") };
+}
+
+/** Registers every service of a validated catalog: images, then components in call order. */
+export function deployChain(config: StackConfig, opts: ChainOptions): ChainOutputs {
+    const placement = { namespace: config.namespace, clusterDomain: config.clusterDomain };
+    const byName = new Map(config.services.map(s => [s.name, s]));
+    const order = creationOrder(new Map(config.services.map(s => [s.name, s.calls])));
+
+    // Rendering to a folder instead of a cluster (used by the engine tests and for review).
+    const provider = config.renderDir !== undefined
+        ? new k8s.Provider("render", { renderYamlToDirectory: config.renderDir })
+        : undefined;
+    const resourceOpts = provider ? { provider } : {};
+
+    // The stack owns its namespace unless it is `default`, which every cluster already has.
+    const namespace = config.namespace === "default" ? undefined
+        : new k8s.core.v1.Namespace("namespace", { metadata: { name: config.namespace } }, resourceOpts);
+
+    const tagFor = opts.tagFor ?? ((dir: string) => imageTagFor(dir, config.imageTag));
+    const tags = new Map<string, string>();
+    const imageFor = (svc: ServiceConfig): pulumi.Output<string> => {
+        if (svc.image !== undefined) {
+            return pulumi.output(svc.image);
+        }
+        const { context, dockerfile } = buildContext(opts.projectRoot, svc.app!);
+        // Apps sharing a context share a tag: hash (or ask git about) each context once.
+        const tag = tags.get(context) ?? tagFor(context);
+        tags.set(context, tag);
+        return new AppImage(svc.name, {
+            context, dockerfile, repository: svc.name, tag, registry: config.registry,
+        }).ref;
+    };
+
+    const services: Record<string, MicroService> = {};
+    const outputs: ChainOutputs = { urls: {}, nodePorts: {}, images: {}, services };
+    for (const name of order) {
+        const svc = byName.get(name)!;
+        const image = imageFor(svc);
+        const ms = new MicroService(name, {
+            service: svc,
+            callees: svc.calls.map(c => byName.get(c)!),
+            placement,
+            image,
+            waitFor: [...(namespace ? [namespace] : []), ...svc.calls.map(c => services[c])],
+        }, resourceOpts);
+        services[name] = ms;
+        outputs.urls[name] = ms.url;
+        outputs.images[name] = image;
+        if (ms.nodePort) {
+            outputs.nodePorts[name] = ms.nodePort;
+        }
+    }
+    return outputs;
+}

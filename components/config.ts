@@ -1,0 +1,29 @@
+// Reads the stack config from Pulumi and the file system, then hands it to the pure parser.
+import * as pulumi from "@pulumi/pulumi";
+import * as fs from "fs";
+import { parseStackConfig, StackConfig } from "./catalog";
+
+/** Reads and validates `k8s-chain:*`; throws a RunError listing every problem. */
+export function readStackConfig(projectRoot: string): StackConfig {
+    const cfg = new pulumi.Config("k8s-chain");
+    const raw = {
+        namespace: cfg.get("namespace"),
+        registry: cfg.get("registry"),
+        imageTag: cfg.get("imageTag"),
+        clusterDomain: cfg.get("clusterDomain"),
+        renderDir: cfg.get("renderDir"),
+        services: cfg.getObject<unknown>("services"),
+    };
+    try {
+        return parseStackConfig(raw, {
+            projectRoot,
+            stat: p => {
+                const st = fs.statSync(p, { throwIfNoEntry: false });
+                return st?.isDirectory() ? "dir" : st?.isFile() ? "file" : undefined;
+            },
+        });
+    } catch (e) {
+        // A RunError is printed without a stack trace: the user sees only the problems.
+        throw e instanceof Error && e.name === "ConfigError" ? new pulumi.RunError(e.message) : e;
+    }
+}

@@ -1,0 +1,79 @@
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { ServiceConfig } from "./catalog";
+import { deploymentSpec, Placement, podDisruptionBudgetSpec, serviceSpec, serviceUrl } from "./specs";
+
+export interface MicroServiceArgs {
+    /** The validated catalog entry. */
+    service: ServiceConfig;
+    /** The entries of the services it calls, in `calls` order (for env wiring). */
+    callees: ReadonlyArray<ServiceConfig>;
+    /** Namespace and cluster domain. */
+    placement: Placement;
+    /** The image reference the Deployment runs: a pushed digest or an immutable tag. */
+    image: pulumi.Input<string>;
+    /**
+     * Resources every child waits for: the callees' components (so a caller starts only once
+     * its callees are created and ready) and the namespace.
+     * @default []
+     */
+    waitFor?: pulumi.Resource[];
+}
+
+/**
+ * One service of the chain: a Deployment, a Service in front of it, and a
+ * PodDisruptionBudget when it runs two or more replicas.
+ */
+export class MicroService extends pulumi.ComponentResource {
+    public readonly deployment: k8s.apps.v1.Deployment;
+    public readonly service: k8s.core.v1.Service;
+    public readonly podDisruptionBudget?: k8s.policy.v1.PodDisruptionBudget;
+    /** The in-cluster URL callers use. */
+    public readonly url: string;
+    /** The node port, for `NodePort` services (pinned, or the one the cluster picked). */
+    public readonly nodePort?: pulumi.Output<number | undefined>;
+
+    /**
+     * @param name The service's catalog key; children are named from it.
+     * @param args The validated entry, its callees, placement and image.
+     * @param opts Resource options (a provider for rendering, for example).
+     */
+    constructor(name: string, args: MicroServiceArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("k8s-chain:components:MicroService", name, {}, opts);
+        const { service: svc, callees, placement, image } = args;
+        const waitFor = args.waitFor ?? [];
+
+        // The Deployment goes first, so its rollout (Pulumi waits for it) is done before the
+        // Service starts sending traffic: the seed's "apply the Deployment before the Service".
+        this.deployment = new k8s.apps.v1.Deployment(`${name}-deployment`,
+            deploymentSpec(svc, callees, placement, image),
+            { parent: this, dependsOn: waitFor });
+
+        // A fixed name and possibly a pinned node port: the old Service must be gone before its
+        // replacement can exist, so replacements are delete-before-replace.
+        this.service = new k8s.core.v1.Service(`${name}-service`,
+            serviceSpec(svc, placement),
+            { parent: this, dependsOn: [...waitFor, this.deployment], deleteBeforeReplace: true });
+
+        const pdb = podDisruptionBudgetSpec(svc, placement);
+        if (pdb) {
+            this.podDisruptionBudget = new k8s.policy.v1.PodDisruptionBudget(`${name}-pdb`, pdb,
+                { parent: this, dependsOn: waitFor });
+        }
+
+        this.url = serviceUrl(svc, placement);
+        if (svc.expose === "NodePort") {
+            this.nodePort = svc.nodePort !== undefined
+                ? pulumi.output(svc.nodePort)
+                : this.service.spec.ports.apply(ports => ports?.[0]?.nodePort);
+        }
+
+        this.registerOutputs({
+            deployment: this.deployment,
+            service: this.service,
+            podDisruptionBudget: this.podDisruptionBudget,
+            url: this.url,
+            nodePort: this.nodePort,
+        });
+    }
+}

@@ -1,0 +1,193 @@
+// The Kubernetes objects of one service, as plain specs: pure functions, no resources.
+//
+// Everything the cluster will see is decided here, so it can be tested (and validated
+// against the Kubernetes schema) without Pulumi. The components only register these.
+import type * as k8s from "@pulumi/kubernetes";
+import type * as pulumi from "@pulumi/pulumi";
+import { ServiceConfig, urlEnvName } from "./catalog";
+
+type Deployment = k8s.types.input.apps.v1.Deployment;
+type Service = k8s.types.input.core.v1.Service;
+type PodDisruptionBudget = k8s.types.input.policy.v1.PodDisruptionBudget;
+type EnvVar = { name: string; value: string };
+
+/** Where a service's objects live and how callers reach them. */
+export interface Placement {
+    namespace: string;
+    clusterDomain: string;
+}
+
+/**
+ * Probe timing. The seed's lesson: a readiness probe that followed the call chain timed out
+ * whenever a neighbour was slow. Ours hit a route that touches nothing downstream, and keep
+ * the seed's generous numbers (15 s initial delay, 5 s timeout, 10 s period, 6 failures) so
+ * a pod under load is not restarted or pulled from endpoints for one slow answer.
+ */
+export const PROBE_TIMING = {
+    initialDelaySeconds: 15,
+    timeoutSeconds: 5,
+    periodSeconds: 10,
+    failureThreshold: 6,
+} as const;
+
+/**
+ * How long a pod keeps serving after SIGTERM while its readiness fails, so kube-proxy and
+ * ingresses stop sending it traffic before it closes (the app reads `SHUTDOWN_DELAY_MS`).
+ */
+export const SHUTDOWN_DELAY_MS = 5000;
+/** Kubernetes kills the pod after this; it must exceed the drain delay plus in-flight work. */
+export const TERMINATION_GRACE_SECONDS = 30;
+
+/** Requests sized for the small Node services in `apps/`; limits cap a runaway pod. */
+export const RESOURCES = {
+    requests: { cpu: "50m", memory: "64Mi" },
+    limits: { cpu: "500m", memory: "256Mi" },
+} as const;
+
+/** The UID and GID the containers run as (the app images' numeric `USER`). */
+export const RUN_AS = 1000;
+
+/** `http://service-b.default.svc.cluster.local:80`: how callers reach a service in the cluster. */
+export function serviceUrl(svc: Pick<ServiceConfig, "name" | "servicePort">, where: Placement): string {
+    return `http://${svc.name}.${where.namespace}.svc.${where.clusterDomain}:${svc.servicePort}`;
+}
+
+/** The labels that select a service's pods: one object feeds every selector. */
+export function selectorLabels(svc: ServiceConfig): Record<string, string> {
+    return { ...svc.labels, app: svc.name };
+}
+
+/** Labels on every object: the selector plus the recommended `app.kubernetes.io` set. */
+export function objectLabels(svc: ServiceConfig): Record<string, string> {
+    return {
+        ...selectorLabels(svc),
+        "app.kubernetes.io/name": svc.name,
+        "app.kubernetes.io/part-of": "k8s-chain",
+        "app.kubernetes.io/managed-by": "pulumi",
+    };
+}
+
+/**
+ * The container env: `SERVICE_NAME`, `PORT`, one `<CALLEE>_URL` per callee, `DOWNSTREAM_URLS`
+ * (in `calls` order), the drain delay, then the catalog's `env` (which may override the
+ * drain delay but not the wiring: validation refuses that).
+ */
+export function containerEnv(svc: ServiceConfig, callees: ReadonlyArray<ServiceConfig>, where: Placement): EnvVar[] {
+    const urls = callees.map(c => serviceUrl(c, where));
+    const env: EnvVar[] = [
+        { name: "SERVICE_NAME", value: svc.name },
+        { name: "PORT", value: String(svc.port) },
+        ...callees.map((c, i) => ({ name: urlEnvName(c.name), value: urls[i] })),
+        { name: "DOWNSTREAM_URLS", value: urls.join(",") },
+    ];
+    if (svc.env.SHUTDOWN_DELAY_MS === undefined) {
+        env.push({ name: "SHUTDOWN_DELAY_MS", value: String(SHUTDOWN_DELAY_MS) });
+    }
+    for (const [name, value] of Object.entries(svc.env)) {
+        env.push({ name, value });
+    }
+    return env;
+}
+
+function probe(svc: ServiceConfig) {
+    return { httpGet: { path: svc.healthPath, port: "http" }, ...PROBE_TIMING };
+}
+
+/**
+ * The Deployment. It has no `metadata.name`: Pulumi auto-names it, so a change to its
+ * immutable selector is a create-before-delete replacement (new pods ready before the old
+ * ones go), never a collision with itself.
+ */
+export function deploymentSpec(
+    svc: ServiceConfig,
+    callees: ReadonlyArray<ServiceConfig>,
+    where: Placement,
+    image: pulumi.Input<string>,
+): Deployment {
+    const labels = objectLabels(svc);
+    return {
+        apiVersion: "apps/v1",
+        kind: "Deployment",
+        metadata: { namespace: where.namespace, labels },
+        spec: {
+            replicas: svc.replicas,
+            selector: { matchLabels: selectorLabels(svc) },
+            // Zero downtime: a new pod must be Ready before an old one is taken away.
+            strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+            revisionHistoryLimit: 5,
+            template: {
+                metadata: { labels },
+                spec: {
+                    terminationGracePeriodSeconds: TERMINATION_GRACE_SECONDS,
+                    automountServiceAccountToken: false,
+                    // Pod Security Standards "restricted".
+                    securityContext: {
+                        runAsNonRoot: true,
+                        runAsUser: RUN_AS,
+                        runAsGroup: RUN_AS,
+                        seccompProfile: { type: "RuntimeDefault" },
+                    },
+                    containers: [{
+                        name: svc.name,
+                        image,
+                        // A digest or an immutable tag never changes under a name, so a node's copy is good.
+                        imagePullPolicy: "IfNotPresent",
+                        ports: [{ name: "http", containerPort: svc.port, protocol: "TCP" }],
+                        env: containerEnv(svc, callees, where),
+                        readinessProbe: probe(svc),
+                        livenessProbe: probe(svc),
+                        resources: {
+                            requests: { ...RESOURCES.requests },
+                            limits: { ...RESOURCES.limits },
+                        },
+                        securityContext: {
+                            allowPrivilegeEscalation: false,
+                            readOnlyRootFilesystem: true,
+                            runAsNonRoot: true,
+                            capabilities: { drop: ["ALL"] },
+                        },
+                        // The root filesystem is read-only; give the runtime a scratch /tmp.
+                        volumeMounts: [{ name: "tmp", mountPath: "/tmp" }],
+                    }],
+                    volumes: [{ name: "tmp", emptyDir: { sizeLimit: "64Mi" } }],
+                },
+            },
+        },
+    };
+}
+
+/**
+ * The Service. Its name is the catalog key (the DNS name callers use), so it is fixed:
+ * a replacement must delete the old one first (the component sets `deleteBeforeReplace`).
+ */
+export function serviceSpec(svc: ServiceConfig, where: Placement): Service {
+    return {
+        apiVersion: "v1",
+        kind: "Service",
+        metadata: { name: svc.name, namespace: where.namespace, labels: objectLabels(svc) },
+        spec: {
+            type: svc.expose,
+            selector: selectorLabels(svc),
+            ports: [{
+                name: "http",
+                protocol: "TCP",
+                port: svc.servicePort,
+                targetPort: "http",
+                ...(svc.nodePort !== undefined ? { nodePort: svc.nodePort } : {}),
+            }],
+        },
+    };
+}
+
+/** With two or more replicas, a voluntary disruption (node drain) may take only one pod at a time. */
+export function podDisruptionBudgetSpec(svc: ServiceConfig, where: Placement): PodDisruptionBudget | undefined {
+    if (svc.replicas < 2) {
+        return undefined;
+    }
+    return {
+        apiVersion: "policy/v1",
+        kind: "PodDisruptionBudget",
+        metadata: { namespace: where.namespace, labels: objectLabels(svc) },
+        spec: { maxUnavailable: 1, selector: { matchLabels: selectorLabels(svc) } },
+    };
+}

@@ -1,0 +1,10 @@
+// k8s-chain: reads the service catalog, builds the images and deploys the chain.
+import { deployChain } from "./components/chain";
+import { readStackConfig } from "./components/config";
+
+const config = readStackConfig(__dirname);
+const chain = deployChain(config, { projectRoot: __dirname });
+
+export const urls = chain.urls;
+export const nodePorts = chain.nodePorts;
+export const images = chain.images;
