@@ -1,0 +1,145 @@
+import * as assert from "assert";
+import { Deployment } from "kubernetes-models/apps/v1/Deployment";
+import { Service } from "kubernetes-models/v1/Service";
+import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
+import {
+    containerEnv, deploymentSpec, podDisruptionBudgetSpec, PROBE_TIMING, serviceSpec, serviceUrl,
+} from "../components/specs";
+import { PINNED, parse, seedServices } from "./support/catalogs";
+
+const where = { namespace: "chain", clusterDomain: "cluster.local" };
+const seed = () => {
+    const cfg = parse({ services: seedServices() });
+    const by = new Map(cfg.services.map(s => [s.name, s]));
+    const callees = (n: string) => by.get(n)!.calls.map(c => by.get(c)!);
+    return { by, callees };
+};
+
+describe("specs", () => {
+    it("wires env: SERVICE_NAME, PORT, <CALLEE>_URL, DOWNSTREAM_URLS, drain delay, then `env`", () => {
+        const cfg = parse({
+            services: {
+                a: { image: "a:1", calls: ["c", "b"], env: { LOG_LEVEL: "debug", SHUTDOWN_DELAY_MS: "1000" } },
+                b: { image: "b:1", servicePort: 8081 },
+                c: { image: "c:1" },
+            },
+        });
+        const [a, b, c] = cfg.services;
+        assert.deepStrictEqual(containerEnv(a, [c, b], where), [
+            { name: "SERVICE_NAME", value: "a" },
+            { name: "PORT", value: "8080" },
+            { name: "C_URL", value: "http://c.chain.svc.cluster.local:80" },
+            { name: "B_URL", value: "http://b.chain.svc.cluster.local:8081" },
+            { name: "DOWNSTREAM_URLS", value: "http://c.chain.svc.cluster.local:80,http://b.chain.svc.cluster.local:8081" },
+            { name: "LOG_LEVEL", value: "debug" },
+            { name: "SHUTDOWN_DELAY_MS", value: "1000" },
+        ]);
+        assert.deepStrictEqual(containerEnv(c, [], where), [
+            { name: "SERVICE_NAME", value: "c" },
+            { name: "PORT", value: "8080" },
+            { name: "DOWNSTREAM_URLS", value: "" },
+            { name: "SHUTDOWN_DELAY_MS", value: "5000" },
+        ]);
+    });
+
+    it("builds the seed's sample-app: 2 replicas, probes on /health at the named port, NodePort 30080, 80 -> 8080", () => {
+        const { by } = seed();
+        const svc = by.get("sample-app")!;
+        const dep = deploymentSpec(svc, [], where, PINNED) as any;
+        assert.strictEqual(dep.spec.replicas, 2);
+        assert.deepStrictEqual(dep.spec.selector.matchLabels, { app: "sample-app" });
+        assert.deepStrictEqual(dep.spec.template.metadata.labels.app, "sample-app");
+        const c = dep.spec.template.spec.containers[0];
+        assert.strictEqual(c.image, PINNED);
+        assert.deepStrictEqual(c.ports, [{ name: "http", containerPort: 8080, protocol: "TCP" }]);
+        for (const probe of [c.readinessProbe, c.livenessProbe]) {
+            assert.deepStrictEqual(probe, {
+                httpGet: { path: "/health", port: "http" },
+                initialDelaySeconds: 15, timeoutSeconds: 5, periodSeconds: 10, failureThreshold: 6,
+            });
+        }
+        assert.deepStrictEqual(PROBE_TIMING, { initialDelaySeconds: 15, timeoutSeconds: 5, periodSeconds: 10, failureThreshold: 6 });
+        const s = serviceSpec(svc, where) as any;
+        assert.deepStrictEqual(s.metadata.name, "sample-app");
+        assert.deepStrictEqual(s.spec, {
+            type: "NodePort",
+            selector: { app: "sample-app" },
+            ports: [{ name: "http", protocol: "TCP", port: 80, targetPort: "http", nodePort: 30080 }],
+        });
+    });
+
+    it("rolls out with zero downtime and terminates gracefully", () => {
+        const { by } = seed();
+        const dep = deploymentSpec(by.get("service-b")!, [by.get("service-c")!], where, PINNED) as any;
+        assert.deepStrictEqual(dep.spec.strategy, { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } });
+        assert.strictEqual(dep.spec.template.spec.terminationGracePeriodSeconds, 30);
+        const env = dep.spec.template.spec.containers[0].env;
+        assert.deepStrictEqual(env.find((e: any) => e.name === "SHUTDOWN_DELAY_MS"), { name: "SHUTDOWN_DELAY_MS", value: "5000" });
+    });
+
+    it("meets Pod Security Standards 'restricted' and sets requests and limits", () => {
+        const { by } = seed();
+        const pod = (deploymentSpec(by.get("service-c")!, [], where, PINNED) as any).spec.template.spec;
+        assert.deepStrictEqual(pod.securityContext, {
+            runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, seccompProfile: { type: "RuntimeDefault" },
+        });
+        const c = pod.containers[0];
+        assert.deepStrictEqual(c.securityContext, {
+            allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ["ALL"] },
+        });
+        assert.deepStrictEqual(c.resources, { requests: { cpu: "50m", memory: "64Mi" }, limits: { cpu: "500m", memory: "256Mi" } });
+        assert.strictEqual(pod.automountServiceAccountToken, false);
+    });
+
+    it("leaves the Deployment unnamed (auto-named, so replacements are create-before-delete) and names the Service", () => {
+        const { by } = seed();
+        const svc = by.get("service-c")!;
+        assert.strictEqual((deploymentSpec(svc, [], where, PINNED) as any).metadata.name, undefined);
+        assert.strictEqual((serviceSpec(svc, where) as any).metadata.name, "service-c");
+        assert.strictEqual((serviceSpec(svc, where) as any).metadata.namespace, "chain");
+    });
+
+    it("adds catalog labels to every selector, so they change together", () => {
+        const cfg = parse({ services: { c: { image: "c:1", labels: { tier: "backend" } } } });
+        const svc = cfg.services[0];
+        const dep = deploymentSpec(svc, [], where, PINNED) as any;
+        assert.deepStrictEqual(dep.spec.selector.matchLabels, { tier: "backend", app: "c" });
+        assert.deepStrictEqual((serviceSpec(svc, where) as any).spec.selector, { tier: "backend", app: "c" });
+        assert.deepStrictEqual((podDisruptionBudgetSpec(svc, where) as any).spec.selector.matchLabels, { tier: "backend", app: "c" });
+    });
+
+    it("makes a PodDisruptionBudget only for two or more replicas", () => {
+        const cfg = parse({ services: { one: { image: "c:1", replicas: 1 }, two: { image: "c:1", replicas: 2 } } });
+        assert.strictEqual(podDisruptionBudgetSpec(cfg.services[0], where), undefined);
+        assert.deepStrictEqual((podDisruptionBudgetSpec(cfg.services[1], where) as any).spec.maxUnavailable, 1);
+    });
+
+    it("gives in-cluster URLs with namespace and cluster domain", () => {
+        assert.strictEqual(serviceUrl({ name: "service-b", servicePort: 80 }, { namespace: "default", clusterDomain: "k8s.example" }),
+            "http://service-b.default.svc.k8s.example:80");
+    });
+
+    it("produces objects that validate against the Kubernetes schema", () => {
+        const cfg = parse({
+            services: {
+                ...seedServices(),
+                lb: { image: "nginx:1.27.3", expose: "LoadBalancer", replicas: 1, labels: { "example.com/tier": "edge" } },
+            },
+        });
+        const by = new Map(cfg.services.map(s => [s.name, s]));
+        for (const svc of cfg.services) {
+            const named = (o: any) => ({ ...o, metadata: { ...o.metadata, name: o.metadata.name ?? `${svc.name}-x` } });
+            new Deployment(named(deploymentSpec(svc, svc.calls.map(c => by.get(c)!), where, PINNED))).validate();
+            new Service(serviceSpec(svc, where) as any).validate();
+            const pdb = podDisruptionBudgetSpec(svc, where);
+            if (pdb) {
+                new PodDisruptionBudget(named(pdb)).validate();
+            }
+        }
+        // The check can fail: a wrong type is refused.
+        const bad = named(deploymentSpec(cfg.services[0], [], where, PINNED));
+        bad.spec.replicas = "2";
+        assert.throws(() => new Deployment(bad).validate(), /replicas must be integer/);
+        function named(o: any) { return { ...o, metadata: { ...o.metadata, name: "x" } }; }
+    });
+});
