@@ -27,12 +27,14 @@ export function createShutdown(app: App, { delayMs, timeoutMs, log, exit }: Shut
     app.startDraining();
     log.info({ signal, delayMs }, "shutdown started: /health answers 503, still serving");
     setTimeout(() => {
-      log.info({ inFlight: app.inFlight, timeoutMs }, "closing the server: no new connections, in-flight requests finish");
       const force = setTimeout(() => {
         log.error({ inFlight: app.inFlight, timeoutMs }, "forced exit: in-flight requests still running");
         exit(1);
       }, timeoutMs);
-      app.close().then(() => {
+      // close() stops the listener synchronously, so this line means "no longer accepting".
+      const closed = app.close();
+      log.info({ inFlight: app.inFlight, timeoutMs }, "closing the server: no new connections, in-flight requests finish");
+      void closed.then(() => {
         clearTimeout(force);
         log.info("shutdown complete");
         exit(0);

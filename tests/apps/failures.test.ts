@@ -1,0 +1,130 @@
+// Downstream failures (504 timeout, 502 refused / non-2xx / bad body, up the chain), routes that
+// do not exist, and junk on the socket, on real processes.
+import assert from "node:assert/strict";
+import net from "node:net";
+import { fakeServer, get, hangingServer, rawExchange, refusedUrl, startService, stopAll } from "./harness";
+
+describe("apps: failures", function () {
+  afterEach(stopAll);
+
+  it("a hanging downstream gives 504 within DOWNSTREAM_TIMEOUT_MS while /health stays fast", async function () {
+    const hang = await hangingServer();
+    const a = await startService("service-a", { DOWNSTREAM_URLS: hang.url, DOWNSTREAM_TIMEOUT_MS: "800" });
+    const pending = get(`${a.url}/`, { "x-request-id": "hang-1" });
+    await hang.nthRequest(1);
+    const health = await get(`${a.url}/health`);
+    assert.equal(health.status, 200);
+    assert.equal(health.body, '{"status":"ok"}');
+    assert.ok(health.ms < 200, `/health took ${health.ms} ms while / hung`);
+    const reply = await pending;
+    assert.equal(reply.status, 504);
+    assert.equal(reply.body, `{"service":"service-a","error":"timed out after 800 ms","failed":"${hang.url}"}`);
+    assert.ok(reply.ms >= 800 && reply.ms < 1800, `504 came after ${reply.ms} ms`);
+    const warn = await a.waitForLog((l) => l.msg === "downstream failed", "downstream failed");
+    assert.deepEqual([warn.level, warn.reqId, warn.url], ["warn", "hang-1", hang.url]);
+  });
+
+  it("a refused downstream gives 502 at once, not after the timeout", async function () {
+    const dead = await refusedUrl();
+    const a = await startService("service-a", { DOWNSTREAM_URLS: dead, DOWNSTREAM_TIMEOUT_MS: "5000" });
+    const reply = await get(`${a.url}/`);
+    assert.equal(reply.status, 502);
+    assert.equal(reply.body, `{"service":"service-a","error":"connection refused","failed":"${dead}"}`);
+    assert.ok(reply.ms < 1000, `502 came after ${reply.ms} ms`);
+  });
+
+  it("the first failure answers at once even while another downstream hangs", async function () {
+    const hang = await hangingServer();
+    const dead = await refusedUrl();
+    const a = await startService("service-a", { DOWNSTREAM_URLS: `${hang.url},${dead}`, DOWNSTREAM_TIMEOUT_MS: "5000" });
+    const reply = await get(`${a.url}/`);
+    assert.equal(reply.status, 502);
+    assert.equal(reply.body, `{"service":"service-a","error":"connection refused","failed":"${dead}"}`);
+    assert.ok(reply.ms < 1000, `502 came after ${reply.ms} ms`);
+  });
+
+  it("an error at the end of the chain propagates up: C refused -> B 502 -> A 502 naming B", async function () {
+    const dead = await refusedUrl();
+    const b = await startService("service-b", { DOWNSTREAM_URLS: dead });
+    const a = await startService("service-a", { DOWNSTREAM_URLS: b.url });
+    const reply = await get(`${a.url}/`, { "x-request-id": "up-1" });
+    assert.equal(reply.status, 502);
+    assert.equal(
+      reply.body,
+      `{"service":"service-a","error":"service-b answered 502: connection refused (${dead})","failed":"${b.url}"}`,
+    );
+    for (const service of [a, b]) {
+      const line = await service.waitForLog((l) => l.msg === "request" && l.reqId === "up-1", "request up-1");
+      assert.equal(line.status, 502);
+    }
+  });
+
+  it("a timeout further down reaches A as B's 504, reported by A as 502", async function () {
+    const hang = await hangingServer();
+    const b = await startService("service-b", { DOWNSTREAM_URLS: hang.url, DOWNSTREAM_TIMEOUT_MS: "300" });
+    const a = await startService("service-a", { DOWNSTREAM_URLS: b.url, DOWNSTREAM_TIMEOUT_MS: "3000" });
+    const reply = await get(`${a.url}/`);
+    assert.equal(reply.status, 502);
+    assert.equal(
+      reply.body,
+      `{"service":"service-a","error":"service-b answered 504: timed out after 300 ms (${hang.url})","failed":"${b.url}"}`,
+    );
+  });
+
+  it("a non-2xx or non-JSON answer from a foreign downstream is a 502", async function () {
+    const broken = await fakeServer((_req, res) => {
+      res.statusCode = 500;
+      res.end("Internal Server Error");
+    });
+    const html = await fakeServer((_req, res) => res.end("<html>hello</html>"));
+    const a = await startService("service-a", { DOWNSTREAM_URLS: broken.url });
+    assert.equal(
+      (await get(`${a.url}/`)).body,
+      `{"service":"service-a","error":"answered 500","failed":"${broken.url}"}`,
+    );
+    const b = await startService("service-b", { DOWNSTREAM_URLS: html.url });
+    const reply = await get(`${b.url}/`);
+    assert.equal(reply.status, 502);
+    assert.equal(
+      reply.body,
+      `{"service":"service-b","error":"answered 200 with a body that is not JSON","failed":"${html.url}"}`,
+    );
+  });
+
+  it("unknown routes get 404 JSON, other methods 405 JSON", async function () {
+    const a = await startService("service-a");
+    const missing = await get(`${a.url}/nope?x=1`);
+    assert.equal(missing.status, 404);
+    assert.equal(missing.headers["content-type"], "application/json");
+    assert.equal(missing.body, '{"service":"service-a","error":"not found","path":"/nope"}');
+    const post = await get(`${a.url}/health`, {}, "POST");
+    assert.equal(post.status, 405);
+    assert.equal(post.headers.allow, "GET, HEAD");
+    assert.equal(post.body, '{"service":"service-a","error":"method not allowed","method":"POST"}');
+  });
+
+  it("junk bytes, a huge header or a cut-off request never crash the process", async function () {
+    const a = await startService("service-a");
+    const junk = await rawExchange(a.port, Buffer.from([0x00, 0xff, 0x13, 0x37, 0x0d, 0x0a, 0x0d, 0x0a]));
+    assert.match(junk, /^HTTP\/1\.1 400 Bad Request\r\n/);
+    assert.ok(junk.endsWith('\r\n\r\n{"service":"service-a","error":"bad request"}'), junk);
+    const big = await rawExchange(a.port, `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`);
+    assert.match(big, /^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/);
+    assert.ok(big.endsWith('{"service":"service-a","error":"request header fields too large"}'), big);
+    const smuggle = await rawExchange(a.port, "GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n");
+    assert.match(smuggle, /^HTTP\/1\.1 400 Bad Request\r\n/);
+    await new Promise<void>((resolve, reject) => {
+      // A request cut off half-way: the client goes away before the headers end.
+      const socket = net.connect(a.port, "127.0.0.1", () => socket.end("GET /heal"));
+      socket.resume();
+      socket.on("close", () => resolve());
+      socket.on("error", reject);
+    });
+    const warn = await a.waitForLog((l) => l.msg === "malformed request", "malformed request");
+    assert.equal(warn.status, 400);
+    assert.equal(typeof warn.reqId, "string");
+    const health = await get(`${a.url}/health`);
+    assert.equal(health.status, 200);
+    assert.equal(a.proc.exitCode, null);
+  });
+});

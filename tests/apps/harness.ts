@@ -1,0 +1,214 @@
+// Real-process harness for the sample services: spawn `node apps/<name>/dist/server.js` on
+// PORT=0, learn the bound port from its "listening" log line, talk to it over loopback.
+import { spawn, type ChildProcess } from "node:child_process";
+import http from "node:http";
+import net from "node:net";
+import path from "node:path";
+
+export const ROOT = path.resolve(__dirname, "..", "..");
+
+/** Bounds every wait in these tests (mocha's own timeout is 20 s). */
+const WAIT_MS = 10_000;
+
+export type LogLine = Record<string, unknown> & { msg?: string; reqId?: string; level?: string };
+
+export interface Service {
+  readonly name: string;
+  readonly proc: ChildProcess;
+  readonly port: number;
+  /** `http://127.0.0.1:<port>` */
+  readonly url: string;
+  /** Every JSON line written to stdout so far. */
+  readonly logs: LogLine[];
+  /** Resolves with the first log line (seen or to come) matching `match`. */
+  waitForLog(match: (line: LogLine) => boolean, what: string): Promise<LogLine>;
+  /** Resolves when the process has exited. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  readonly stderr: () => string;
+}
+
+const running = new Set<ChildProcess>();
+const fakes = new Set<FakeServer>();
+
+/** Kills the processes and closes the fake servers a test left running; call from `afterEach`. */
+export async function stopAll(): Promise<void> {
+  const procs = [...running];
+  running.clear();
+  const servers = [...fakes];
+  fakes.clear();
+  await Promise.all(servers.map((fake) => fake.close()));
+  await Promise.all(
+    procs.map(
+      (proc) =>
+        new Promise<void>((resolve) => {
+          if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
+          proc.once("exit", () => resolve());
+          proc.kill("SIGKILL");
+        }),
+    ),
+  );
+}
+
+/** A started process whose port is not known yet (see `startService`). */
+export type Spawned = Omit<Service, "port" | "url">;
+
+/** Spawns a built app with PORT=0 and `env` (the SERVICE_NAME, DOWNSTREAM_*, SHUTDOWN_* and LOG_LEVEL of the test run are dropped). */
+export function spawnService(name: string, env: Record<string, string> = {}): Spawned {
+  const script = path.join(ROOT, "apps", name, "dist", "server.js");
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, PORT: "0", ...env };
+  for (const key of ["SERVICE_NAME", "DOWNSTREAM_URLS", "DOWNSTREAM_TIMEOUT_MS", "SHUTDOWN_DELAY_MS", "SHUTDOWN_TIMEOUT_MS", "LOG_LEVEL"]) {
+    if (!(key in env)) delete childEnv[key];
+  }
+  const proc = spawn(process.execPath, [script], { env: childEnv, stdio: ["ignore", "pipe", "pipe"] });
+  running.add(proc);
+  const logs: LogLine[] = [];
+  const waiters: { match: (line: LogLine) => boolean; resolve: (line: LogLine) => void }[] = [];
+  let stderr = "";
+  let pending = "";
+  proc.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+  proc.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
+    pending += chunk;
+    let newline: number;
+    while ((newline = pending.indexOf("\n")) !== -1) {
+      const text = pending.slice(0, newline);
+      pending = pending.slice(newline + 1);
+      let line: LogLine;
+      try {
+        line = JSON.parse(text) as LogLine;
+      } catch {
+        line = { msg: "(not JSON)", text };
+      }
+      logs.push(line);
+      for (const waiter of [...waiters]) {
+        if (waiter.match(line)) {
+          waiters.splice(waiters.indexOf(waiter), 1);
+          waiter.resolve(line);
+        }
+      }
+    }
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.once("exit", (code, signal) => resolve({ code, signal })),
+  );
+
+  const waitForLog = (match: (line: LogLine) => boolean, what: string): Promise<LogLine> => {
+    const seen = logs.find(match);
+    if (seen) return Promise.resolve(seen);
+    return new Promise<LogLine>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(new Error(`${name}: no log line ${what} within ${WAIT_MS} ms; logs:\n${JSON.stringify(logs)}\n${stderr}`));
+      }, WAIT_MS);
+      waiters.push({ match, resolve: (line) => (clearTimeout(timer), resolve(line)) });
+      void exited.then(({ code }) => {
+        clearTimeout(timer);
+        reject(new Error(`${name} exited (${code}) before logging ${what}; logs:\n${JSON.stringify(logs)}\n${stderr}`));
+      });
+    });
+  };
+
+  return { name, proc, logs, waitForLog, exited, stderr: () => stderr };
+}
+
+/** Starts a built app with PORT=0 and `env`, resolved once it logged `listening` with its port. */
+export async function startService(name: string, env: Record<string, string> = {}): Promise<Service> {
+  const spawned = spawnService(name, env);
+  const line = await spawned.waitForLog((l) => l.msg === "listening", '"listening"');
+  const port = line.port as number;
+  return { ...spawned, port, url: `http://127.0.0.1:${port}` };
+}
+
+export interface Reply {
+  readonly status: number;
+  readonly headers: http.IncomingHttpHeaders;
+  readonly body: string;
+  readonly ms: number;
+}
+
+/** One GET on a fresh connection (no agent pooling), bounded by WAIT_MS. */
+export function get(url: string, headers: Record<string, string> = {}, method = "GET"): Promise<Reply> {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method, headers, agent: false, timeout: WAIT_MS }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => (body += chunk));
+      res.on("end", () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, ms: performance.now() - started }),
+      );
+      res.on("error", reject);
+    });
+    req.on("timeout", () => req.destroy(new Error(`GET ${url}: no answer within ${WAIT_MS} ms`)));
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+/** Writes `bytes` on a raw connection and collects everything until the server closes it. */
+export function rawExchange(port: number, bytes: Buffer | string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, "127.0.0.1", () => socket.write(bytes));
+    let answer = "";
+    socket.setTimeout(WAIT_MS, () => socket.destroy(new Error(`no close within ${WAIT_MS} ms; got ${JSON.stringify(answer)}`)));
+    socket.setEncoding("utf8");
+    socket.on("data", (chunk: string) => (answer += chunk));
+    socket.on("close", () => resolve(answer));
+    socket.on("error", reject);
+  });
+}
+
+/** A stand-in downstream on port 0; `handler` decides what each request gets. */
+export interface FakeServer {
+  readonly url: string;
+  readonly port: number;
+  /** Requests received so far, with their headers. */
+  readonly requests: http.IncomingMessage[];
+  /** TCP connections accepted so far. */
+  connections: number;
+  /** Resolves when the n-th request has arrived. */
+  nthRequest(n: number): Promise<http.IncomingMessage>;
+  close(): Promise<void>;
+}
+
+export async function fakeServer(
+  handler: (req: http.IncomingMessage, res: http.ServerResponse) => void,
+): Promise<FakeServer> {
+  const requests: http.IncomingMessage[] = [];
+  const waiters: { n: number; resolve: (req: http.IncomingMessage) => void }[] = [];
+  const server = http.createServer((req, res) => {
+    requests.push(req);
+    for (const waiter of waiters.filter((w) => w.n === requests.length)) waiter.resolve(req);
+    handler(req, res);
+  });
+  const fake: FakeServer = {
+    url: "",
+    port: 0,
+    requests,
+    connections: 0,
+    nthRequest: (n) =>
+      requests.length >= n ? Promise.resolve(requests[n - 1]) : new Promise((resolve) => waiters.push({ n, resolve })),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+  server.on("connection", () => fake.connections++);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  fakes.add(Object.assign(fake, { port, url: `http://127.0.0.1:${port}/` }));
+  return fake;
+}
+
+/** A downstream that accepts connections and never answers. */
+export function hangingServer(): Promise<FakeServer> {
+  return fakeServer(() => undefined);
+}
+
+/** A loopback URL on which nothing listens (a port just freed). */
+export async function refusedUrl(): Promise<string> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return `http://127.0.0.1:${port}/`;
+}
