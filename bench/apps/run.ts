@@ -1,0 +1,242 @@
+// `npm run bench:apps`: the sample services against the seed's Flask app on Flask's development
+// server and against a bare node:http server (the ceiling), measured with wrk on loopback.
+// Needs `npm run build` (the apps' dist/) and Debian's wrk and python3-flask
+// (`apt-get install wrk python3-flask`). Every run is bounded: BENCH_SECONDS (default 5) each.
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import http from "node:http";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+
+const ROOT = path.resolve(__dirname, "..", "..");
+const SECONDS = Number(process.env.BENCH_SECONDS ?? "5");
+const CONNECTIONS = 50;
+const HANGING = 200;
+const PYTHON = "/usr/bin/python3"; // Debian's, with python3-flask (not a pyenv or venv one)
+
+const children: ChildProcess[] = [];
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** Resolves once `url` answers 200, polling every 50 ms for at most 15 s. */
+async function ready(url: string): Promise<void> {
+  for (let tries = 0; tries < 300; tries++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const req = http.get(url, { agent: false, timeout: 1000 }, (res) => {
+        res.resume();
+        resolve(res.statusCode === 200);
+      });
+      req.on("error", () => resolve(false));
+      req.on("timeout", () => req.destroy());
+    });
+    if (ok) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`${url} not ready after 15 s`);
+}
+
+type Kind = "ours" | "bare" | "flask";
+
+/** Starts one server of `kind` on a free port; resolves with its base URL once /health is 200. */
+async function start(kind: Kind, name: string, next?: string, timeoutMs?: number): Promise<string> {
+  const port = await freePort();
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), SERVICE_NAME: name };
+  if (timeoutMs !== undefined) env.DOWNSTREAM_TIMEOUT_MS = String(timeoutMs);
+  let command: string[];
+  if (kind === "ours") {
+    if (next) env.DOWNSTREAM_URLS = next;
+    command = [process.execPath, path.join(ROOT, "apps", "service-a", "dist", "server.js")];
+  } else if (kind === "bare") {
+    if (next) env.NEXT_URL = next;
+    command = [process.execPath, "-r", "ts-node/register/transpile-only", path.join(__dirname, "bare-http.ts")];
+  } else {
+    if (next) env.NEXT_URL = next;
+    command = [PYTHON, path.join(__dirname, "flask_app.py")];
+  }
+  const child = spawn(command[0], command.slice(1), { env, cwd: ROOT, stdio: "ignore" });
+  children.push(child);
+  const url = `http://127.0.0.1:${port}/`;
+  await ready(`${url}health`);
+  return url;
+}
+
+/** A -> B -> C of one kind; resolves with A's URL. */
+async function chain(kind: Kind): Promise<string> {
+  const c = await start(kind, "service-c");
+  const b = await start(kind, "service-b", c);
+  return start(kind, "service-a", b);
+}
+
+async function stopAll(): Promise<void> {
+  await Promise.all(
+    children.splice(0).map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
+          const kill = setTimeout(() => child.kill("SIGKILL"), 3000);
+          child.once("exit", () => (clearTimeout(kill), resolve()));
+          child.kill("SIGTERM");
+        }),
+    ),
+  );
+}
+
+interface WrkResult {
+  rps: number;
+  p50: number;
+  p99: number;
+  requests: number;
+  non2xx: number;
+  socketErrors: number;
+}
+
+function ms(value: string, unit: string): number {
+  const factor = unit === "us" ? 0.001 : unit === "ms" ? 1 : unit === "s" ? 1000 : NaN;
+  return Number(value) * factor;
+}
+
+/** Runs wrk (1 thread) for `seconds` and parses req/s, p50, p99 and errors. */
+function wrk(url: string, connections: number, seconds: number): Promise<WrkResult> {
+  return new Promise((resolve, reject) => {
+    const args = ["-t1", `-c${connections}`, `-d${seconds}s`, "--timeout", "10s", "--latency", url];
+    const child = spawn("wrk", args, { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
+    child.on("error", reject);
+    child.on("exit", (code) => {
+      if (code !== 0) return reject(new Error(`wrk ${args.join(" ")} exited ${code}:\n${out}`));
+      const pct = (p: string) => {
+        const m = out.match(new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s)\\s*$`, "m"));
+        return m ? ms(m[1], m[2]) : NaN;
+      };
+      const socket = out.match(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/);
+      resolve({
+        rps: Number(out.match(/Requests\/sec:\s+([\d.]+)/)?.[1] ?? NaN),
+        p50: pct("50"),
+        p99: pct("99"),
+        requests: Number(out.match(/(\d+) requests in/)?.[1] ?? NaN),
+        non2xx: Number(out.match(/Non-2xx or 3xx responses: (\d+)/)?.[1] ?? 0),
+        socketErrors: socket ? socket.slice(1).reduce((sum, n) => sum + Number(n), 0) : 0,
+      });
+    });
+  });
+}
+
+/** 1 s of warm-up (JIT, connection pools), then the measured run. */
+async function measure(url: string, connections = CONNECTIONS): Promise<WrkResult> {
+  await wrk(url, connections, 1);
+  return wrk(url, connections, SECONDS);
+}
+
+/** A downstream that accepts connections and never answers; counts open connections. */
+async function deadDownstream(): Promise<{ url: string; open: () => number; close: () => void }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.on("error", () => undefined);
+    socket.resume();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/`,
+    open: () => sockets.size,
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    },
+  };
+}
+
+/** /health latency of `kind` while HANGING `/` requests wait on a dead downstream. */
+async function healthWhileHanging(kind: Kind): Promise<{ health: WrkResult; hangingSeen: number }> {
+  const dead = await deadDownstream();
+  try {
+    const url = await start(kind, "service-a", dead.url, 2000);
+    const hanging = wrk(url, HANGING, SECONDS + 2);
+    // Bounded wait (<= 5 s) until the service holds its hanging calls to the dead downstream.
+    for (let i = 0; i < 100 && dead.open() < HANGING; i++) await new Promise((r) => setTimeout(r, 50));
+    const hangingSeen = dead.open();
+    const health = await wrk(`${url}health`, 10, SECONDS);
+    await hanging;
+    return { health, hangingSeen };
+  } finally {
+    await stopAll();
+    dead.close();
+  }
+}
+
+const f = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : "n/a");
+
+function row(label: string, r: WrkResult): string {
+  const errors = r.non2xx + r.socketErrors;
+  return `| ${label} | ${f(r.rps, 0)} | ${f(r.p50)} | ${f(r.p99)} | ${errors} |`;
+}
+
+function version(command: string, args: string[]): string {
+  try {
+    return execFileSync(command, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim().split("\n")[0];
+  } catch {
+    return "";
+  }
+}
+
+async function main(): Promise<void> {
+  const flask = version(PYTHON, ["-c", "import importlib.metadata as m; print(m.version('flask'))"]);
+  const wrkVersion = version("wrk", ["-v"]) || version("sh", ["-c", "wrk -v 2>&1; true"]);
+  if (!flask || !wrkVersion) {
+    throw new Error("needs Debian's python3-flask and wrk: apt-get install -y python3-flask wrk");
+  }
+  if (!fs.existsSync(path.join(ROOT, "apps", "service-a", "dist", "server.js"))) {
+    throw new Error("run `npm run build` first (apps/*/dist is missing)");
+  }
+  const cpu = os.cpus()[0]?.model ?? "?";
+  console.log(
+    `# bench/apps: ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} cores (${cpu}), ` +
+      `${Math.round(os.totalmem() / 2 ** 30)} GiB, load average ${os.loadavg()[0].toFixed(2)} at start, node ${process.version}, Flask ${flask} (Debian python3-flask, ` +
+      `development server), ${wrkVersion.split(" [")[0]}, 1 wrk thread, ${SECONDS} s per run after 1 s warm-up, loopback\n`,
+  );
+
+  const results: Record<string, WrkResult> = {};
+  for (const kind of ["ours", "bare", "flask"] as Kind[]) {
+    const url = await start(kind, "service-a");
+    results[`${kind} health`] = await measure(`${url}health`);
+    await stopAll();
+    const a = await chain(kind);
+    results[`${kind} chain`] = await measure(a);
+    await stopAll();
+  }
+  const hangOurs = await healthWhileHanging("ours");
+  const hangFlask = await healthWhileHanging("flask");
+
+  console.log(`| run (${CONNECTIONS} connections unless noted) | req/s | p50 ms | p99 ms | errors |`);
+  console.log("|---|---:|---:|---:|---:|");
+  console.log(row("`GET /health`, ours (service-a)", results["ours health"]));
+  console.log(row("`GET /health`, bare node:http", results["bare health"]));
+  console.log(row("`GET /health`, Flask dev server", results["flask health"]));
+  console.log(row("`GET /` A -> B -> C, ours", results["ours chain"]));
+  console.log(row("`GET /` A -> B -> C, bare node:http", results["bare chain"]));
+  console.log(row("`GET /` A -> B -> C, Flask dev server", results["flask chain"]));
+  console.log(row(`\`GET /health\` (10 conn.) while ${hangOurs.hangingSeen} \`/\` hang, ours`, hangOurs.health));
+  console.log(row(`\`GET /health\` (10 conn.) while ${hangFlask.hangingSeen} \`/\` hang, Flask`, hangFlask.health));
+  const ratio = (a: string, b: string) => f(results[a].rps / results[b].rps);
+  console.log("");
+  console.log(`- /health: ours / bare node:http = ${ratio("ours health", "bare health")} (target >= 0.80); ours / Flask = ${ratio("ours health", "flask health")}x (target >= 30x)`);
+  console.log(`- chain: ours / bare node:http = ${ratio("ours chain", "bare chain")}; ours / Flask = ${ratio("ours chain", "flask chain")}x`);
+  console.log(`- /health p99 while / hangs on a dead downstream: ours ${f(hangOurs.health.p99)} ms (target < 5 ms), Flask ${f(hangFlask.health.p99)} ms`);
+}
+
+main()
+  .catch((err: Error) => {
+    console.error(err.message);
+    process.exitCode = 1;
+  })
+  .finally(() => void stopAll());
