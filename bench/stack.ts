@@ -1,0 +1,117 @@
+// Evaluates generated catalogs of 50, 200 and 800 services under Pulumi's mocks and prints the
+// time each takes, next to a baseline measured in the same run: the same Deployments and
+// Services registered directly, with no components, validation or ordering.
+//
+// Run: npm run bench:stack
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { execFileSync } from "child_process";
+import * as os from "os";
+import * as path from "path";
+import { performance } from "perf_hooks";
+import { parseStackConfig } from "../components/catalog";
+import { deployChain } from "../components/chain";
+
+const SIZES = (process.env.BENCH_SIZES ?? "50,200,800").split(",").map(Number);
+const PINNED = "localhost:5001/app@sha256:" + "ab".repeat(32);
+
+/** A layered catalog: each service calls up to two services of the layer below (width 10). */
+function catalog(n: number): Record<string, unknown> {
+    const services: Record<string, unknown> = {};
+    for (let i = 0; i < n; i++) {
+        const calls = i >= 10 ? [`svc-${i - 10}`, ...(i % 10 > 0 ? [`svc-${i - 11}`] : [])] : [];
+        services[`svc-${i}`] = { image: PINNED, calls, ...(i % 7 === 0 ? { replicas: 1 } : {}) };
+    }
+    return services;
+}
+
+/** Mocks that count registrations; resolves when `expected` have been answered. */
+function mocks(): { done: (expected: number) => Promise<void> } {
+    let answered = 0;
+    let waiter: { expected: number; resolve: () => void } | undefined;
+    pulumi.runtime.setMocks({
+        newResource: args => {
+            answered++;
+            if (waiter && answered >= waiter.expected) {
+                waiter.resolve();
+            }
+            return { id: `${args.name}-id`, state: args.inputs };
+        },
+        call: args => args.inputs,
+    }, "k8s-chain", "bench", false);
+    return {
+        done: expected => answered >= expected ? Promise.resolve()
+            : new Promise(resolve => { waiter = { expected, resolve }; }),
+    };
+}
+
+async function timeChain(n: number): Promise<{ ms: number; resources: number; parseMs: number }> {
+    const m = mocks();
+    const t0 = performance.now();
+    const cfg = parseStackConfig({ services: catalog(n) }, { projectRoot: "/", stat: () => undefined });
+    const parseMs = performance.now() - t0;
+    deployChain(cfg, { projectRoot: "/" });
+    const resources = cfg.services.reduce((sum, s) => sum + 3 + (s.replicas >= 2 ? 1 : 0), 0);
+    await m.done(resources);
+    return { ms: performance.now() - t0, resources, parseMs };
+}
+
+async function timeBaseline(n: number): Promise<number> {
+    const m = mocks();
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) {
+        const labels = { app: `svc-${i}` };
+        new k8s.apps.v1.Deployment(`svc-${i}-deployment`, {
+            spec: {
+                selector: { matchLabels: labels },
+                template: { metadata: { labels }, spec: { containers: [{ name: "app", image: PINNED }] } },
+            },
+        });
+        new k8s.core.v1.Service(`svc-${i}-service`, { metadata: { name: `svc-${i}` }, spec: { selector: labels, ports: [{ port: 80 }] } });
+    }
+    await m.done(2 * n);
+    return performance.now() - t0;
+}
+
+/** One measurement in a fresh process: the mocks and the SDK's global state are per process. */
+function measure(mode: "chain" | "baseline", n: number): { ms: number; resources: number; parseMs: number } {
+    const out = execFileSync(process.execPath, ["-r", "ts-node/register/transpile-only", __filename, "--one", mode, String(n)],
+        { cwd: path.resolve(__dirname, ".."), encoding: "utf8" });
+    return JSON.parse(out.trim().split("\n").pop()!);
+}
+
+async function one(mode: string, n: number): Promise<void> {
+    // Warm up the module cache and JIT so the measurement is not charged for loading.
+    if (mode === "chain") {
+        await timeChain(10);
+        const r = await timeChain(n);
+        console.log(JSON.stringify(r));
+    } else {
+        await timeBaseline(10);
+        console.log(JSON.stringify({ ms: await timeBaseline(n), resources: 2 * n, parseMs: 0 }));
+    }
+}
+
+function main(): void {
+    console.log(`k8s-chain stack bench, ${new Date().toISOString()}, node ${process.version}, ${os.cpus().length} cores, load ${os.loadavg()[0].toFixed(2)}`);
+    console.log("services  resources  parse+order ms  stack ms  baseline ms  stack/baseline  stack ms/service  growth vs first");
+    let first: number | undefined;
+    for (const n of SIZES) {
+        const chain = measure("chain", n);
+        const base = measure("baseline", n);
+        const perService = chain.ms / n;
+        first ??= perService;
+        console.log([
+            String(n).padStart(8), String(chain.resources).padStart(10), chain.parseMs.toFixed(1).padStart(15),
+            chain.ms.toFixed(0).padStart(9), base.ms.toFixed(0).padStart(12), (chain.ms / base.ms).toFixed(2).padStart(15),
+            perService.toFixed(2).padStart(17), (perService / first).toFixed(2).padStart(16),
+        ].join(" "));
+    }
+}
+
+const oneAt = process.argv.indexOf("--one");
+if (oneAt >= 0) {
+    one(process.argv[oneAt + 1], Number(process.argv[oneAt + 2])).catch(e => { console.error(e); process.exit(1); });
+} else {
+    main();
+}
