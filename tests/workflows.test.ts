@@ -377,7 +377,8 @@ function runScript(script: string, env: Record<string, string>): ScriptRun {
 
 // ---------------------------------------------------------------------------------------------
 
-const workflowFiles = ["test.yml", "preview.yml", "deploy.yml"];
+/** Every workflow file: each one is parsed and audited, not only the three below. */
+const workflowFiles = fs.readdirSync(workflowsDir).filter((f) => /\.ya?ml$/.test(f)).sort();
 
 /** The lowest major version of each third-party action, as confirmed from its repository. */
 const minimumMajors: Record<string, number> = {
@@ -398,9 +399,8 @@ describe("GitHub workflows (.github/workflows)", function () {
     await loadLibraries();
   });
 
-  it("are exactly test.yml, preview.yml and deploy.yml", () => {
-    const found = fs.readdirSync(workflowsDir).filter((f) => /\.ya?ml$/.test(f)).sort();
-    assert.deepEqual(found, [...workflowFiles].sort());
+  it("include test.yml, preview.yml and deploy.yml", () => {
+    for (const file of ["test.yml", "preview.yml", "deploy.yml"]) assert.ok(workflowFiles.includes(file), file);
   });
 
   for (const file of workflowFiles) {
