@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import http, { STATUS_CODES } from "node:http";
 import type { Duplex } from "node:stream";
 import type { Config } from "./config";
-import { callDownstream, createDownstreamAgent, type CallResult } from "./downstream";
+import { CANCELLED, callDownstream, createDownstreamAgent, type CallResult } from "./downstream";
 import type { Logger } from "./logger";
 
 /** A sample service: an HTTP server that is not listening yet, and its shutdown steps. */
@@ -54,6 +54,9 @@ export function createApp(config: Config, log: Logger): App {
     } else if (path === "/health") {
       send(res, draining ? 503 : 200, draining ? HEALTH_DRAINING : HEALTH_OK);
       if (log.isLevelEnabled("debug")) log.debug({ reqId, method: req.method, path, status: res.statusCode }, "request");
+    } else if (config.downstreamUrls.length === 0) {
+      sendJson(res, 200, { service, downstream: [] });
+      log.info({ reqId, method: req.method, path, status: 200, ms: 0, calls: 0 }, "request");
     } else {
       inFlight++;
       res.once("close", () => inFlight--);
@@ -68,12 +71,21 @@ export function createApp(config: Config, log: Logger): App {
   /** `GET /`: every downstream at once; the first failure answers (and cancels the rest). */
   async function fanOut(req: http.IncomingMessage, res: http.ServerResponse, reqId: string): Promise<void> {
     const started = performance.now();
-    const cancel = new AbortController();
-    res.once("close", () => cancel.abort());
+    const calls = config.downstreamUrls.map((url) => ({ url, controller: new AbortController(), done: false }));
+    // Once the answer is decided (or the client has gone), calls still running are cancelled.
+    const cancelRest = () => {
+      for (const call of calls) if (!call.done) call.controller.abort(CANCELLED);
+    };
+    res.once("close", cancelRest);
     const outcome = await firstFailureOrAll(
-      config.downstreamUrls.map((url) => callDownstream(agent, url, reqId, config.downstreamTimeoutMs, cancel.signal)),
+      calls.map((call) =>
+        callDownstream(agent, call.url, reqId, config.downstreamTimeoutMs, call.controller).then((result) => {
+          call.done = true;
+          return result;
+        }),
+      ),
     );
-    cancel.abort();
+    cancelRest();
     const ms = Math.round((performance.now() - started) * 10) / 10;
     if (res.destroyed) {
       log.info({ reqId, method: req.method, path: "/", ms }, "client closed the connection before the answer");

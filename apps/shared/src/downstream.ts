@@ -20,27 +20,25 @@ export function createDownstreamAgent(): Agent {
   return new Agent({ keepAliveTimeout: 4_000, keepAliveMaxTimeout: 60_000 });
 }
 
+/** Abort reasons made once: `abort()` without one builds a DOMException (and its stack) each time. */
+const TIMED_OUT = new Error("downstream call timed out");
+export const CANCELLED = new Error("downstream call cancelled");
+
 /**
  * `GET url` with `x-request-id`, bounded as a whole (connect, headers, body) by `timeoutMs`.
- * Never throws: every outcome is a CallResult. `signal` aborts it early (the caller gave up).
+ * Never throws: every outcome is a CallResult. `controller.abort(CANCELLED)` ends it early
+ * (the caller no longer needs the answer).
  */
 export async function callDownstream(
   agent: Agent,
   url: string,
   requestId: string,
   timeoutMs: number,
-  signal: AbortSignal,
+  controller: AbortController,
 ): Promise<CallResult> {
   const started = performance.now();
   const ms = () => Math.round((performance.now() - started) * 10) / 10;
-  const controller = new AbortController();
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    controller.abort();
-  }, timeoutMs);
-  const onCallerAbort = () => controller.abort();
-  signal.addEventListener("abort", onCallerAbort, { once: true });
+  const timer = setTimeout(() => controller.abort(TIMED_OUT), timeoutMs);
   try {
     const res = await request(url, {
       method: "GET",
@@ -58,11 +56,12 @@ export async function callDownstream(
       return { ok: false, url, status: 502, error: `answered ${res.statusCode} with a body that is not JSON`, ms: ms() };
     }
   } catch (err) {
-    if (timedOut) return { ok: false, url, status: 504, error: `timed out after ${timeoutMs} ms`, ms: ms() };
+    if (controller.signal.reason === TIMED_OUT) {
+      return { ok: false, url, status: 504, error: `timed out after ${timeoutMs} ms`, ms: ms() };
+    }
     return { ok: false, url, status: 502, error: describeError(err), ms: ms() };
   } finally {
     clearTimeout(timer);
-    signal.removeEventListener("abort", onCallerAbort);
   }
 }
 
