@@ -2,18 +2,28 @@
 # Builds (or reuses) the local Node base image's root filesystem for `npm run test:images`.
 #
 # No registry other than the package registries is reachable here, so the official node
-# images cannot be pulled. This makes a stand-in from Debian's packages instead:
-#   debootstrap --variant=minbase --include=nodejs,npm trixie
-# plus a `node` user with uid/gid 1000 and home /home/node, as in the official images.
+# images cannot be pulled. This makes a stand-in, shaped like the official node:20 images:
+#   debootstrap --variant=minbase --include=nodejs,ca-certificates trixie   (Node 20.19)
+#   npm 10.8.2 (the npm the official Node 20.19 images bundle) from the npm registry, in
+#     /usr/local/lib/node_modules/npm with /usr/local/bin/npm and npx, as there;
+#   a `node` user with uid/gid 1000 and home /home/node, as there;
+#   this machine's extra trusted CAs (/usr/local/share/ca-certificates/*.crt), so that
+#     `npm ci` inside a build reaches the registry through this machine's TLS egress proxy.
+# (Debian's own npm package is not used: debootstrap does not resolve it completely, and its
+# npm then fails with "Cannot find module 'color-support'"; it is also 9.2 and pulls python3.)
 #
 # The result is a tarball cached outside the repository (default ~/.cache/k8s-chain/base/),
-# keyed by a hash of this script and the suite, so a warm run only re-imports it.
+# keyed by a hash of this script, the suite, the npm version and the extra CAs, so a warm
+# run only re-imports it.
 # Usage: base-image.sh CACHE_DIR   -> prints the path of the cached rootfs tarball on stdout.
 set -euo pipefail
 
 CACHE_DIR=${1:?usage: base-image.sh CACHE_DIR}
 SUITE=${K8S_CHAIN_BASE_SUITE:-trixie}
-PACKAGES=nodejs,npm
+PACKAGES=nodejs,ca-certificates
+NPM_VERSION=${K8S_CHAIN_BASE_NPM:-10.8.2}
+EXTRA_CAS=(/usr/local/share/ca-certificates/*.crt)
+[ -e "${EXTRA_CAS[0]}" ] || EXTRA_CAS=()
 
 debian_mirror() {
   if [ -n "${K8S_CHAIN_DEBIAN_MIRROR:-}" ]; then echo "$K8S_CHAIN_DEBIAN_MIRROR"; return; fi
@@ -26,7 +36,7 @@ debian_mirror() {
 }
 
 mkdir -p "$CACHE_DIR/base"
-KEY=$( { cat "$0"; echo "$SUITE $PACKAGES"; } | sha256sum | cut -c1-12)
+KEY=$( { cat "$0"; echo "$SUITE $PACKAGES $NPM_VERSION"; cat ${EXTRA_CAS[@]+"${EXTRA_CAS[@]}"}; } | sha256sum | cut -c1-12)
 TARBALL="$CACHE_DIR/base/node-$SUITE-$KEY.tar"
 
 exec 9>"$CACHE_DIR/base/.lock"
@@ -50,6 +60,19 @@ if ! debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$ROOTFS" "$MI
 fi
 echo "base: debootstrap took $((SECONDS - start)) s" >&2
 
+# npm as the official images lay it out.
+( cd "$ROOTFS/tmp" && npm pack "npm@$NPM_VERSION" --silent >/dev/null )
+install -d "$ROOTFS/usr/local/lib/node_modules/npm"
+tar -xzf "$ROOTFS/tmp/npm-$NPM_VERSION.tgz" -C "$ROOTFS/usr/local/lib/node_modules/npm" --strip-components=1
+rm -f "$ROOTFS/tmp/npm-$NPM_VERSION.tgz"
+ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$ROOTFS/usr/local/bin/npm"
+ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$ROOTFS/usr/local/bin/npx"
+
+if [ ${#EXTRA_CAS[@]} -gt 0 ]; then
+  cp "${EXTRA_CAS[@]}" "$ROOTFS/usr/local/share/ca-certificates/"
+  chroot "$ROOTFS" update-ca-certificates >/dev/null 2>&1 # (its rehash warns about the bundle file; harmless)
+fi
+
 # The official node images have user node (1000:1000, home /home/node): mirror that, so a
 # Dockerfile written for them (USER node or USER 1000:1000) works on this base too.
 grep -q '^node:' "$ROOTFS/etc/group" || echo 'node:x:1000:' >>"$ROOTFS/etc/group"
@@ -58,9 +81,9 @@ grep -q '^node:' "$ROOTFS/etc/shadow" || echo 'node:*:20000:0:99999:7:::' >>"$RO
 install -d -o 1000 -g 1000 "$ROOTFS/home/node"
 # Trim what an image never needs (apt caches, docs); keeps dpkg's database.
 rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/lib/apt/lists/* \
-  "$ROOTFS"/usr/share/doc/* "$ROOTFS"/usr/share/man/* "$ROOTFS"/usr/share/info/*
+  "$ROOTFS"/usr/share/doc/* "$ROOTFS"/usr/share/man/* "$ROOTFS"/usr/share/info/* "$ROOTFS"/usr/share/locale/*
 : >"$ROOTFS/etc/resolv.conf" # docker provides its own at run time
-echo "base: node $(chroot "$ROOTFS" node --version), npm $(chroot "$ROOTFS" npm --version 2>/dev/null || echo '?')" >&2
+echo "base: node $(chroot "$ROOTFS" node --version), npm $(chroot "$ROOTFS" /usr/local/bin/npm --version)" >&2
 
 tar --numeric-owner -C "$ROOTFS" -cf "$TARBALL.partial" .
 mv "$TARBALL.partial" "$TARBALL"

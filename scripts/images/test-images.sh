@@ -144,7 +144,7 @@ REGISTRY="127.0.0.1:$REGISTRY_PORT"
 log "registry ready on $REGISTRY (pid $REGISTRY_PID)"
 
 BASE_IMAGE="k8s-chain/node-base:$(basename "$BASE_TAR" .tar)"
-"$DOCKER" import --change 'CMD ["node"]' "$BASE_TAR" "$BASE_IMAGE" >/dev/null
+"$DOCKER" import --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' --change 'CMD ["node"]' "$BASE_TAR" "$BASE_IMAGE" >/dev/null
 log "base image $BASE_IMAGE imported ($("$DOCKER" run --rm --network host "$BASE_IMAGE" node --version))"
 
 # --- 4. the tests -------------------------------------------------------------------------

@@ -70,7 +70,8 @@ describe("app images on a private Docker engine and registry", function () {
       assert.notStrictEqual(gone.code, 0, `${app}: image ${imageId} still present locally after docker rmi`);
 
       const ref = `${env.registry}/${app}@${digest}`;
-      await dockerOk(app, "docker pull by digest", ["pull", ref]);
+      const pulled = await dockerOk(app, "docker pull by digest", ["pull", ref]);
+      assert.match(pulled, /Downloaded newer image/, `${app}: docker pull did not download the image:\n${pulled}`);
       const inspected = JSON.parse(await dockerOk(app, "docker image inspect", ["image", "inspect", ref]))[0] as {
         Id: string; Size: number; RepoDigests: string[]; Config: { User?: string };
       };
@@ -168,6 +169,7 @@ describe("app images on a private Docker engine and registry", function () {
             saw503 = true;
             break;
           }
+          await new Promise((r) => setTimeout(r, 10));
         }
         const w = await waited;
         const ms = Date.now() - t0;
@@ -194,7 +196,7 @@ describe("app images on a private Docker engine and registry", function () {
       fs.appendFileSync(file, '\nRUN echo "deliberately broken by tests/images" && exit 3\n');
       await assert.rejects(build(app, `${env.registry}/${app}:broken`, copy), (e: Error) => {
         assert.match(e.message, /^service-b: docker build failed/, `the error does not name the app first: ${e.message}`);
-        console.log(`      error: ${e.message.split("\n")[0]}`);
+        console.log(e.message.split("\n").slice(0, 6).map((l) => `      | ${l}`).join("\n"));
         return true;
       });
     });
