@@ -1,7 +1,8 @@
 // `npm run bench:apps`: the sample services against the seed's Flask app on Flask's development
 // server and against a bare node:http server (the ceiling), measured with wrk on loopback.
 // Needs `npm run build` (the apps' dist/) and Debian's wrk and python3-flask
-// (`apt-get install wrk python3-flask`). Every run is bounded: BENCH_SECONDS (default 5) each.
+// (`apt-get install wrk python3-flask`). Every run is bounded: BENCH_SECONDS (default 5) each,
+// BENCH_ROUNDS (default 3) rounds; about 2.5 minutes in all with the defaults.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
@@ -11,11 +12,14 @@ import path from "node:path";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const SECONDS = Number(process.env.BENCH_SECONDS ?? "5");
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? "3");
 const CONNECTIONS = 50;
 const HANGING = 200;
 const PYTHON = "/usr/bin/python3"; // Debian's, with python3-flask (not a pyenv or venv one)
 
 const children: ChildProcess[] = [];
+/** The server processes behind a URL (a chain's A URL: A, B and C), for their CPU time. */
+const processesOf = new Map<string, number[]>();
 
 async function freePort(): Promise<number> {
   const server = net.createServer();
@@ -63,6 +67,7 @@ async function start(kind: Kind, name: string, next?: string, timeoutMs?: number
   const child = spawn(command[0], command.slice(1), { env, cwd: ROOT, stdio: "ignore" });
   children.push(child);
   const url = `http://127.0.0.1:${port}/`;
+  processesOf.set(url, [child.pid!]);
   await ready(`${url}health`);
   return url;
 }
@@ -71,7 +76,9 @@ async function start(kind: Kind, name: string, next?: string, timeoutMs?: number
 async function chain(kind: Kind): Promise<string> {
   const c = await start(kind, "service-c");
   const b = await start(kind, "service-b", c);
-  return start(kind, "service-a", b);
+  const a = await start(kind, "service-a", b);
+  processesOf.set(a, [a, b, c].flatMap((url) => processesOf.get(url)!));
+  return a;
 }
 
 async function stopAll(): Promise<void> {
@@ -89,6 +96,8 @@ async function stopAll(): Promise<void> {
 }
 
 interface WrkResult {
+  /** CPU time (user + system) the server processes spent per request, in µs. */
+  cpuUs: number;
   rps: number;
   p50: number;
   p99: number;
@@ -118,6 +127,7 @@ function wrk(url: string, connections: number, seconds: number): Promise<WrkResu
       };
       const socket = out.match(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/);
       resolve({
+        cpuUs: NaN,
         rps: Number(out.match(/Requests\/sec:\s+([\d.]+)/)?.[1] ?? NaN),
         p50: pct("50"),
         p99: pct("99"),
@@ -129,10 +139,37 @@ function wrk(url: string, connections: number, seconds: number): Promise<WrkResu
   });
 }
 
-/** 1 s of warm-up (JIT, connection pools), then the measured run. */
+function median(runs: WrkResult[]): WrkResult {
+  const mid = (pick: (r: WrkResult) => number) => runs.map(pick).sort((a, b) => a - b)[Math.floor(runs.length / 2)];
+  return {
+    cpuUs: mid((r) => r.cpuUs),
+    rps: mid((r) => r.rps),
+    p50: mid((r) => r.p50),
+    p99: mid((r) => r.p99),
+    requests: runs.reduce((sum, r) => sum + r.requests, 0),
+    non2xx: runs.reduce((sum, r) => sum + r.non2xx, 0),
+    socketErrors: runs.reduce((sum, r) => sum + r.socketErrors, 0),
+  };
+}
+
+const CLOCK_TICKS = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+
+/** User + system CPU time of `pids` so far, in µs (from /proc/<pid>/stat). */
+function cpuTimeUs(pids: number[]): number {
+  return pids.reduce((sum, pid) => {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return sum + ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS;
+  }, 0);
+}
+
+/** 1 s of warm-up (JIT, connection pools), then the measured run with the servers' CPU time. */
 async function measure(url: string, connections = CONNECTIONS): Promise<WrkResult> {
+  const pids = processesOf.get(url.replace(/health$/, "")) ?? [];
   await wrk(url, connections, 1);
-  return wrk(url, connections, SECONDS);
+  const before = cpuTimeUs(pids);
+  const result = await wrk(url, connections, SECONDS);
+  return { ...result, cpuUs: pids.length > 0 ? (cpuTimeUs(pids) - before) / result.requests : NaN };
 }
 
 /** A downstream that accepts connections and never answers; counts open connections. */
@@ -178,7 +215,7 @@ const f = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : "
 
 function row(label: string, r: WrkResult): string {
   const errors = r.non2xx + r.socketErrors;
-  return `| ${label} | ${f(r.rps, 0)} | ${f(r.p50)} | ${f(r.p99)} | ${errors} |`;
+  return `| ${label} | ${f(r.rps, 0)} | ${f(r.p50)} | ${f(r.p99)} | ${f(r.cpuUs, 0)} | ${errors} |`;
 }
 
 function version(command: string, args: string[]): string {
@@ -202,23 +239,31 @@ async function main(): Promise<void> {
   console.log(
     `# bench/apps: ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} cores (${cpu}), ` +
       `${Math.round(os.totalmem() / 2 ** 30)} GiB, load average ${os.loadavg()[0].toFixed(2)} at start, node ${process.version}, Flask ${flask} (Debian python3-flask, ` +
-      `development server), ${wrkVersion.split(" [")[0]}, 1 wrk thread, ${SECONDS} s per run after 1 s warm-up, loopback\n`,
+      `development server), ${wrkVersion.split(" [")[0]}, 1 wrk thread, ${SECONDS} s per run after 1 s warm-up, ` +
+      `median of ${ROUNDS} rounds (the hang runs: 1), loopback\n`,
   );
 
+  // The three kinds run side by side and are measured in turn, ROUNDS times, so that a busy
+  // neighbour on the machine hurts them alike; each figure is the median of its rounds.
   const results: Record<string, WrkResult> = {};
-  for (const kind of ["ours", "bare", "flask"] as Kind[]) {
-    const url = await start(kind, "service-a");
-    results[`${kind} health`] = await measure(`${url}health`);
-    await stopAll();
-    const a = await chain(kind);
-    results[`${kind} chain`] = await measure(a);
+  for (const [what, launch, suffix] of [
+    ["health", (kind: Kind) => start(kind, "service-a"), "health"],
+    ["chain", chain, ""],
+  ] as const) {
+    const kinds: Kind[] = ["ours", "bare", "flask"];
+    const urls = await Promise.all(kinds.map((kind) => launch(kind)));
+    const rounds: WrkResult[][] = kinds.map(() => []);
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [i, url] of urls.entries()) rounds[i].push(await measure(`${url}${suffix}`));
+    }
+    kinds.forEach((kind, i) => (results[`${kind} ${what}`] = median(rounds[i])));
     await stopAll();
   }
   const hangOurs = await healthWhileHanging("ours");
   const hangFlask = await healthWhileHanging("flask");
 
-  console.log(`| run (${CONNECTIONS} connections unless noted) | req/s | p50 ms | p99 ms | errors |`);
-  console.log("|---|---:|---:|---:|---:|");
+  console.log(`| run (${CONNECTIONS} connections unless noted) | req/s | p50 ms | p99 ms | server CPU µs/req | errors |`);
+  console.log("|---|---:|---:|---:|---:|---:|");
   console.log(row("`GET /health`, ours (service-a)", results["ours health"]));
   console.log(row("`GET /health`, bare node:http", results["bare health"]));
   console.log(row("`GET /health`, Flask dev server", results["flask health"]));
@@ -231,6 +276,11 @@ async function main(): Promise<void> {
   console.log("");
   console.log(`- /health: ours / bare node:http = ${ratio("ours health", "bare health")} (target >= 0.80); ours / Flask = ${ratio("ours health", "flask health")}x (target >= 30x)`);
   console.log(`- chain: ours / bare node:http = ${ratio("ours chain", "bare chain")}; ours / Flask = ${ratio("ours chain", "flask chain")}x`);
+  const cpuRatio = (a: string, b: string) => f(results[a].cpuUs / results[b].cpuUs);
+  console.log(
+    `- server CPU per request, ours / bare node:http: /health ${cpuRatio("ours health", "bare health")}, chain ${cpuRatio("ours chain", "bare chain")}; ` +
+      `Flask / ours: /health ${cpuRatio("flask health", "ours health")}x, chain ${cpuRatio("flask chain", "ours chain")}x`,
+  );
   console.log(`- /health p99 while / hangs on a dead downstream: ours ${f(hangOurs.health.p99)} ms (target < 5 ms), Flask ${f(hangFlask.health.p99)} ms`);
 }
 
