@@ -87,5 +87,6 @@ echo "base: node $(chroot "$ROOTFS" node --version), npm $(chroot "$ROOTFS" /usr
 
 tar --numeric-owner -C "$ROOTFS" -cf "$TARBALL.partial" .
 mv "$TARBALL.partial" "$TARBALL"
+find "$CACHE_DIR/base" -maxdepth 1 -name "node-$SUITE-*.tar" ! -name "$(basename "$TARBALL")" -delete # older recipes
 echo "base: cached $TARBALL ($(du -m "$TARBALL" | cut -f1) MiB)" >&2
 echo "$TARBALL"

@@ -161,18 +161,30 @@ export function checkDockerfile(app: string, appsDir: string): string {
  * docker build with the apps/ folder as context and the local base image, logging to the
  * temp dir; throws `<app>: docker build failed ...` with the log's last lines.
  */
+let builds = 0;
+
 export async function build(app: string, tag: string, appsDir = env.appsDir): Promise<number> {
   const file = checkDockerfile(app, appsDir);
+  // BuildKit syncs the Dockerfile's folder into a cache shared by every build with the same
+  // context, and skips a file whose size and mtime it has seen: in a fresh clone
+  // service-a/Dockerfile and service-b/Dockerfile have the same size and often the same
+  // (coarse) mtime, and service-b was then built from service-a's Dockerfile (seen here).
+  // A copy under a name used once makes each build read its own Dockerfile.
+  const own = path.join(env.work, "dockerfiles", `${app}-${++builds}.Dockerfile`);
+  fs.mkdirSync(path.dirname(own), { recursive: true });
+  fs.copyFileSync(file, own);
   const t0 = Date.now();
   const r = await docker([
     "build", "--network", "host", "--progress", "plain",
     "--build-arg", `NODE_IMAGE=${env.baseImage}`,
-    "-f", file, "-t", tag, appsDir,
+    "-f", own, "-t", tag, appsDir,
   ]);
   const log = path.join(env.work, `build-${app}-${t0}.log`);
   fs.writeFileSync(log, r.stdout + r.stderr);
   if (r.code !== 0) {
-    throw new Error(`${app}: docker build failed (exit ${r.code}, Dockerfile ${file}); last lines of the build log:\n${tail(r.stdout + r.stderr, 25)}`);
+    const out = r.stdout + r.stderr;
+    const cause = out.trimEnd().split("\n").pop() ?? "";
+    throw new Error(`${app}: docker build failed (exit ${r.code}, Dockerfile ${file}): ${cause}\nlast lines of the build log (whole log: ${log}):\n${tail(out, 12)}`);
   }
   return Date.now() - t0;
 }
