@@ -50,14 +50,28 @@ fi
 
 MIRROR=$(debian_mirror)
 ROOTFS=$(mktemp -d "$CACHE_DIR/base/rootfs.XXXXXX")
-trap 'rm -rf "$ROOTFS" "$TARBALL.partial"' EXIT
+DEBOOTSTRAP_PID=
+# On INT/TERM stop debootstrap and its children too: it runs in the background, in a process
+# group of its own, so the trap fires at once and can end the whole group.
+cleanup() {
+  [ -n "$DEBOOTSTRAP_PID" ] && kill -TERM -- "-$DEBOOTSTRAP_PID" 2>/dev/null
+  wait
+  awk -v r="$ROOTFS" 'index($2, r) == 1 { print $2 }' /proc/self/mounts | sort -r | xargs -r umount -l
+  rm -rf "$ROOTFS" "$TARBALL.partial"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 echo "base: debootstrap --variant=minbase --include=$PACKAGES $SUITE from $MIRROR (cold: this takes a few minutes)" >&2
 start=$SECONDS
-if ! debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$ROOTFS" "$MIRROR" >"$CACHE_DIR/base/debootstrap.log" 2>&1; then
+setsid debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$ROOTFS" "$MIRROR" >"$CACHE_DIR/base/debootstrap.log" 2>&1 &
+DEBOOTSTRAP_PID=$!
+if ! wait "$DEBOOTSTRAP_PID"; then
   echo "base: debootstrap failed; last lines of $CACHE_DIR/base/debootstrap.log:" >&2
   tail -n 20 "$CACHE_DIR/base/debootstrap.log" >&2
   exit 1
 fi
+DEBOOTSTRAP_PID=
 echo "base: debootstrap took $((SECONDS - start)) s" >&2
 
 # npm as the official images lay it out.

@@ -43,14 +43,11 @@ fi
 # a newer client elsewhere on PATH would need the buildx plugin for that.
 DOCKER=/usr/bin/docker
 
-# --- 2. base image rootfs -----------------------------------------------------------------
-log "base image: building or reusing the cached rootfs"
-BASE_TAR=$(bash "$ROOT/scripts/images/base-image.sh" "$CACHE")
-
-# --- 3. private engine and registry -------------------------------------------------------
 WORK=$(mktemp -d /tmp/k8s-chain-images.XXXXXX)
 DOCKERD_PID=
 REGISTRY_PID=
+CHILD_PID= # the step running in the foreground: run in the background and waited for, so
+           # that INT/TERM reach the trap at once instead of after the step ends
 
 stop_pid() { # pid, seconds: TERM, wait, then KILL
   local pid=$1 secs=$2 i
@@ -64,6 +61,7 @@ cleanup() {
   local rc=$? pid m
   trap - EXIT INT TERM
   set +e
+  [ -n "$CHILD_PID" ] && stop_pid "$CHILD_PID" 10
   if [ -n "$DOCKERD_PID" ] && kill -0 "$DOCKERD_PID" 2>/dev/null; then
     # Remove our containers first so dockerd's own shutdown is quick.
     ids=$("$DOCKER" ps -aq 2>/dev/null)
@@ -91,6 +89,17 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+step() { "$@" & CHILD_PID=$!; wait "$CHILD_PID"; CHILD_PID=; }
+# The same, with the command's stdout to a file (not the function's, which the trap would inherit).
+step_to() { local out=$1; shift; "$@" >"$out" & CHILD_PID=$!; wait "$CHILD_PID"; CHILD_PID=; }
+
+# --- 2. base image rootfs -----------------------------------------------------------------
+log "base image: building or reusing the cached rootfs"
+step_to "$WORK/base-tar" bash "$ROOT/scripts/images/base-image.sh" "$CACHE"
+BASE_TAR=$(cat "$WORK/base-tar")
+
+# --- 3. private engine and registry -------------------------------------------------------
 
 free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
 
@@ -151,5 +160,5 @@ log "base image $BASE_IMAGE imported ($("$DOCKER" run --rm --network host "$BASE
 export K8S_CHAIN_DOCKER="$DOCKER" K8S_CHAIN_REGISTRY="$REGISTRY" K8S_CHAIN_BASE_IMAGE="$BASE_IMAGE" \
   K8S_CHAIN_APPS_DIR="$APPS_DIR" K8S_CHAIN_IMAGES_WORK="$WORK" DOCKER_BUILDKIT=1
 cd "$ROOT"
-node_modules/.bin/mocha --no-config --require ts-node/register/transpile-only --timeout 0 \
+step node_modules/.bin/mocha --no-config --require ts-node/register/transpile-only --timeout 0 \
   tests/images/images.e2e.ts
