@@ -56,7 +56,7 @@ export function createApp(config: Config, log: Logger): App {
       if (log.isLevelEnabled("debug")) log.debug({ reqId, method: req.method, path, status: res.statusCode }, "request");
     } else if (config.downstreamUrls.length === 0) {
       sendJson(res, 200, { service, downstream: [] });
-      log.info({ reqId, method: req.method, path, status: 200, ms: 0, calls: 0 }, "request");
+      log.info({ reqId, method: req.method, path, status: 200, calls: 0 }, "request");
     } else {
       inFlight++;
       res.once("close", () => inFlight--);
