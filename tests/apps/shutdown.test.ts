@@ -46,7 +46,11 @@ describe("apps: shutdown", function () {
     const order = a.logs
       .filter((l) => l.msg !== "request" || l.reqId === "in-flight")
       .map((l) => (l.msg === "request" ? `request ${l.status}` : l.msg?.replace(/:.*/, "")));
-    assert.deepEqual(order, ["listening", "shutdown started", "closing the server", "request 200", "shutdown complete"]);
+    assert.deepEqual(
+      order,
+      ["listening", "shutdown started", "closing the server", "request 200", "shutdown complete"],
+      JSON.stringify(a.logs),
+    );
   });
 
   it("exits 1 when in-flight requests outlast SHUTDOWN_TIMEOUT_MS", async function () {
