@@ -32,6 +32,7 @@ missing=()
 command -v dockerd >/dev/null || missing+=(docker.io)
 command -v docker-registry >/dev/null || missing+=(docker-registry)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
+command -v curl >/dev/null || missing+=(curl)
 [ -x /usr/bin/docker ] || missing+=(docker.io)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing from Debian: ${missing[*]}"
