@@ -38,16 +38,43 @@ log() { echo "engine: $*" >&2; }
 
 key() {
   local h
-  h="$( (cat "$tools"/*/go.mod "$tools"/*/go.sum; go version; echo "$k8s_plugin_version"; sed -n '/^build_one()/,/^}/p' "$0") | sha256sum | cut -c1-12)"
+  h="$( (cat "$tools"/*/go.mod "$tools"/*/go.sum; go version; echo "$k8s_plugin_version"; sed -n '/^build_one()/,/^installed_pulumi()/p' "$0") | sha256sum | cut -c1-12)"
   echo "pulumi-${pulumi_version}_nodejs-${nodejs_host_version}_kubernetes-${k8s_plugin_version}-from-${k8s_source}_${h}"
 }
 
 build_one() { # <module dir> <main package> <output name> <ldflags -X ...>
   local dir="$1" pkg="$2" out="$3" x="$4"
   local t0=$SECONDS
+  [ -x "$bindir/$out" ] && return 0
   log "building $out from $pkg"
-  (cd "$tools/$dir" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $x" -o "$bindir_tmp/$out" "$pkg")
+  (cd "$dir" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $x" -o "$bindir/.$out.tmp" "$pkg")
+  mv "$bindir/.$out.tmp" "$bindir/$out"
   log "built $out in $((SECONDS - t0))s"
+}
+
+# The provider's main package embeds schema-embed.json and terraform-mapping-embed.json, which
+# upstream's `go generate` (cmd/pulumi-resource-kubernetes/generate.go) writes next to
+# schema.json before a build; the module zip has only the sources, and `go build -overlay`
+# may not add files under GOMODCACHE. So the main package (main.go only) is copied from the
+# module cache into a work dir in the cache, beside tools/engine/kubernetes/go.mod and go.sum,
+# and the two files are generated there the way generate.go does it (schema version stamped,
+# both re-serialized compactly). Prints the work dir.
+k8s_main() { # <work dir>
+  local work="$1" src
+  src="$(cd "$tools/kubernetes" && go mod download -json github.com/pulumi/pulumi-kubernetes/provider/v4 \
+    | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).Dir))')/cmd/pulumi-resource-kubernetes"
+  rm -rf "$work"; mkdir -p "$work"
+  cp "$tools/kubernetes/go.mod" "$tools/kubernetes/go.sum" "$src/main.go" "$work/"
+  chmod u+w "$work"/*
+  SRC="$src" WORK="$work" VERSION="$k8s_plugin_version" node -e '
+    const fs = require("fs"), path = require("path");
+    const { SRC, WORK, VERSION } = process.env;
+    const schema = JSON.parse(fs.readFileSync(path.join(SRC, "schema.json"), "utf8"));
+    schema.version = VERSION;
+    fs.writeFileSync(path.join(WORK, "schema-embed.json"), JSON.stringify(schema));
+    const mapping = JSON.parse(fs.readFileSync(path.join(SRC, "terraform-mapping.json"), "utf8"));
+    fs.writeFileSync(path.join(WORK, "terraform-mapping-embed.json"), JSON.stringify(mapping));'
+  echo "$work"
 }
 
 installed_pulumi() {
@@ -80,24 +107,24 @@ do_build() {
   exec 9>"$lock"
   flock 9
 
-  if [ ! -x "$bindir/pulumi-resource-kubernetes" ] || { [ $want_cli = 1 ] && [ ! -x "$bindir/pulumi" ]; }; then
+  if [ ! -f "$bindir/.complete" ] || { [ $want_cli = 1 ] && [ ! -x "$bindir/pulumi" ]; }; then
     local t0=$SECONDS
-    bindir_tmp="$cache_root/$k/bin.tmp.$$"
-    rm -rf "$bindir_tmp"; mkdir -p "$bindir_tmp"
-    [ -d "$bindir" ] && cp -a "$bindir/." "$bindir_tmp/"
-    if [ $want_cli = 1 ] && [ ! -x "$bindir_tmp/pulumi" ]; then
-      build_one pulumi github.com/pulumi/pulumi/pkg/v3/cmd/pulumi pulumi \
+    mkdir -p "$bindir"
+    if [ $want_cli = 1 ]; then
+      build_one "$tools/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi pulumi \
         "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$pulumi_version"
-      build_one language-nodejs github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs pulumi-language-nodejs \
+      build_one "$tools/language-nodejs" github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs pulumi-language-nodejs \
         "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$nodejs_host_version"
     fi
-    if [ ! -x "$bindir_tmp/pulumi-resource-kubernetes" ]; then
-      build_one kubernetes github.com/pulumi/pulumi-kubernetes/provider/v4/cmd/pulumi-resource-kubernetes pulumi-resource-kubernetes \
+    if [ ! -x "$bindir/pulumi-resource-kubernetes" ]; then
+      local kdir
+      kdir="$(k8s_main "$cache_root/$k/kubernetes-main")"
+      build_one "$kdir" . pulumi-resource-kubernetes \
         "-X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=$k8s_plugin_version"
     fi
-    rm -rf "$bindir"; mv "$bindir_tmp" "$bindir"
-    echo "$((SECONDS - t0))" > "$cache_root/$k/build-seconds"
-    log "engine built in $((SECONDS - t0))s into $bindir"
+    touch "$bindir/.complete"
+    echo "$((SECONDS - t0))" >> "$cache_root/$k/build-seconds"
+    log "engine ready in $((SECONDS - t0))s: $bindir"
   fi
   flock -u 9
   echo "$bindir"

@@ -1,0 +1,243 @@
+// The real engine on the real program (index.ts): preview, render, replace, refuse.
+// Run with `npm run test:engine` (builds or reuses the engine, see scripts/engine.sh).
+import * as assert from "assert";
+import { createHash } from "crypto";
+import * as fs from "fs";
+import * as path from "path";
+import * as YAML from "yaml";
+import { EngineStack, engineBin, PreviewJson, PreviewStep, REPO, RenderedObject, urnName, urnType } from "./harness";
+
+const NAMESPACE = "chain-engine";
+const NEW_NAMESPACE = "chain-engine-moved";
+
+/** A pinned, prebuilt reference per service (the docker provider is not built here). */
+function pinned(name: string): string {
+    return `localhost:5001/${name}@sha256:${createHash("sha256").update(name).digest("hex")}`;
+}
+
+/** The dev stack's catalog with every `app:` swapped for a pinned `image:`. */
+function devServices(): Record<string, any> {
+    const dir = process.env.K8S_CHAIN_ENGINE_PROGRAM || REPO;
+    const dev = YAML.parse(fs.readFileSync(path.join(dir, "Pulumi.dev.yaml"), "utf8"));
+    const services = structuredClone(dev.config["k8s-chain:services"]) as Record<string, any>;
+    for (const [name, svc] of Object.entries(services)) {
+        delete svc.app;
+        svc.image = pinned(name);
+    }
+    return services;
+}
+
+function of(objs: RenderedObject[], kind: string, pred: (o: any) => boolean = () => true): any[] {
+    return objs.map(r => r.obj).filter(o => o.kind === kind && pred(o));
+}
+
+function deploymentOf(objs: RenderedObject[], svc: string): any {
+    const ds = of(objs, "Deployment", d => d.metadata?.labels?.app === svc);
+    assert.strictEqual(ds.length, 1, `one Deployment for ${svc}, got ${ds.length}: ${ds.map(d => d.metadata?.name)}`);
+    return ds[0];
+}
+
+function serviceOf(objs: RenderedObject[], svc: string): any {
+    const ss = of(objs, "Service", s => s.metadata?.name === svc);
+    assert.strictEqual(ss.length, 1, `one Service ${svc}, got ${ss.length}`);
+    return ss[0];
+}
+
+/** The steps of one resource, in the order the engine lists them. */
+function stepsFor(json: PreviewJson, type: string, name: string): PreviewStep[] {
+    return (json.steps ?? []).filter(s => urnType(s.urn) === type && urnName(s.urn) === name);
+}
+
+function ops(steps: PreviewStep[]): string[] {
+    return steps.map(s => s.op);
+}
+
+function summary(json: PreviewJson): string {
+    return (json.steps ?? []).map(s => `${s.op} ${urnType(s.urn)} ${urnName(s.urn)}`).join("\n");
+}
+
+describe("the real Pulumi engine (render mode)", function () {
+    this.timeout(0);
+    let stack: EngineStack;
+    let services: Record<string, any>;
+    const config = (over: Record<string, unknown> = {}) => ({
+        namespace: NAMESPACE,
+        renderDir: stack.renderDir,
+        services,
+        ...over,
+    });
+
+    before(function () {
+        const bin = engineBin();
+        // K8S_CHAIN_ENGINE_PROGRAM: run another checkout of the project (default: this repo).
+        stack = new EngineStack(bin, process.env.K8S_CHAIN_ENGINE_PROGRAM || REPO);
+        services = devServices();
+        stack.init(config());
+        const v = stack.ok(["version"]).stdout.trim();
+        console.log(`      engine: pulumi ${v} from ${bin}; temp ${stack.root}`);
+    });
+
+    after(function () {
+        if (stack) {
+            console.log("      timings:");
+            for (const t of stack.timings) {
+                console.log(`        ${t.what.padEnd(44)} ${t.seconds.toFixed(1).padStart(6)} s  exit ${t.code}`);
+            }
+            fs.writeFileSync(path.join(stack.root, "..", "k8s-chain-engine-timings.json"), JSON.stringify(stack.timings, null, 2));
+            stack.dispose();
+        }
+    });
+
+    it("previews the dev catalog: every expected resource, to be created", function () {
+        const { result, json } = stack.previewJson("preview (first)");
+        assert.strictEqual(result.code, 0, result.stderr + result.stdout);
+        const creates = (json.steps ?? []).filter(s => s.op === "create");
+        const got = creates.map(s => `${urnType(s.urn)} ${urnName(s.urn)}`).sort();
+        const want = [
+            "pulumi:pulumi:Stack k8s-chain-engine",
+            "pulumi:providers:kubernetes render",
+            "kubernetes:core/v1:Namespace namespace",
+        ];
+        for (const [name, svc] of Object.entries(services)) {
+            want.push(`k8s-chain:components:MicroService ${name}`);
+            want.push(`kubernetes:apps/v1:Deployment ${name}-deployment`);
+            want.push(`kubernetes:core/v1:Service ${name}-service`);
+            if ((svc.replicas ?? 2) >= 2) {
+                want.push(`kubernetes:policy/v1:PodDisruptionBudget ${name}-pdb`);
+            }
+        }
+        assert.deepStrictEqual(got, want.sort());
+        assert.ok(!(json.steps ?? []).some(s => s.op !== "create"), summary(json));
+    });
+
+    it("up renders the manifests: NodePort 30080, 80 -> 8080, /health probes, pinned images, namespace", function () {
+        stack.ok(["up", "--yes", "--skip-preview"], "up (create)");
+        const objs = stack.rendered();
+        assert.ok(objs.length > 0, "nothing rendered");
+
+        const ns = of(objs, "Namespace");
+        assert.deepStrictEqual(ns.map(n => n.metadata.name), [NAMESPACE]);
+        for (const { obj, file } of objs) {
+            if (obj.kind !== "Namespace") {
+                assert.strictEqual(obj.metadata?.namespace, NAMESPACE, `${file} is in namespace ${obj.metadata?.namespace}`);
+            }
+        }
+
+        const seed = serviceOf(objs, "sample-app");
+        assert.strictEqual(seed.spec.type, "NodePort");
+        assert.strictEqual(seed.spec.ports.length, 1);
+        assert.strictEqual(seed.spec.ports[0].port, 80);
+        assert.strictEqual(seed.spec.ports[0].nodePort, 30080);
+        assert.strictEqual(seed.spec.ports[0].targetPort, "http");
+        const seedDeploy = deploymentOf(objs, "sample-app");
+        const seedContainer = seedDeploy.spec.template.spec.containers[0];
+        assert.deepStrictEqual(seedContainer.ports.map((p: any) => [p.name, p.containerPort]), [["http", 8080]]);
+        assert.strictEqual(seedDeploy.spec.replicas, 2);
+        assert.deepStrictEqual(seed.spec.selector, seedDeploy.spec.selector.matchLabels);
+
+        for (const name of Object.keys(services)) {
+            const d = deploymentOf(objs, name);
+            const c = d.spec.template.spec.containers[0];
+            assert.strictEqual(c.image, pinned(name), `${name} runs ${c.image}`);
+            assert.match(c.image, /@sha256:[0-9a-f]{64}$/);
+            for (const probe of [c.readinessProbe, c.livenessProbe]) {
+                assert.strictEqual(probe?.httpGet?.path, "/health", `${name} probe ${JSON.stringify(probe)}`);
+                assert.strictEqual(probe.httpGet.port, "http");
+            }
+            const svc = serviceOf(objs, name);
+            assert.strictEqual(svc.spec.type, services[name].expose ?? "ClusterIP");
+        }
+        const outputs = JSON.parse(stack.ok(["stack", "output", "--json"]).stdout);
+        assert.strictEqual(outputs.nodePorts["sample-app"], 30080);
+        assert.strictEqual(outputs.images["service-c"], pinned("service-c"));
+        assert.strictEqual(outputs.urls["service-b"], `http://service-b.${NAMESPACE}.svc.cluster.local:80`);
+    });
+
+    it("a second preview finds nothing to change", function () {
+        const { result, json } = stack.previewJson("preview (no change)");
+        assert.strictEqual(result.code, 0, result.stderr);
+        const changed = (json.steps ?? []).filter(s => s.op !== "same");
+        assert.deepStrictEqual(changed.map(s => `${s.op} ${s.urn}`), []);
+    });
+
+    it("new selector labels replace the Deployment (auto-named: create before delete) and up applies it", function () {
+        const before = deploymentOf(stack.rendered(), "service-c");
+        services["service-c"].labels = { tier: "backend" };
+        stack.setConfig(config());
+
+        const { result, json } = stack.previewJson("preview (selector change)");
+        assert.strictEqual(result.code, 0, result.stderr);
+        const dep = stepsFor(json, "kubernetes:apps/v1:Deployment", "service-c-deployment");
+        assert.deepStrictEqual(ops(dep), ["create-replacement", "replace", "delete-replaced"], summary(json));
+        const replace = dep.find(s => s.op === "replace")!;
+        assert.ok((replace.replaceReasons ?? []).some(r => r.startsWith("spec.selector")),
+            `replaceReasons ${JSON.stringify(replace.replaceReasons)}`);
+        // The Service's selector is mutable: an in-place update, not a replacement.
+        assert.deepStrictEqual(ops(stepsFor(json, "kubernetes:core/v1:Service", "service-c-service")), ["update"]);
+        // The PDB's selector is mutable in policy/v1 too.
+        assert.ok(!ops(stepsFor(json, "kubernetes:policy/v1:PodDisruptionBudget", "service-c-pdb")).includes("replace"));
+
+        stack.ok(["up", "--yes", "--skip-preview"], "up (selector change)");
+        const objs = stack.rendered();
+        const after = deploymentOf(objs, "service-c");
+        assert.notStrictEqual(after.metadata.name, before.metadata.name, "a new object, under a new auto-name");
+        assert.deepStrictEqual(after.spec.selector.matchLabels, { tier: "backend", app: "service-c" });
+        assert.deepStrictEqual(serviceOf(objs, "service-c").spec.selector, { tier: "backend", app: "service-c" });
+        const again = stack.previewJson("preview (after selector change)");
+        assert.deepStrictEqual((again.json.steps ?? []).filter(s => s.op !== "same").map(s => s.urn), []);
+    });
+
+    it("a new namespace replaces the fixed-name Services delete-before-replace, and up applies it", function () {
+        stack.setConfig(config({ namespace: NEW_NAMESPACE }));
+        const { result, json } = stack.previewJson("preview (namespace change)");
+        assert.strictEqual(result.code, 0, result.stderr);
+        for (const name of Object.keys(services)) {
+            const svc = stepsFor(json, "kubernetes:core/v1:Service", `${name}-service`);
+            assert.deepStrictEqual(ops(svc), ["delete-replaced", "replace", "create-replacement"],
+                `${name}-service:\n${summary(json)}`);
+            const replace = svc.find(s => s.op === "replace")!;
+            assert.ok((replace.replaceReasons ?? []).some(r => r.startsWith("metadata")),
+                `replaceReasons ${JSON.stringify(replace.replaceReasons)}`);
+            // The auto-named Deployment moves create-before-delete.
+            assert.deepStrictEqual(ops(stepsFor(json, "kubernetes:apps/v1:Deployment", `${name}-deployment`)),
+                ["create-replacement", "replace", "delete-replaced"], `${name}-deployment:\n${summary(json)}`);
+        }
+        // The pinned node port is freed before it is claimed again.
+        const all = json.steps ?? [];
+        const del = all.findIndex(s => s.op === "delete-replaced" && urnName(s.urn) === "sample-app-service");
+        const cre = all.findIndex(s => s.op === "create-replacement" && urnName(s.urn) === "sample-app-service");
+        assert.ok(del >= 0 && cre > del, `delete at ${del}, create at ${cre}`);
+
+        stack.ok(["up", "--yes", "--skip-preview"], "up (namespace change)");
+        const objs = stack.rendered();
+        assert.deepStrictEqual(of(objs, "Namespace").map(n => n.metadata.name), [NEW_NAMESPACE]);
+        for (const { obj, file } of objs) {
+            if (obj.kind !== "Namespace") {
+                assert.strictEqual(obj.metadata?.namespace, NEW_NAMESPACE, file);
+            }
+        }
+        assert.strictEqual(serviceOf(objs, "sample-app").spec.ports[0].nodePort, 30080);
+    });
+
+    it("a bad config fails the preview with the program's error and changes nothing", function () {
+        const state = JSON.stringify(stack.exportState().deployment.resources);
+        const files = stack.rendered().map(r => r.file).sort();
+        const bad = structuredClone(services);
+        bad["service-a"].calls = ["service-x"];
+        bad["sample-app"].nodePort = 20000;
+        stack.setConfig(config({ namespace: NEW_NAMESPACE, services: bad }));
+
+        const pre = stack.pulumi(["preview"], "preview (bad config)");
+        assert.notStrictEqual(pre.code, 0, "preview should fail");
+        const out = pre.stdout + pre.stderr;
+        assert.match(out, /services\.service-a\.calls: unknown service "service-x"/);
+        assert.match(out, /services\.sample-app\.nodePort/);
+
+        const up = stack.pulumi(["up", "--yes", "--skip-preview"], "up (bad config)");
+        assert.notStrictEqual(up.code, 0, "up should fail");
+        assert.match(up.stdout + up.stderr, /unknown service "service-x"/);
+
+        assert.strictEqual(JSON.stringify(stack.exportState().deployment.resources), state, "state changed");
+        assert.deepStrictEqual(stack.rendered().map(r => r.file).sort(), files, "rendered files changed");
+    });
+});
