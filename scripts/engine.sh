@@ -3,7 +3,7 @@
 # language host and the kubernetes provider, built from their Go modules
 # (tools/engine/*/go.mod) into a cache outside the repo, once per versions key.
 #
-#   scripts/engine.sh build   build if not cached; print the bin dir
+#   scripts/engine.sh build   build if not cached; print the bin dir, then the `pulumi` to run
 #   scripts/engine.sh bin     same as build (alias)
 #   scripts/engine.sh info    print the versions key, cache paths and sizes
 #   scripts/engine.sh prune   drop the Go module and build caches (keeps binaries)
@@ -128,6 +128,7 @@ do_build() {
   fi
   flock -u 9
   echo "$bindir"
+  if [ $want_cli = 1 ]; then echo "$bindir/pulumi"; else echo "$inst"; fi
 }
 
 case "${1:-build}" in

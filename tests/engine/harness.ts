@@ -10,16 +10,19 @@ import * as YAML from "yaml";
 
 export const REPO = path.resolve(__dirname, "..", "..");
 
-/** Builds the engine once (cached outside the repo) and returns the folder holding its binaries. */
-export function engineBin(): string {
+/**
+ * Builds the engine once (cached outside the repo, see scripts/engine.sh) and returns the folder
+ * holding the built binaries and the `pulumi` to run (the built one, or an installed CLI).
+ */
+export function engineBin(): { bin: string; cli: string } {
     const r = spawnSync("bash", [path.join(REPO, "scripts", "engine.sh"), "build"], {
         cwd: REPO, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 24,
     });
     if (r.status !== 0) {
         throw new Error(`scripts/engine.sh build failed (exit ${r.status})`);
     }
-    const lines = r.stdout.trim().split("\n");
-    return lines[lines.length - 1];
+    const [bin, cli] = r.stdout.trim().split("\n").slice(-2);
+    return { bin, cli };
 }
 
 export interface RunResult {
@@ -50,11 +53,12 @@ export class EngineStack {
     private readonly configFile: string;
 
     /**
-     * @param bin folder with `pulumi`, `pulumi-language-nodejs`, `pulumi-resource-kubernetes`
-     *   (the CLI may instead be an installed one on PATH)
+     * @param engine `bin`: the folder with the built `pulumi-resource-kubernetes` (and, unless an
+     *   installed CLI is used, `pulumi` and `pulumi-language-nodejs`); `cli`: the `pulumi` to run
      * @param programDir the Pulumi project to run (default: the repo root)
      */
-    constructor(bin: string, programDir: string = REPO) {
+    constructor(engine: { bin: string; cli: string }, programDir: string = REPO) {
+        const bin = engine.bin;
         this.root = fs.mkdtempSync(path.join(os.tmpdir(), "k8s-chain-engine-"));
         this.renderDir = path.join(this.root, "rendered");
         // The project is linked into a temp folder so the stack's config file
@@ -71,10 +75,9 @@ export class EngineStack {
         const home = path.join(this.root, "pulumi-home");
         fs.mkdirSync(home);
         fs.mkdirSync(path.join(this.root, "state"));
-        // The built CLI is run by its path (its language host sits beside it, where the CLI
-        // looks for bundled plugins); otherwise an installed `pulumi` from PATH.
-        const built = path.join(bin, "pulumi");
-        this.cli = fs.existsSync(built) ? built : "pulumi";
+        // The CLI is run by its path: the nodejs language host sits beside it, where the CLI
+        // looks for bundled plugins.
+        this.cli = engine.cli;
         this.providerBinary = path.join(bin, "pulumi-resource-kubernetes");
         this.env = {
             ...process.env,

@@ -68,13 +68,13 @@ describe("the real Pulumi engine (render mode)", function () {
     });
 
     before(function () {
-        const bin = engineBin();
+        const engine = engineBin();
         // K8S_CHAIN_ENGINE_PROGRAM: run another checkout of the project (default: this repo).
-        stack = new EngineStack(bin, process.env.K8S_CHAIN_ENGINE_PROGRAM || REPO);
+        stack = new EngineStack(engine, process.env.K8S_CHAIN_ENGINE_PROGRAM || REPO);
         services = devServices();
         stack.init(config());
         const v = stack.ok(["version"]).stdout.trim();
-        console.log(`      engine: pulumi ${v} from ${bin}; temp ${stack.root}`);
+        console.log(`      engine: pulumi ${v} (${engine.cli}), provider from ${engine.bin}; temp ${stack.root}`);
     });
 
     after(function () {
