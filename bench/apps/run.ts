@@ -15,6 +15,8 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? "5");
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? "3");
 const CONNECTIONS = 50;
 const HANGING = 200;
+/** Requests per second of the fixed-rate /health latency probe. */
+const PROBE_RATE = 200;
 const PYTHON = "/usr/bin/python3"; // Debian's, with python3-flask (not a pyenv or venv one)
 
 const children: ChildProcess[] = [];
@@ -193,20 +195,50 @@ async function deadDownstream(): Promise<{ url: string; open: () => number; clos
   };
 }
 
-/** /health latency of `kind` while HANGING `/` requests wait on a dead downstream. */
-async function healthWhileHanging(kind: Kind): Promise<{ alone: WrkResult; health: WrkResult; hangingSeen: number }> {
+interface Probe {
+  count: number;
+  p50: number;
+  p99: number;
+  max: number;
+  errors: number;
+}
+
+/** Fixed-rate /health latency from its own process (bench/apps/probe.ts). */
+function probe(url: string, seconds: number): Promise<Probe> {
+  return new Promise((resolve, reject) => {
+    const args = ["-r", "ts-node/register/transpile-only", path.join(__dirname, "probe.ts"), url, String(PROBE_RATE), String(seconds)];
+    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
+    child.on("exit", (code) => (code === 0 ? resolve(JSON.parse(out) as Probe) : reject(new Error(`probe exited ${code}`))));
+  });
+}
+
+interface HangResult {
+  alone: WrkResult;
+  health: WrkResult;
+  probeAlone: Probe;
+  probeHanging: Probe;
+  hangingSeen: number;
+}
+
+/** /health of `kind` alone, then while HANGING `/` requests wait on a dead downstream. */
+async function healthWhileHanging(kind: Kind): Promise<HangResult> {
   const dead = await deadDownstream();
   try {
     const url = await start(kind, "service-a", dead.url, 2000);
     await wrk(`${url}health`, 10, 1);
     const alone = await wrk(`${url}health`, 10, SECONDS);
-    const hanging = wrk(url, HANGING, SECONDS + 2);
+    const probeAlone = await probe(`${url}health`, SECONDS);
+    // Starting the probe (ts-node) and its warm-up take about 2 s; the hanging load outlasts both runs.
+    const hanging = wrk(url, HANGING, 2 * SECONDS + 6);
     // Bounded wait (<= 5 s) until the service holds its hanging calls to the dead downstream.
     for (let i = 0; i < 100 && dead.open() < HANGING; i++) await new Promise((r) => setTimeout(r, 50));
     const hangingSeen = dead.open();
     const health = await wrk(`${url}health`, 10, SECONDS);
+    const probeHanging = await probe(`${url}health`, SECONDS);
     await hanging;
-    return { alone, health, hangingSeen };
+    return { alone, health, probeAlone, probeHanging, hangingSeen };
   } finally {
     await stopAll();
     dead.close();
@@ -285,7 +317,23 @@ async function main(): Promise<void> {
     `- server CPU per request, ours / bare node:http: /health ${cpuRatio("ours health", "bare health")}, chain ${cpuRatio("ours chain", "bare chain")}; ` +
       `Flask / ours: /health ${cpuRatio("flask health", "ours health")}x, chain ${cpuRatio("flask chain", "ours chain")}x`,
   );
-  console.log(`- /health p99 while / hangs on a dead downstream: ours ${f(hangOurs.health.p99)} ms (target < 5 ms; ${f(hangOurs.alone.p99)} ms without the hanging requests), Flask ${f(hangFlask.health.p99)} ms (${f(hangFlask.alone.p99)} ms without)`);
+  const probeRow = (label: string, p: Probe) =>
+    `| ${label} | ${p.count} | ${f(p.p50)} | ${f(p.p99)} | ${f(p.max)} | ${p.errors} |`;
+  console.log("");
+  console.log(`\`GET /health\` at a fixed ${PROBE_RATE} req/s for ${SECONDS} s (bench/apps/probe.ts, open loop after 1 s of warm-up, each request timed from when it was sent):`);
+  console.log("");
+  console.log("| server, situation | answered | p50 ms | p99 ms | max ms | errors |");
+  console.log("|---|---:|---:|---:|---:|---:|");
+  console.log(probeRow("ours, alone", hangOurs.probeAlone));
+  console.log(probeRow(`ours, while ${hangOurs.hangingSeen} \`/\` hang`, hangOurs.probeHanging));
+  console.log(probeRow("Flask, alone", hangFlask.probeAlone));
+  console.log(probeRow(`Flask, while ${hangFlask.hangingSeen} \`/\` hang`, hangFlask.probeHanging));
+  console.log("");
+  console.log(
+    `- /health p99 while / hangs on a dead downstream: ours ${f(hangOurs.probeHanging.p99)} ms at ${PROBE_RATE} req/s ` +
+      `(target < 5 ms; ${f(hangOurs.probeAlone.p99)} ms alone), ${f(hangOurs.health.p99)} ms at full load with 10 connections ` +
+      `(${f(hangOurs.alone.p99)} ms alone); Flask ${f(hangFlask.probeHanging.p99)} ms at ${PROBE_RATE} req/s (${f(hangFlask.probeAlone.p99)} ms alone)`,
+  );
 }
 
 main()
