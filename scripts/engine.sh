@@ -28,11 +28,12 @@ mode="${K8S_CHAIN_ENGINE:-auto}"
 # modules they are built from. The kubernetes provider is built from the only
 # revision the Go module proxy serves (pseudo-version of the v4.25.0 tag) and is
 # stamped with the plugin version that the npm SDK (@pulumi/kubernetes) asks
-# for, read from node_modules, so that the engine loads it for that SDK.
+# for, read from package-lock.json (what `npm ci` installs; so this works before
+# `npm ci` too), so that the engine loads it for that SDK.
 pulumi_version="v3.274.1"
 nodejs_host_version="v3.68.0"
 k8s_source="4.25.0-f47bc2d6f199"
-k8s_plugin_version="$(node -p "require('$here/node_modules/@pulumi/kubernetes/package.json').version" 2>/dev/null || echo 4.34.2)"
+k8s_plugin_version="$(node -p "require('$here/package-lock.json').packages['node_modules/@pulumi/kubernetes'].version")"
 
 log() { echo "engine: $*" >&2; }
 
