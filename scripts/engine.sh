@@ -23,6 +23,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools="$here/tools/engine"
 cache_root="${K8S_CHAIN_ENGINE_CACHE:-$HOME/.cache/k8s-chain/engine}"
 mode="${K8S_CHAIN_ENGINE:-auto}"
+# The go.mod files need no newer Go than this machine's; never switch toolchains.
+export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 
 # Versions. The CLI and language host are stamped with the versions of the
 # modules they are built from. The kubernetes provider is built from the only
@@ -39,7 +41,7 @@ log() { echo "engine: $*" >&2; }
 
 key() {
   local h
-  h="$( (cat "$tools"/*/go.mod "$tools"/*/go.sum; go version; echo "$k8s_plugin_version"; sed -n '/^build_one()/,/^installed_pulumi()/p' "$0") | sha256sum | cut -c1-12)"
+  h="$( (cat "$tools"/*/go.mod "$tools"/*/go.sum; go version; echo "$k8s_plugin_version"; sed -n '/^build_one()/,/^installed_pulumi()/p' "${BASH_SOURCE[0]}") | sha256sum | cut -c1-12)"
   echo "pulumi-${pulumi_version}_nodejs-${nodejs_host_version}_kubernetes-${k8s_plugin_version}-from-${k8s_source}_${h}"
 }
 
@@ -93,7 +95,8 @@ do_build() {
   k="$(key)"
   bindir="$cache_root/$k/bin"
   export GOMODCACHE="$cache_root/go/mod" GOCACHE="$cache_root/go/build"
-  export GOFLAGS="${GOFLAGS:-} -mod=readonly" GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
+  # go.sum is committed: build exactly what it pins.
+  export GOFLAGS="-mod=readonly"
 
   local want_cli=1 inst=""
   if [ "$mode" != build ] && inst="$(installed_pulumi)"; then
