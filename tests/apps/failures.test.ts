@@ -24,6 +24,20 @@ describe("apps: failures", function () {
     assert.deepEqual([warn.level, warn.reqId, warn.url], ["warn", "hang-1", hang.url]);
   });
 
+  it("many calls timing out together all get their 504, and /health is answered meanwhile", async function () {
+    const hang = await hangingServer();
+    const a = await startService("service-a", { DOWNSTREAM_URLS: hang.url, DOWNSTREAM_TIMEOUT_MS: "500" });
+    const replies = Promise.all(Array.from({ length: 60 }, () => get(`${a.url}/`)));
+    await hang.nthRequest(60);
+    const health = await get(`${a.url}/health`);
+    assert.equal(health.status, 200);
+    for (const reply of await replies) {
+      assert.equal(reply.status, 504);
+      assert.equal(reply.body, `{"service":"service-a","error":"timed out after 500 ms","failed":"${hang.url}"}`);
+      assert.ok(reply.ms >= 500 && reply.ms < 3000, `504 came after ${reply.ms} ms`);
+    }
+  });
+
   it("a refused downstream gives 502 at once, not after the timeout", async function () {
     const dead = await refusedUrl();
     const a = await startService("service-a", { DOWNSTREAM_URLS: dead, DOWNSTREAM_TIMEOUT_MS: "5000" });

@@ -25,6 +25,29 @@ const TIMED_OUT = new Error("downstream call timed out");
 export const CANCELLED = new Error("downstream call cancelled");
 
 /**
+ * Timed-out calls are aborted a few per turn of the event loop: calls started together time
+ * out together, and aborting hundreds in one go (each closes its connection and answers 504)
+ * would hold up every other request, `/health` included, for that long.
+ */
+const ABORTS_PER_TURN = 4;
+const timedOut: AbortController[] = [];
+let abortsScheduled = false;
+
+function abortTimedOut(controller: AbortController): void {
+  timedOut.push(controller);
+  if (!abortsScheduled) {
+    abortsScheduled = true;
+    setImmediate(abortSome);
+  }
+}
+
+function abortSome(): void {
+  for (const controller of timedOut.splice(0, ABORTS_PER_TURN)) controller.abort(TIMED_OUT);
+  if (timedOut.length > 0) setImmediate(abortSome);
+  else abortsScheduled = false;
+}
+
+/**
  * `GET url` with `x-request-id`, bounded as a whole (connect, headers, body) by `timeoutMs`.
  * Never throws: every outcome is a CallResult. `controller.abort(CANCELLED)` ends it early
  * (the caller no longer needs the answer).
@@ -38,7 +61,7 @@ export async function callDownstream(
 ): Promise<CallResult> {
   const started = performance.now();
   const ms = () => Math.round((performance.now() - started) * 10) / 10;
-  const timer = setTimeout(() => controller.abort(TIMED_OUT), timeoutMs);
+  const timer = setTimeout(abortTimedOut, timeoutMs, controller);
   try {
     const res = await request(url, {
       method: "GET",
