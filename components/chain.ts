@@ -5,7 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as path from "path";
 import { AppImage } from "./app-image";
 import { ServiceConfig, StackConfig } from "./catalog";
-import { creationOrder } from "./graph";
+import { callHeights, creationOrder } from "./graph";
 import { imageTagFor } from "./image-tag";
 import { MicroService } from "./micro-service";
 
@@ -40,7 +40,9 @@ export function buildContext(projectRoot: string, app: string): { context: strin
 export function deployChain(config: StackConfig, opts: ChainOptions): ChainOutputs {
     const placement = { namespace: config.namespace, clusterDomain: config.clusterDomain };
     const byName = new Map(config.services.map(s => [s.name, s]));
-    const order = creationOrder(new Map(config.services.map(s => [s.name, s.calls])));
+    const graph = new Map(config.services.map(s => [s.name, s.calls]));
+    const order = creationOrder(graph);
+    const heights = callHeights(graph);
 
     // Rendering to a folder instead of a cluster (used by the engine tests and for review).
     const provider = config.renderDir !== undefined
@@ -77,6 +79,7 @@ export function deployChain(config: StackConfig, opts: ChainOptions): ChainOutpu
             callees: svc.calls.map(c => byName.get(c)!),
             placement,
             image,
+            height: heights.get(name),
             waitFor: [...(namespace ? [namespace] : []), ...svc.calls.map(c => services[c])],
         }, resourceOpts);
         services[name] = ms;

@@ -84,3 +84,17 @@ export function creationOrder(graph: CallGraph): string[] {
     }
     return order;
 }
+
+/**
+ * For each service, the number of calls on its longest call path: 0 for a service that calls
+ * nothing, 1 for one that calls only leaves, and so on. The graph must be acyclic.
+ */
+export function callHeights(graph: CallGraph): Map<string, number> {
+    const heights = new Map<string, number>();
+    for (const node of creationOrder(graph)) {
+        // Creation order puts every callee first, so its height is already known.
+        const callees = graph.get(node) ?? [];
+        heights.set(node, callees.length === 0 ? 0 : 1 + Math.max(...callees.map(c => heights.get(c)!)));
+    }
+    return heights;
+}

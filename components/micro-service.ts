@@ -12,6 +12,8 @@ export interface MicroServiceArgs {
     placement: Placement;
     /** The image reference the Deployment runs: a pushed digest or an immutable tag. */
     image: pulumi.Input<string>;
+    /** Calls on the service's longest call path (sets its per-call timeout). @default 0 */
+    height?: number;
     /**
      * Resources every child waits for: the callees' components (so a caller starts only once
      * its callees are created and ready) and the namespace.
@@ -46,7 +48,7 @@ export class MicroService extends pulumi.ComponentResource {
         // The Deployment goes first, so its rollout (Pulumi waits for it) is done before the
         // Service starts sending traffic: the seed's "apply the Deployment before the Service".
         this.deployment = new k8s.apps.v1.Deployment(`${name}-deployment`,
-            deploymentSpec(svc, callees, placement, image),
+            deploymentSpec(svc, callees, placement, image, args.height ?? 0),
             { parent: this, dependsOn: waitFor });
 
         // A fixed name and possibly a pinned node port: the old Service must be gone before its

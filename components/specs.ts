@@ -35,6 +35,20 @@ export const PROBE_TIMING = {
  * ingresses stop sending it traffic before it closes (the app reads `SHUTDOWN_DELAY_MS`).
  */
 export const SHUTDOWN_DELAY_MS = 5000;
+/**
+ * Per-call timeout of a service whose callees call nobody (the apps' own default). Each level
+ * further up the chain waits one step longer, so a caller outlasts its callee's own timeout
+ * and the error that comes back names the service that really hung, not the first caller
+ * to give up (with equal timeouts, A's call to B expires just as B's call to C does).
+ */
+export const DOWNSTREAM_TIMEOUT_BASE_MS = 2000;
+export const DOWNSTREAM_TIMEOUT_STEP_MS = 1000;
+
+/** The `DOWNSTREAM_TIMEOUT_MS` for a service `height` calls above the end of its chain; none for a leaf. */
+export function downstreamTimeoutMs(height: number): number | undefined {
+    return height === 0 ? undefined : DOWNSTREAM_TIMEOUT_BASE_MS + DOWNSTREAM_TIMEOUT_STEP_MS * (height - 1);
+}
+
 /** Kubernetes kills the pod after this; it must exceed the drain delay plus in-flight work. */
 export const TERMINATION_GRACE_SECONDS = 30;
 
@@ -69,10 +83,11 @@ export function objectLabels(svc: ServiceConfig): Record<string, string> {
 
 /**
  * The container env: `SERVICE_NAME`, `PORT`, one `<CALLEE>_URL` per callee, `DOWNSTREAM_URLS`
- * (in `calls` order), the drain delay, then the catalog's `env` (which may override the
- * drain delay but not the wiring: validation refuses that).
+ * (in `calls` order), the drain delay and (for a caller) the per-call timeout, then the
+ * catalog's `env` (which may override those two but not the wiring: validation refuses that).
+ * @param height the service's {@link callHeights} entry, for its timeout. @default 0
  */
-export function containerEnv(svc: ServiceConfig, callees: ReadonlyArray<ServiceConfig>, where: Placement): EnvVar[] {
+export function containerEnv(svc: ServiceConfig, callees: ReadonlyArray<ServiceConfig>, where: Placement, height = 0): EnvVar[] {
     const urls = callees.map(c => serviceUrl(c, where));
     const env: EnvVar[] = [
         { name: "SERVICE_NAME", value: svc.name },
@@ -80,8 +95,14 @@ export function containerEnv(svc: ServiceConfig, callees: ReadonlyArray<ServiceC
         ...callees.map((c, i) => ({ name: urlEnvName(c.name), value: urls[i] })),
         { name: "DOWNSTREAM_URLS", value: urls.join(",") },
     ];
-    if (svc.env.SHUTDOWN_DELAY_MS === undefined) {
-        env.push({ name: "SHUTDOWN_DELAY_MS", value: String(SHUTDOWN_DELAY_MS) });
+    const tuning: Record<string, number | undefined> = {
+        SHUTDOWN_DELAY_MS,
+        DOWNSTREAM_TIMEOUT_MS: downstreamTimeoutMs(height),
+    };
+    for (const [name, value] of Object.entries(tuning)) {
+        if (value !== undefined && svc.env[name] === undefined) {
+            env.push({ name, value: String(value) });
+        }
     }
     for (const [name, value] of Object.entries(svc.env)) {
         env.push({ name, value });
@@ -103,6 +124,7 @@ export function deploymentSpec(
     callees: ReadonlyArray<ServiceConfig>,
     where: Placement,
     image: pulumi.Input<string>,
+    height = 0,
 ): Deployment {
     const labels = objectLabels(svc);
     return {
@@ -133,7 +155,7 @@ export function deploymentSpec(
                         // A digest or an immutable tag never changes under a name, so a node's copy is good.
                         imagePullPolicy: "IfNotPresent",
                         ports: [{ name: "http", containerPort: svc.port, protocol: "TCP" }],
-                        env: containerEnv(svc, callees, where),
+                        env: containerEnv(svc, callees, where, height),
                         readinessProbe: probe(svc),
                         livenessProbe: probe(svc),
                         resources: {

@@ -42,6 +42,18 @@ describe("specs", () => {
         ]);
     });
 
+    it("gives each caller a per-call timeout one step longer than its callee's, so the real culprit is reported", () => {
+        const { by, callees } = seed();
+        const timeout = (n: string, height: number) =>
+            containerEnv(by.get(n)!, callees(n), where, height).find(e => e.name === "DOWNSTREAM_TIMEOUT_MS")?.value;
+        assert.strictEqual(timeout("service-c", 0), undefined);
+        assert.strictEqual(timeout("service-b", 1), "2000");
+        assert.strictEqual(timeout("service-a", 2), "3000");
+        const own = parse({ services: { a: { image: "a:1", calls: ["b"], env: { DOWNSTREAM_TIMEOUT_MS: "500" } }, b: { image: "b:1" } } });
+        assert.deepStrictEqual(containerEnv(own.services[0], [own.services[1]], where, 1).filter(e => e.name === "DOWNSTREAM_TIMEOUT_MS"),
+            [{ name: "DOWNSTREAM_TIMEOUT_MS", value: "500" }], "`env` overrides it, once");
+    });
+
     it("builds the seed's sample-app: 2 replicas, probes on /health at the named port, NodePort 30080, 80 -> 8080", () => {
         const { by } = seed();
         const svc = by.get("sample-app")!;

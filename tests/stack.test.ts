@@ -200,6 +200,8 @@ describe("the program (index.ts) with the dev stack's config", function () {
         const env = (n: string) => find(recorded, DEP, `${n}-deployment`).inputs.spec.template.spec.containers[0].env;
         assert.deepStrictEqual(env("service-a").find((e: any) => e.name === "DOWNSTREAM_URLS").value, "http://service-b.default.svc.cluster.local:80");
         assert.deepStrictEqual(env("service-b").find((e: any) => e.name === "SERVICE_C_URL").value, "http://service-c.default.svc.cluster.local:80");
+        const timeout = (n: string) => env(n).find((e: any) => e.name === "DOWNSTREAM_TIMEOUT_MS")?.value;
+        assert.deepStrictEqual([timeout("service-a"), timeout("service-b"), timeout("service-c")], ["3000", "2000", undefined]);
         assert.strictEqual(find(recorded, SVC, "service-a-service").inputs.spec.type, "NodePort");
         assert.deepStrictEqual(await valueOf(program.nodePorts["sample-app"]), 30080);
     });
