@@ -67,15 +67,15 @@ export interface StackConfig {
     services: ServiceConfig[];
 }
 
-/** The raw values as read from Pulumi config: anything may be wrong with them. */
-export interface RawStackConfig {
-    namespace?: unknown;
-    registry?: unknown;
-    imageTag?: unknown;
-    clusterDomain?: unknown;
-    renderDir?: unknown;
-    services?: unknown;
-}
+/** The keys of the `k8s-chain` config namespace. */
+export const CONFIG_KEYS = ["namespace", "registry", "imageTag", "clusterDomain", "renderDir", "services"] as const;
+
+/**
+ * The raw values as read from Pulumi config (the `k8s-chain:` prefix dropped): anything may be
+ * wrong with them, including keys that are not ours (a typo such as `namspace` would otherwise
+ * be ignored silently).
+ */
+export type RawStackConfig = { [K in (typeof CONFIG_KEYS)[number]]?: unknown } & Record<string, unknown>;
 
 /** What the parser may ask of the file system (injected so parsing stays pure in tests). */
 export interface ParseContext {
@@ -207,6 +207,11 @@ function optionalString(problems: string[], key: string, v: unknown, hint: strin
  */
 export function parseStackConfig(raw: RawStackConfig, ctx: ParseContext): StackConfig {
     const problems: string[] = [];
+    for (const key of Object.keys(raw)) {
+        if (!(CONFIG_KEYS as readonly string[]).includes(key)) {
+            problems.push(`${key}: unknown config key \`k8s-chain:${key}\`; valid keys are ${CONFIG_KEYS.join(", ")}`);
+        }
+    }
 
     const namespace = optionalString(problems, "namespace", raw.namespace,
         "use a DNS-1123 label such as \"k8s-chain\" (lower-case letters, digits and `-`, at most 63)",

@@ -1,19 +1,19 @@
 // Reads the stack config from Pulumi and the file system, then hands it to the pure parser.
 import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
-import { parseStackConfig, StackConfig } from "./catalog";
+import { parseStackConfig, RawStackConfig, StackConfig } from "./catalog";
 
 /** Reads and validates `k8s-chain:*`; throws a RunError listing every problem. */
 export function readStackConfig(projectRoot: string): StackConfig {
     const cfg = new pulumi.Config("k8s-chain");
-    const raw = {
-        namespace: cfg.get("namespace"),
-        registry: cfg.get("registry"),
-        imageTag: cfg.get("imageTag"),
-        clusterDomain: cfg.get("clusterDomain"),
-        renderDir: cfg.get("renderDir"),
-        services: cfg.getObject<unknown>("services"),
-    };
+    const raw: RawStackConfig = {};
+    // Every key of our namespace, so that a misspelt one is reported rather than ignored.
+    for (const fullKey of Object.keys(pulumi.runtime.allConfig())) {
+        if (fullKey.startsWith("k8s-chain:")) {
+            const key = fullKey.slice("k8s-chain:".length);
+            raw[key] = key === "services" ? cfg.getObject<unknown>(key) : cfg.get(key);
+        }
+    }
     try {
         return parseStackConfig(raw, {
             projectRoot,

@@ -181,6 +181,12 @@ describe("catalog: validation messages", () => {
         ]);
     });
 
+    it("a config key that is not ours (a typo would otherwise be ignored)", () => {
+        assert.deepStrictEqual(problemsOf({ namspace: "chain", services: { c: { image: "nginx:1.27.3" } } }), [
+            "namspace: unknown config key `k8s-chain:namspace`; valid keys are namespace, registry, imageTag, clusterDomain, renderDir, services",
+        ]);
+    });
+
     it("no services at all", () => {
         assert.deepStrictEqual(problemsOf({}), ["services: missing; add at least one service under `k8s-chain:services` (see Pulumi.dev.yaml)"]);
         assert.deepStrictEqual(problemsOf({ services: {} }), ["services: empty; add at least one service under `k8s-chain:services`"]);

@@ -3,9 +3,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { execFileSync } from "child_process";
-import * as pulumi from "@pulumi/pulumi";
 import { chooseImageTag, hashBuildContext, imageTagFor } from "../components/image-tag";
-import { readStackConfig } from "../components/config";
 
 describe("image tags", () => {
     const hash = () => "f".repeat(64);
@@ -44,37 +42,5 @@ describe("image tags", () => {
         fs.writeFileSync(path.join(dir, "Dockerfile"), "FROM scratch\nUSER 1000\n");
         assert.match(imageTagFor(dir, undefined, {}), new RegExp(`^${sha}-dirty-[0-9a-f]{12}$`));
         fs.rmSync(dir, { recursive: true });
-    });
-});
-
-describe("reading the stack config", () => {
-    afterEach(() => pulumi.runtime.setAllConfig({}));
-
-    it("fails with a RunError (printed without a stack trace) listing the problems", () => {
-        pulumi.runtime.setAllConfig({
-            "k8s-chain:services": JSON.stringify({ "service-a": { app: "apps/service-a", calls: ["service-x"] } }),
-        });
-        assert.throws(() => readStackConfig(path.resolve(__dirname, "..")), (e: Error) => {
-            assert.ok(pulumi.RunError.isInstance(e));
-            assert.strictEqual(e.message, [
-                "k8s-chain config has 1 problem; nothing was created:",
-                '  - services.service-a.calls: unknown service "service-x" (known: none)',
-            ].join("\n"));
-            return true;
-        });
-    });
-
-    it("reads every key", () => {
-        pulumi.runtime.setAllConfig({
-            "k8s-chain:namespace": "chain",
-            "k8s-chain:registry": "localhost:5001",
-            "k8s-chain:imageTag": "v1",
-            "k8s-chain:clusterDomain": "k8s.local",
-            "k8s-chain:renderDir": "out",
-            "k8s-chain:services": JSON.stringify({ "service-c": { app: "apps/service-c" } }),
-        });
-        const cfg = readStackConfig(path.resolve(__dirname, ".."));
-        assert.deepStrictEqual([cfg.namespace, cfg.registry, cfg.imageTag, cfg.clusterDomain, cfg.renderDir], ["chain", "localhost:5001", "v1", "k8s.local", "out"]);
-        assert.strictEqual(cfg.services[0].app, "apps/service-c");
     });
 });

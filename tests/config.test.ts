@@ -1,0 +1,51 @@
+import * as assert from "assert";
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+import { readStackConfig } from "../components/config";
+
+describe("reading the stack config", () => {
+    afterEach(() => pulumi.runtime.setAllConfig({}));
+
+    it("fails with a RunError (printed without a stack trace) listing the problems", () => {
+        pulumi.runtime.setAllConfig({
+            "k8s-chain:services": JSON.stringify({ "service-a": { app: "apps/service-a", calls: ["service-x"] } }),
+        });
+        assert.throws(() => readStackConfig(path.resolve(__dirname, "..")), (e: Error) => {
+            assert.ok(pulumi.RunError.isInstance(e));
+            assert.strictEqual(e.message, [
+                "k8s-chain config has 1 problem; nothing was created:",
+                '  - services.service-a.calls: unknown service "service-x" (known: none)',
+            ].join("\n"));
+            return true;
+        });
+    });
+
+    it("reports a misspelt key of the namespace, and ignores other namespaces", () => {
+        pulumi.runtime.setAllConfig({
+            "k8s-chain:registy": "localhost:5001",
+            "kubernetes:context": "kind-kind",
+            "k8s-chain:services": JSON.stringify({ "service-c": { app: "apps/service-c" } }),
+        });
+        assert.throws(() => readStackConfig(path.resolve(__dirname, "..")), (e: Error) => {
+            assert.strictEqual(e.message, [
+                "k8s-chain config has 1 problem; nothing was created:",
+                "  - registy: unknown config key `k8s-chain:registy`; valid keys are namespace, registry, imageTag, clusterDomain, renderDir, services",
+            ].join("\n"));
+            return true;
+        });
+    });
+
+    it("reads every key", () => {
+        pulumi.runtime.setAllConfig({
+            "k8s-chain:namespace": "chain",
+            "k8s-chain:registry": "localhost:5001",
+            "k8s-chain:imageTag": "v1",
+            "k8s-chain:clusterDomain": "k8s.local",
+            "k8s-chain:renderDir": "out",
+            "k8s-chain:services": JSON.stringify({ "service-c": { app: "apps/service-c" } }),
+        });
+        const cfg = readStackConfig(path.resolve(__dirname, ".."));
+        assert.deepStrictEqual([cfg.namespace, cfg.registry, cfg.imageTag, cfg.clusterDomain, cfg.renderDir], ["chain", "localhost:5001", "v1", "k8s.local", "out"]);
+        assert.strictEqual(cfg.services[0].app, "apps/service-c");
+    });
+});
