@@ -107,31 +107,25 @@ export function show(value: unknown): string {
     return JSON.stringify(value);
 }
 
-function portField(what: string, min: number, max: number) {
-    return z.unknown().superRefine((v, ctx) => {
-        if (!Number.isInteger(v) || (v as number) < min || (v as number) > max) {
-            ctx.addIssue({ code: "custom", message: `${show(v)} is not ${what}; use an integer from ${min} to ${max}` });
-        }
-    }).transform(v => v as number);
+/** An integer field; every way of getting it wrong gets the same message, naming the value. */
+function intField(what: string, min: number, max?: number) {
+    const range = max === undefined ? `>= ${min}` : `from ${min} to ${max}`;
+    const error = (iss: { input?: unknown }) => `${show(iss.input)} is not ${what}; use an integer ${range}`;
+    const atLeast = z.int({ error }).min(min, { error });
+    return max === undefined ? atLeast : atLeast.max(max, { error });
 }
 
-function stringMap(what: string, keyRule: RegExp, keyHint: string, valueRule?: RegExp, valueHint?: string) {
-    return z.unknown().superRefine((v, ctx) => {
-        if (typeof v !== "object" || v === null || Array.isArray(v)) {
-            ctx.addIssue({ code: "custom", message: `${show(v)} is not a map of ${what}; use {"KEY": "value"}` });
-            return;
-        }
-        for (const [k, val] of Object.entries(v)) {
-            if (!keyRule.test(k)) {
-                ctx.addIssue({ code: "custom", path: [k], message: `${show(k)} is not a valid key; ${keyHint}` });
-            }
-            if (typeof val !== "string") {
-                ctx.addIssue({ code: "custom", path: [k], message: `${show(val)} is not a string; quote it ("${String(val)}")` });
-            } else if (valueRule && !valueRule.test(val)) {
-                ctx.addIssue({ code: "custom", path: [k], message: `${show(val)} is not a valid value; ${valueHint}` });
-            }
-        }
-    }).transform(v => v as Record<string, string>);
+/** A map of strings whose keys (and optionally values) follow a Kubernetes naming rule. */
+function stringMap(what: string, key: RegExp, keyHint: string, value?: RegExp, valueHint?: string) {
+    const str = z.string({ error: iss => `${show(iss.input)} is not a string; quote it ("${String(iss.input)}")` });
+    return z.record(
+        z.string().regex(key),
+        value ? str.regex(value, { error: iss => `${show(iss.input)} is not a valid value; ${valueHint}` }) : str,
+        {
+            error: iss => iss.code === "invalid_key"
+                ? `${show(iss.input)} is not a valid key; ${keyHint}`
+                : `${show(iss.input)} is not a map of ${what}; use {"KEY": "value"}`,
+        });
 }
 
 /**
@@ -142,15 +136,11 @@ const fieldSchemas = {
     app: z.string({ error: iss => `${show(iss.input)} is not a string; give the app folder, e.g. "apps/service-a"` })
         .min(1, { error: `"" is empty; give the app folder, e.g. "apps/service-a"` }).optional(),
     image: z.string({ error: iss => `${show(iss.input)} is not a string; give a pinned image such as "nginx:1.27.3"` }).optional(),
-    replicas: z.unknown().superRefine((v, ctx) => {
-        if (!Number.isInteger(v) || (v as number) < 1) {
-            ctx.addIssue({ code: "custom", message: `${show(v)} is not a valid replica count; use an integer >= 1` });
-        }
-    }).transform(v => v as number).optional(),
-    port: portField("a valid port", 1, 65535).optional(),
-    servicePort: portField("a valid port", 1, 65535).optional(),
+    replicas: intField("a valid replica count", 1).optional(),
+    port: intField("a valid port", 1, 65535).optional(),
+    servicePort: intField("a valid port", 1, 65535).optional(),
     expose: z.enum(EXPOSE_TYPES, { error: iss => `${show(iss.input)} is not a Service type; use one of ${EXPOSE_TYPES.join(", ")}` }).optional(),
-    nodePort: portField("in the NodePort range", NODE_PORT_MIN, NODE_PORT_MAX).optional(),
+    nodePort: intField("in the NodePort range", NODE_PORT_MIN, NODE_PORT_MAX).optional(),
     calls: z.array(z.string({ error: iss => `${show(iss.input)} is not a service name` }),
         { error: iss => `${show(iss.input)} is not a list; use ["service-b"]` }).optional(),
     env: stringMap("env vars", ENV_NAME, "env var names use letters, digits, `_`, `-` and `.`, and do not start with a digit").optional(),

@@ -171,6 +171,22 @@ describe("catalog: validation messages", () => {
         ]);
         s["service-a"].env = { RETRIES: 3 };
         assert.deepStrictEqual(one(s), ['services.service-a.env.RETRIES: 3 is not a string; quote it ("3")']);
+        s["service-a"].env = { "1ST": "x" };
+        assert.deepStrictEqual(one(s), [
+            'services.service-a.env.1ST: "1ST" is not a valid key; env var names use letters, digits, `_`, `-` and `.`, and do not start with a digit',
+        ]);
+        s["service-a"].env = ["A=b"];
+        assert.deepStrictEqual(one(s), ['services.service-a.env: ["A=b"] is not a map of env vars; use {"KEY": "value"}']);
+    });
+
+    it("labels with a bad key or value, or the stack's own `app`", () => {
+        assert.deepStrictEqual(one({ a: { image: "nginx:1.27.3", labels: { "tier!": "x", team: "-bad-", app: "other" } } }), [
+            'services.a.labels.tier!: "tier!" is not a valid key; use a Kubernetes label key such as "tier" or "example.com/tier"',
+            'services.a.labels.team: "-bad-" is not a valid value; label values are at most 63 letters, digits, `-`, `_` or `.`, starting and ending alphanumeric',
+        ]);
+        assert.deepStrictEqual(one({ a: { image: "nginx:1.27.3", labels: { app: "other" } } }), [
+            "services.a.labels.app: set by the stack to the service name; remove it or use another key",
+        ]);
     });
 
     it("flat keys with bad values", () => {
