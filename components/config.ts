@@ -1,7 +1,7 @@
 // Reads the stack config from Pulumi and the file system, then hands it to the pure parser.
 import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
-import { parseStackConfig, RawStackConfig, StackConfig } from "./catalog";
+import { ConfigError, parseStackConfig, RawStackConfig, StackConfig } from "./catalog";
 
 /** Reads and validates `k8s-chain:*`; throws a RunError listing every problem. */
 export function readStackConfig(projectRoot: string): StackConfig {
@@ -24,6 +24,6 @@ export function readStackConfig(projectRoot: string): StackConfig {
         });
     } catch (e) {
         // A RunError is printed without a stack trace: the user sees only the problems.
-        throw e instanceof Error && e.name === "ConfigError" ? new pulumi.RunError(e.message) : e;
+        throw e instanceof ConfigError ? new pulumi.RunError(e.message) : e;
     }
 }

@@ -1,5 +1,5 @@
 import * as assert from "assert";
-import { ConfigError, imagePinProblem, urlEnvName } from "../components/catalog";
+import { ConfigError, imagePinProblem, parseStackConfig, urlEnvName } from "../components/catalog";
 import { PINNED, parse, problemsOf, seedServices } from "./support/catalogs";
 
 describe("catalog: defaults", () => {
@@ -91,7 +91,6 @@ describe("catalog: validation messages", () => {
     it("an app folder without a Dockerfile", () => {
         assert.deepStrictEqual(problemsOf({ services: { a: { app: "apps/a" } } }, []).length, 1);
         const fs = { projectRoot: "/project", stat: (p: string) => (p === "/project/apps/a" ? "dir" : undefined) as any };
-        const { parseStackConfig } = require("../components/catalog");
         assert.throws(() => parseStackConfig({ services: { a: { app: "apps/a" } } }, fs), (e: ConfigError) => {
             assert.deepStrictEqual(e.problems, ['services.a.app: "apps/a" has no Dockerfile; add apps/a/Dockerfile']);
             return true;

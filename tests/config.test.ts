@@ -3,36 +3,39 @@ import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { readStackConfig } from "../components/config";
 
+const ROOT = path.resolve(__dirname, "..");
+
+/** Sets the config, then expects reading it to fail with a RunError of exactly these lines. */
+function expectRunError(config: Record<string, string>, lines: string[]): void {
+    pulumi.runtime.setAllConfig(config);
+    assert.throws(() => readStackConfig(ROOT), (e: Error) => {
+        assert.ok(pulumi.RunError.isInstance(e));
+        assert.strictEqual(e.message, lines.join("\n"));
+        return true;
+    });
+}
+
 describe("reading the stack config", () => {
     afterEach(() => pulumi.runtime.setAllConfig({}));
 
     it("fails with a RunError (printed without a stack trace) listing the problems", () => {
-        pulumi.runtime.setAllConfig({
+        expectRunError({
             "k8s-chain:services": JSON.stringify({ "service-a": { app: "apps/service-a", calls: ["service-x"] } }),
-        });
-        assert.throws(() => readStackConfig(path.resolve(__dirname, "..")), (e: Error) => {
-            assert.ok(pulumi.RunError.isInstance(e));
-            assert.strictEqual(e.message, [
-                "k8s-chain config has 1 problem; nothing was created:",
-                '  - services.service-a.calls: unknown service "service-x" (known: none)',
-            ].join("\n"));
-            return true;
-        });
+        }, [
+            "k8s-chain config has 1 problem; nothing was created:",
+            '  - services.service-a.calls: unknown service "service-x" (known: none)',
+        ]);
     });
 
     it("reports a misspelt key of the namespace, and ignores other namespaces", () => {
-        pulumi.runtime.setAllConfig({
+        expectRunError({
             "k8s-chain:registy": "localhost:5001",
             "kubernetes:context": "kind-kind",
             "k8s-chain:services": JSON.stringify({ "service-c": { app: "apps/service-c" } }),
-        });
-        assert.throws(() => readStackConfig(path.resolve(__dirname, "..")), (e: Error) => {
-            assert.strictEqual(e.message, [
-                "k8s-chain config has 1 problem; nothing was created:",
-                "  - registy: unknown config key `k8s-chain:registy`; valid keys are namespace, registry, imageTag, clusterDomain, renderDir, services",
-            ].join("\n"));
-            return true;
-        });
+        }, [
+            "k8s-chain config has 1 problem; nothing was created:",
+            "  - registy: unknown config key `k8s-chain:registy`; valid keys are namespace, registry, imageTag, clusterDomain, renderDir, services",
+        ]);
     });
 
     it("reads every key", () => {
@@ -44,7 +47,7 @@ describe("reading the stack config", () => {
             "k8s-chain:renderDir": "out",
             "k8s-chain:services": JSON.stringify({ "service-c": { app: "apps/service-c" } }),
         });
-        const cfg = readStackConfig(path.resolve(__dirname, ".."));
+        const cfg = readStackConfig(ROOT);
         assert.deepStrictEqual([cfg.namespace, cfg.registry, cfg.imageTag, cfg.clusterDomain, cfg.renderDir], ["chain", "localhost:5001", "v1", "k8s.local", "out"]);
         assert.strictEqual(cfg.services[0].app, "apps/service-c");
     });
