@@ -18,16 +18,25 @@ export interface Placement {
 }
 
 /**
- * Probe timing. The seed's lesson: a readiness probe that followed the call chain timed out
- * whenever a neighbour was slow. Ours hit a route that touches nothing downstream, and keep
- * the seed's generous numbers (15 s initial delay, 5 s timeout, 10 s period, 6 failures) so
- * a pod under load is not restarted or pulled from endpoints for one slow answer.
+ * Probe timing, all on `healthPath` at the `http` port (a route that touches nothing
+ * downstream, so no probe follows the call chain; the seed's readiness on `/` did).
+ *
+ * - **startup**: every second from the container's start, so a pod is Ready about a second
+ *   after it first answers, not after a fixed initial delay (the seed's 15 s delay and 10 s
+ *   period cost each level of the chain about 21 s). 60 failures allowed: a start of up to
+ *   about 60 s (longer if probes also time out) is covered before the kubelet restarts it.
+ *   Readiness and liveness do not run until it has succeeded once.
+ * - **readiness**: every 2 s with no initial delay; out of endpoints after 2 failures in a
+ *   row (about 4-6 s), so one slow answer (a GC pause, a CPU-throttled moment under the
+ *   500m limit) does not pull a pod, while a wedged pod stops getting traffic within
+ *   seconds; back in after one success.
+ * - **liveness**: the seed's patient numbers (every 10 s, 5 s timeout, 6 failures: about a
+ *   minute of failing before a restart), so a pod under load is not killed for slow answers.
  */
 export const PROBE_TIMING = {
-    initialDelaySeconds: 15,
-    timeoutSeconds: 5,
-    periodSeconds: 10,
-    failureThreshold: 6,
+    startup: { periodSeconds: 1, timeoutSeconds: 2, failureThreshold: 60 },
+    readiness: { periodSeconds: 2, timeoutSeconds: 2, failureThreshold: 2 },
+    liveness: { periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 6 },
 } as const;
 
 /**
@@ -110,8 +119,15 @@ export function containerEnv(svc: ServiceConfig, callees: ReadonlyArray<ServiceC
     return env;
 }
 
-function probe(svc: ServiceConfig) {
-    return { httpGet: { path: svc.healthPath, port: "http" }, ...PROBE_TIMING };
+/** The three probes of a service's container (see {@link PROBE_TIMING}). */
+export function probes(svc: ServiceConfig) {
+    const on = (timing: (typeof PROBE_TIMING)[keyof typeof PROBE_TIMING]) =>
+        ({ httpGet: { path: svc.healthPath, port: "http" }, ...timing });
+    return {
+        startupProbe: on(PROBE_TIMING.startup),
+        readinessProbe: on(PROBE_TIMING.readiness),
+        livenessProbe: on(PROBE_TIMING.liveness),
+    };
 }
 
 /**
@@ -156,8 +172,7 @@ export function deploymentSpec(
                         imagePullPolicy: "IfNotPresent",
                         ports: [{ name: "http", containerPort: svc.port, protocol: "TCP" }],
                         env: containerEnv(svc, callees, where, height),
-                        readinessProbe: probe(svc),
-                        livenessProbe: probe(svc),
+                        ...probes(svc),
                         resources: {
                             requests: { ...RESOURCES.requests },
                             limits: { ...RESOURCES.limits },

@@ -3,7 +3,7 @@ import { Deployment } from "kubernetes-models/apps/v1/Deployment";
 import { Service } from "kubernetes-models/v1/Service";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import {
-    containerEnv, deploymentSpec, podDisruptionBudgetSpec, PROBE_TIMING, serviceSpec, serviceUrl,
+    containerEnv, deploymentSpec, podDisruptionBudgetSpec, PROBE_TIMING, probes, serviceSpec, serviceUrl,
 } from "../components/specs";
 import { PINNED, parse, seedServices } from "./support/catalogs";
 
@@ -64,13 +64,10 @@ describe("specs", () => {
         const c = dep.spec.template.spec.containers[0];
         assert.strictEqual(c.image, PINNED);
         assert.deepStrictEqual(c.ports, [{ name: "http", containerPort: 8080, protocol: "TCP" }]);
-        for (const probe of [c.readinessProbe, c.livenessProbe]) {
-            assert.deepStrictEqual(probe, {
-                httpGet: { path: "/health", port: "http" },
-                initialDelaySeconds: 15, timeoutSeconds: 5, periodSeconds: 10, failureThreshold: 6,
-            });
-        }
-        assert.deepStrictEqual(PROBE_TIMING, { initialDelaySeconds: 15, timeoutSeconds: 5, periodSeconds: 10, failureThreshold: 6 });
+        const health = { path: "/health", port: "http" };
+        assert.deepStrictEqual(c.startupProbe, { httpGet: health, periodSeconds: 1, timeoutSeconds: 2, failureThreshold: 60 });
+        assert.deepStrictEqual(c.readinessProbe, { httpGet: health, periodSeconds: 2, timeoutSeconds: 2, failureThreshold: 2 });
+        assert.deepStrictEqual(c.livenessProbe, { httpGet: health, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 6 });
         const s = serviceSpec(svc, where) as any;
         assert.deepStrictEqual(s.metadata.name, "sample-app");
         assert.deepStrictEqual(s.spec, {
@@ -78,6 +75,22 @@ describe("specs", () => {
             selector: { app: "sample-app" },
             ports: [{ name: "http", protocol: "TCP", port: 80, targetPort: "http", nodePort: 30080 }],
         });
+    });
+
+    it("probes: startup every second with no initial delay, then readiness and liveness; none follows the call chain", () => {
+        const cfg = parse({ services: { a: { image: "a:1", calls: ["b"], healthPath: "/ready" }, b: { image: "b:1" } } });
+        const p = probes(cfg.services[0]);
+        assert.deepStrictEqual(Object.keys(p), ["startupProbe", "readinessProbe", "livenessProbe"]);
+        for (const probe of Object.values(p)) {
+            assert.deepStrictEqual(probe.httpGet, { path: "/ready", port: "http" });
+            assert.strictEqual("initialDelaySeconds" in probe, false, "no fixed initial delay: the startup probe gates the others");
+        }
+        // A start of up to about a minute is covered before the kubelet restarts the container.
+        const { startup, readiness, liveness } = PROBE_TIMING;
+        assert.strictEqual(startup.periodSeconds * startup.failureThreshold, 60);
+        // A wedged pod leaves the endpoints within seconds; a failing one is restarted only after about a minute.
+        assert.ok(readiness.failureThreshold * readiness.periodSeconds + readiness.timeoutSeconds <= 6);
+        assert.strictEqual(liveness.failureThreshold * liveness.periodSeconds, 60);
     });
 
     it("rolls out with zero downtime and terminates gracefully", () => {

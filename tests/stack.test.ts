@@ -189,8 +189,9 @@ describe("the program (index.ts) with the dev stack's config", function () {
         assert.strictEqual(dep.spec.replicas, 2);
         const c = dep.spec.template.spec.containers[0];
         assert.strictEqual(c.ports[0].containerPort, 8080);
-        assert.strictEqual(c.readinessProbe.httpGet.path, "/health");
-        assert.strictEqual(c.livenessProbe.httpGet.path, "/health");
+        for (const probe of [c.startupProbe, c.readinessProbe, c.livenessProbe]) {
+            assert.deepStrictEqual(probe.httpGet, { path: "/health", port: "http" });
+        }
         const svc = find(recorded, SVC, "sample-app-service").inputs.spec;
         assert.deepStrictEqual(svc.ports, [{ name: "http", protocol: "TCP", port: 80, targetPort: "http", nodePort: 30080 }]);
         assert.strictEqual(svc.type, "NodePort");
