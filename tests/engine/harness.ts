@@ -2,7 +2,7 @@
 // scripts/engine.sh) against a throwaway stack: local file backend and PULUMI_HOME in a temp
 // dir, passphrase secrets, no plugin downloads, the kubernetes provider rendering YAML to a
 // folder (`k8s-chain:renderDir`) so no cluster is needed.
-import { spawnSync } from "child_process";
+import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -111,6 +111,32 @@ export class EngineStack {
             this.timings.push({ what, seconds, code: res.code });
         }
         return res;
+    }
+
+    /**
+     * Like {@link pulumi}, but without blocking the event loop, so that watches and load
+     * generators in the same process keep their timing while the engine runs.
+     */
+    pulumiAsync(args: string[], what?: string): Promise<RunResult> {
+        const t0 = process.hrtime.bigint();
+        return new Promise((resolve, reject) => {
+            const child = spawn(this.cli, [...args, "--non-interactive", "--color", "never"], {
+                cwd: this.projectDir, env: this.env, stdio: ["ignore", "pipe", "pipe"],
+            });
+            let stdout = "";
+            let stderr = "";
+            child.stdout.setEncoding("utf8").on("data", d => { stdout += d; });
+            child.stderr.setEncoding("utf8").on("data", d => { stderr += d; });
+            child.on("error", reject);
+            child.on("close", code => {
+                const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+                const res = { code: code ?? -1, stdout, stderr, seconds };
+                if (what) {
+                    this.timings.push({ what, seconds, code: res.code });
+                }
+                resolve(res);
+            });
+        });
     }
 
     /** Like {@link pulumi}, but throws with the output when the command fails. */

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# `npm run test:cluster`: the real program, driven by the real Pulumi engine, against a real
+# Kubernetes cluster on this machine (scripts/cluster.sh).
+#
+# 1. builds (or reuses) the engine (scripts/engine.sh) and the cluster binaries;
+# 2. starts a private dockerd and a registry on loopback, builds the app images from apps/
+#    (plus a second variant of two of them, for rollouts) and pushes them: the node's
+#    containerd pulls them from that registry by digest;
+# 3. starts the cluster with every registry pointed at that one;
+# 4. runs tests/cluster/*.cluster.ts (mocha);
+# 5. stops the cluster, dockerd and the registry and removes the temp dir on every exit path
+#    (trap on EXIT, INT and TERM); `scripts/cluster.sh stop` fails if anything is left behind.
+#
+# Knobs: K8S_CHAIN_CLUSTER_KEEP=1 keeps the run dirs (logs); K8S_CHAIN_CLUSTER_GREP=<pattern>
+# runs only the matching tests (mocha --grep).
+set -euo pipefail
+
+T0=$(date +%s%N)
+elapsed() { echo $(( ($(date +%s%N) - T0) / 1000000 )); }
+log() { printf '[test:cluster %6d ms] %s\n' "$(elapsed)" "$*"; }
+die() { log "FAILED: $*" >&2; exit 1; }
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=${K8S_CHAIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/k8s-chain}
+[ "$(id -u)" = 0 ] || die "needs root: it runs a kubelet, containerd, kube-proxy and dockerd"
+
+. "$ROOT/scripts/lib/docker.sh"
+install_docker_packages
+
+WORK=$(mktemp -d /tmp/k8s-chain-cluster-suite.XXXXXX)
+CHILD_PID=
+CLUSTER_STARTED=
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  set +e
+  [ -n "$CHILD_PID" ] && stop_pid "$CHILD_PID" 10
+  if [ -n "$CLUSTER_STARTED" ]; then
+    bash "$ROOT/scripts/cluster.sh" stop || { log "cluster stop left something behind"; [ "$rc" = 0 ] && rc=1; }
+  fi
+  stop_docker
+  if [ "${K8S_CHAIN_CLUSTER_KEEP:-}" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
+  log "total run time $(elapsed) ms (exit $rc)"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Long steps run in the background and are waited for, so INT/TERM reach the trap at once.
+step() { "$@" & CHILD_PID=$!; wait "$CHILD_PID"; CHILD_PID=; }
+step_to() { local out=$1; shift; "$@" >"$out" & CHILD_PID=$!; wait "$CHILD_PID"; CHILD_PID=; }
+
+# --- 1. engine and cluster binaries (cached; cold: about 25 and 20 min) --------------------
+log "engine: building or reusing"
+step_to "$WORK/engine" bash "$ROOT/scripts/engine.sh" build
+log "cluster binaries: building or reusing"
+step_to "$WORK/cluster-bin" bash "$ROOT/scripts/cluster.sh" build
+
+# --- 2. images --------------------------------------------------------------------------------
+start_dockerd
+start_registry
+step_to "$WORK/base-tar" bash "$ROOT/scripts/images/base-image.sh" "$CACHE"
+import_base_image "$(cat "$WORK/base-tar")"
+
+# build_push <app> <variant>: builds apps/<app> and pushes it; prints the pinned reference.
+# A variant differs only by a label, so it is a new image (new digest) of the same program.
+build_push() {
+  local app=$1 variant=$2 tag="$REGISTRY/$1:cluster-$2"
+  # Each build reads its own copy of the Dockerfile (moby/buildkit#1368, see tests/images).
+  mkdir -p "$WORK/dockerfiles/$app-$variant"
+  cp "$ROOT/apps/$app/Dockerfile" "$WORK/dockerfiles/$app-$variant/Dockerfile"
+  "$DOCKER" build --network host -q -f "$WORK/dockerfiles/$app-$variant/Dockerfile" \
+    --build-arg "NODE_IMAGE=$BASE_IMAGE" --label "org.k8s-chain.test-variant=$variant" \
+    -t "$tag" "$ROOT/apps" >"$WORK/build-$app-$variant.log" 2>&1 \
+    || { tail -n 20 "$WORK/build-$app-$variant.log" >&2; die "docker build of $app ($variant) failed"; }
+  "$DOCKER" push -q "$tag" >/dev/null || die "docker push $tag failed"
+  "$DOCKER" inspect --format '{{index .RepoDigests 0}}' "$tag"
+}
+t_img=$(elapsed)
+{
+  echo "{"
+  for app in sample-app service-a service-b service-c; do
+    printf '  "%s": "%s",\n' "$app" "$(build_push "$app" v1)"
+  done
+  printf '  "service-a@v2": "%s",\n' "$(build_push service-a v2)"
+  printf '  "service-b@v2": "%s",\n' "$(build_push service-b v2)"
+  printf '  "registry": "%s"\n' "$REGISTRY"
+  echo "}"
+} > "$WORK/images.json"
+log "images built and pushed in $(( ($(elapsed) - t_img) / 1000 )) s: $(tr -d '\n ' < "$WORK/images.json")"
+
+# --- 3. the cluster ---------------------------------------------------------------------------
+CLUSTER_STARTED=1
+K8S_CHAIN_CLUSTER_REGISTRY="$REGISTRY" step bash "$ROOT/scripts/cluster.sh" start
+bash "$ROOT/scripts/cluster.sh" env > "$WORK/cluster.env"
+set -a; . "$WORK/cluster.env"; set +a
+
+# --- 4. the tests -----------------------------------------------------------------------------
+export K8S_CHAIN_CLUSTER_IMAGES="$WORK/images.json" K8S_CHAIN_ENGINE_OUT="$WORK/engine"
+cd "$ROOT"
+grep_args=()
+[ -n "${K8S_CHAIN_CLUSTER_GREP:-}" ] && grep_args=(--grep "$K8S_CHAIN_CLUSTER_GREP")
+step node_modules/.bin/mocha --no-config --require ts-node/register/transpile-only --timeout 0 \
+  "${grep_args[@]}" 'tests/cluster/*.cluster.ts'

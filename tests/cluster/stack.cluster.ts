@@ -1,0 +1,374 @@
+// The real program, run by the real engine, against a real cluster (scripts/cluster.sh):
+// every scenario asserts on the cluster itself (the API, watches, HTTP through node ports).
+// Run with `npm run test:cluster` (scripts/test-cluster.sh starts and stops everything).
+import * as assert from "assert";
+import { EngineStack, engineBin, REPO, RunResult } from "../engine/harness";
+import {
+    cluster, describeLoad, devServices, eventually, get, kubectl, kubectlJson, Load, LoadResult, pushedImages, Watch, WatchEvent,
+} from "./harness";
+
+const NAMESPACE = "chain-e2e";
+const MOVED_NAMESPACE = "chain-e2e-moved";
+/** The rollout bound the suite runs with (`k8s-chain:rolloutTimeoutSeconds`). */
+const ROLLOUT_TIMEOUT_S = 30;
+const CHAIN = { service: "service-a", downstream: [{ service: "service-b", downstream: [{ service: "service-c", downstream: [] }] }] };
+
+const nodePortUrl = (port: number, p = "/") => `http://127.0.0.1:${port}${p}`;
+
+/** The Deployment of a service (by the stack's `app.kubernetes.io/name` label). */
+async function deploymentOf(ns: string, svc: string): Promise<any> {
+    const list = await kubectlJson("get", "deployments", "-n", ns, "-l", `app.kubernetes.io/name=${svc}`);
+    assert.strictEqual(list.items.length, 1, `one Deployment for ${svc} in ${ns}, got ${list.items.map((d: any) => d.metadata.name)}`);
+    return list.items[0];
+}
+
+function available(d: any): boolean {
+    const want = d.spec.replicas ?? 1;
+    const s = d.status ?? {};
+    return (s.observedGeneration ?? 0) >= d.metadata.generation && s.updatedReplicas === want
+        && s.readyReplicas === want && s.availableReplicas === want && (s.replicas ?? 0) === want;
+}
+
+function readyEndpoints(slice: any): number {
+    return (slice.endpoints ?? []).filter((e: any) => e.conditions?.ready).length;
+}
+
+/** Every Deployment of the stack available, every Service with ready endpoints. */
+async function assertAllReady(ns: string, services: Record<string, any>): Promise<void> {
+    for (const name of Object.keys(services)) {
+        const d = await deploymentOf(ns, name);
+        assert.ok(available(d), `${name}: Deployment not available: ${JSON.stringify(d.status)}`);
+        const slices = await kubectlJson("get", "endpointslices", "-n", ns, "-l", `kubernetes.io/service-name=${name}`);
+        const ready = slices.items.reduce((n: number, s: any) => n + readyEndpoints(s), 0);
+        assert.strictEqual(ready, services[name].replicas ?? 2, `${name}: ${ready} ready endpoints`);
+    }
+}
+
+async function assertChainAnswers(port = 30081): Promise<void> {
+    const r = await eventually(10_000, async () => {
+        const res = await get(nodePortUrl(port));
+        assert.strictEqual(res.status, 200, res.body);
+        return res;
+    });
+    assert.deepStrictEqual(JSON.parse(r.body), CHAIN);
+}
+
+/**
+ * From the watches: the moment each service's Deployment was first seen, and the first
+ * moment it was available with ready endpoints behind its Service.
+ */
+function timeline(deploys: WatchEvent[], slices: WatchEvent[], ns: string, since: number) {
+    const created = new Map<string, number>();
+    const avail = new Map<string, number>();
+    const endpoints = new Map<string, number>();
+    for (const e of deploys) {
+        if (e.at < since || e.object.metadata.namespace !== ns) {
+            continue;
+        }
+        const svc = e.object.metadata.labels?.["app.kubernetes.io/name"];
+        if (e.type === "ADDED" && !created.has(svc)) {
+            created.set(svc, e.at);
+        }
+        if (created.has(svc) && available(e.object) && !avail.has(svc)) {
+            avail.set(svc, e.at);
+        }
+    }
+    for (const e of slices) {
+        if (e.at < since || e.object.metadata.namespace !== ns) {
+            continue;
+        }
+        const svc = e.object.metadata.labels?.["kubernetes.io/service-name"];
+        if (readyEndpoints(e.object) > 0 && !endpoints.has(svc)) {
+            endpoints.set(svc, e.at);
+        }
+    }
+    return { created, avail, endpoints };
+}
+
+/** Asserts that each caller's Deployment appeared only after its callees were available with endpoints. */
+function assertOrdered(services: Record<string, any>, t: ReturnType<typeof timeline>): string[] {
+    const lines: string[] = [];
+    for (const [name, svc] of Object.entries(services)) {
+        for (const callee of svc.calls ?? []) {
+            const created = t.created.get(name);
+            const ready = Math.max(t.avail.get(callee) ?? Infinity, t.endpoints.get(callee) ?? Infinity);
+            assert.ok(created !== undefined, `${name}: no Deployment creation seen`);
+            assert.ok(ready !== Infinity, `${callee}: never seen available with endpoints`);
+            assert.ok(created > ready,
+                `${name}'s Deployment was created ${ready - created} ms before its callee ${callee} was available with endpoints`);
+            lines.push(`${callee} ready -> ${name} created: +${created - ready} ms`);
+        }
+    }
+    return lines;
+}
+
+describe("the real program on a real cluster", function () {
+    this.timeout(0);
+    let stack: EngineStack;
+    let services: Record<string, any>;
+    let images: Record<string, string>;
+    let ns = NAMESPACE;
+    let deploys: Watch;
+    let slices: Watch;
+    const loads: string[] = [];
+    const config = (over: Record<string, unknown> = {}) => ({
+        namespace: ns,
+        rolloutTimeoutSeconds: ROLLOUT_TIMEOUT_S,
+        services,
+        ...over,
+    });
+    const up = async (what: string): Promise<RunResult> => {
+        stack.setConfig(config());
+        return stack.pulumiAsync(["up", "--yes", "--skip-preview"], what);
+    };
+    const upOk = async (what: string): Promise<RunResult> => {
+        const r = await up(what);
+        assert.strictEqual(r.code, 0, `${what} failed:\n${r.stdout}\n${r.stderr}`);
+        return r;
+    };
+    /** Runs `f` under a steady load on A's node port (the whole chain) and returns the counts. */
+    const underLoad = async (what: string, f: () => Promise<void>, port = 30081): Promise<LoadResult> => {
+        const load = new Load(nodePortUrl(port), 100).start();
+        let res: LoadResult;
+        try {
+            await f();
+            await new Promise(r => setTimeout(r, 3000)); // the old pods' drain, under load too
+        } finally {
+            res = await load.stop();
+        }
+        const line = `${what}: ${describeLoad(res)}`;
+        loads.push(line);
+        console.log(`      ${line}`);
+        return res;
+    };
+
+    before(async function () {
+        if (!cluster.realNode) {
+            console.log("      NOTE: no real node on this machine: the scenarios that need pods serving are skipped");
+        }
+        const engine = engineBin();
+        stack = new EngineStack(engine, REPO);
+        images = pushedImages();
+        services = devServices(images);
+        stack.init(config());
+        deploys = await Watch.start("/apis/apps/v1/deployments");
+        slices = await Watch.start("/apis/discovery.k8s.io/v1/endpointslices");
+    });
+
+    after(async function () {
+        deploys?.stop();
+        slices?.stop();
+        if (stack) {
+            console.log("      timings:");
+            for (const t of stack.timings) {
+                console.log(`        ${t.what.padEnd(52)} ${t.seconds.toFixed(1).padStart(6)} s  exit ${t.code}`);
+            }
+            console.log("      load runs:");
+            for (const l of loads) {
+                console.log(`        ${l}`);
+            }
+            // Whatever a failed scenario left: the stack's objects go with the cluster anyway.
+            stack.dispose();
+        }
+    });
+
+    it("the dev catalog comes up: every Deployment available, endpoints ready, node ports and the whole chain answer", async function () {
+        const since = Date.now();
+        const r = await upOk("up (dev catalog, first)");
+        console.log(`      first up of the dev catalog: ${r.seconds.toFixed(1)} s (goal: under 45 s)`);
+        await assertAllReady(ns, services);
+        const seed = await eventually(5000, async () => {
+            const res = await get(nodePortUrl(30080, "/health"));
+            assert.strictEqual(res.status, 200);
+            return res;
+        });
+        assert.deepStrictEqual(JSON.parse(seed.body), { status: "ok" });
+        await assertChainAnswers();
+        // Ordering, from what the cluster itself reported while the engine ran.
+        for (const l of assertOrdered(services, timeline(deploys.events, slices.events, ns, since))) {
+            console.log(`      ${l}`);
+        }
+    });
+
+    it("a second up changes nothing in the cluster", async function () {
+        const before = await kubectlJson("get", "deployments,services,poddisruptionbudgets", "-n", ns);
+        const r = await stack.pulumiAsync(["up", "--yes", "--skip-preview", "--expect-no-changes"], "up (no change)");
+        assert.strictEqual(r.code, 0, r.stdout + r.stderr);
+        const after = await kubectlJson("get", "deployments,services,poddisruptionbudgets", "-n", ns);
+        const versions = (l: any) => l.items.map((o: any) => `${o.kind}/${o.metadata.name}@${o.metadata.resourceVersion}`).sort();
+        assert.deepStrictEqual(versions(after), versions(before));
+    });
+
+    it("refresh and up restore a Deployment scaled by hand and a Service deleted by hand", async function () {
+        const b = await deploymentOf(ns, "service-b");
+        await kubectl("scale", "deployment", b.metadata.name, "-n", ns, "--replicas=4");
+        await kubectl("delete", "service", "service-c", "-n", ns, "--wait=true");
+        const ref = await stack.pulumiAsync(["refresh", "--yes", "--skip-preview"], "refresh (after kubectl scale/delete)");
+        assert.strictEqual(ref.code, 0, ref.stdout + ref.stderr);
+        await upOk("up (restore)");
+        await eventually(20_000, async () => {
+            const d = await deploymentOf(ns, "service-b");
+            assert.strictEqual(d.spec.replicas, 2);
+            assert.ok(available(d), JSON.stringify(d.status));
+        });
+        await kubectlJson("get", "service", "service-c", "-n", ns);
+        await eventually(10_000, () => assertAllReady(ns, services));
+        await assertChainAnswers();
+    });
+
+    it("a new image rolls out in place with zero failed requests through the chain, repeatedly", async function () {
+        if (!cluster.realNode) this.skip();
+        const steps: Array<[string, string, string]> = [
+            ["service-a", "service-a@v2", "service-a -> v2"],
+            ["service-b", "service-b@v2", "service-b (a callee) -> v2"],
+            ["service-a", "service-a", "service-a -> v1"],
+            ["service-b", "service-b", "service-b -> v1"],
+        ];
+        const failed: string[] = [];
+        for (const [svc, ref, what] of steps) {
+            const uid = (await deploymentOf(ns, svc)).metadata.uid;
+            services[svc].image = images[ref];
+            const res = await underLoad(`rollout ${what}`, async () => { await upOk(`up (rollout ${what})`); });
+            const d = await deploymentOf(ns, svc);
+            assert.strictEqual(d.metadata.uid, uid, `${svc}: the Deployment was replaced, not rolled in place`);
+            assert.strictEqual(d.spec.template.spec.containers[0].image, images[ref]);
+            assert.ok(available(d));
+            if (res.failures.length > 0) {
+                failed.push(`${what}: ${describeLoad(res)}`);
+            }
+        }
+        assert.deepStrictEqual(failed, []);
+    });
+
+    it("pinned node ports swap between two services, and move to another service, each in one up", async function () {
+        services["sample-app"].nodePort = 30081;
+        services["service-a"].nodePort = 30080;
+        await upOk("up (swap node ports 30080 <-> 30081)");
+        await assertChainAnswers(30080);
+        const seed = await eventually(5000, async () => {
+            const res = await get(nodePortUrl(30081));
+            assert.strictEqual(res.status, 200, res.body);
+            return res;
+        });
+        assert.strictEqual(JSON.parse(seed.body).service, "sample-app");
+
+        // 30081 moves from sample-app to service-b; sample-app takes a new one.
+        services["sample-app"].nodePort = 30082;
+        services["service-b"].expose = "NodePort";
+        services["service-b"].nodePort = 30081;
+        await upOk("up (move node port 30081 to service-b)");
+        const b = await eventually(5000, async () => {
+            const res = await get(nodePortUrl(30081));
+            assert.strictEqual(res.status, 200, res.body);
+            assert.strictEqual(JSON.parse(res.body).service, "service-b");
+            return res;
+        });
+        assert.deepStrictEqual(JSON.parse(b.body), CHAIN.downstream[0]);
+        await eventually(5000, async () => assert.strictEqual((await get(nodePortUrl(30082, "/health"))).status, 200));
+
+        // And back to the dev catalog's ports.
+        services = { ...services, "sample-app": { ...services["sample-app"], nodePort: 30080 },
+            "service-a": { ...services["service-a"], nodePort: 30081 } };
+        delete services["service-b"].expose;
+        delete services["service-b"].nodePort;
+        await upOk("up (node ports back)");
+        await assertChainAnswers(30081);
+    });
+
+    it("a selector-changing edit replaces the Deployment in one up while the chain keeps answering", async function () {
+        if (!cluster.realNode) this.skip();
+        const uid = (await deploymentOf(ns, "service-c")).metadata.uid;
+        services["service-c"].labels = { tier: "backend" };
+        const res = await underLoad("selector-changing label edit on service-c", async () => {
+            await upOk("up (selector-changing edit)");
+        });
+        const d = await deploymentOf(ns, "service-c");
+        assert.notStrictEqual(d.metadata.uid, uid, "the Deployment was not replaced");
+        assert.ok(available(d));
+        await assertChainAnswers();
+        assert.deepStrictEqual(res.failures.map(f => f.what), []);
+    });
+
+    it("a release whose pods never become ready fails within the bound, names the service, and the next up recovers", async function () {
+        if (!cluster.realNode) this.skip();
+        const good = services["service-c"].image;
+        // An image the registry does not have: the node's pull fails at once.
+        services["service-c"].image = good.replace(/@sha256:[0-9a-f]{64}$/, `@sha256:${"0".repeat(64)}`);
+        const t0 = Date.now();
+        const bad = await up("up (bad image, must fail)");
+        const s = (Date.now() - t0) / 1000;
+        console.log(`      bad image: up failed after ${s.toFixed(1)} s (bound ${ROLLOUT_TIMEOUT_S} s)`);
+        assert.notStrictEqual(bad.code, 0, "up succeeded with an image that does not exist");
+        assert.ok(s < ROLLOUT_TIMEOUT_S + 30, `up took ${s} s`);
+        assert.match(bad.stdout + bad.stderr, /service-c/);
+        // The old pods kept serving.
+        await assertChainAnswers();
+        // The pull went to the local registry, never to a name outside the machine.
+        const events = await kubectlJson("get", "events", "-n", ns, "--field-selector", "reason=Failed");
+        const pulls = events.items.map((e: any) => e.message as string).filter((m: string) => /pull/i.test(m));
+        assert.ok(pulls.length > 0, "no pull failure event");
+        for (const m of pulls) {
+            assert.match(m, /127\.0\.0\.1:\d+/, m);
+            assert.doesNotMatch(m, /docker\.io|lookup/i, m);
+        }
+
+        services["service-c"].image = good;
+        const fixed = await upOk("up (fixed image)");
+        console.log(`      recovery up after the bad image: ${fixed.seconds.toFixed(1)} s`);
+        await assertAllReady(ns, services);
+        await assertChainAnswers();
+
+        // The same bound for a health route that never answers 200.
+        services["service-b"].healthPath = "/not-a-route";
+        const t1 = Date.now();
+        const unhealthy = await up("up (failing health route, must fail)");
+        const s1 = (Date.now() - t1) / 1000;
+        console.log(`      failing health route: up failed after ${s1.toFixed(1)} s`);
+        assert.notStrictEqual(unhealthy.code, 0);
+        assert.ok(s1 < ROLLOUT_TIMEOUT_S + 30, `up took ${s1} s`);
+        assert.match(unhealthy.stdout + unhealthy.stderr, /service-b/);
+        await assertChainAnswers();
+        delete services["service-b"].healthPath;
+        await upOk("up (health route fixed)");
+        await assertAllReady(ns, services);
+    });
+
+    it("a LoadBalancer that never gets an address fails within the bound", async function () {
+        services["service-d"] = { image: images["service-c"], expose: "LoadBalancer" };
+        const t0 = Date.now();
+        const r = await up("up (LoadBalancer, no controller: must fail)");
+        const s = (Date.now() - t0) / 1000;
+        console.log(`      LoadBalancer with no controller: up failed after ${s.toFixed(1)} s`);
+        assert.notStrictEqual(r.code, 0);
+        assert.ok(s < ROLLOUT_TIMEOUT_S + 30, `up took ${s} s`);
+        assert.match(r.stdout + r.stderr, /service-d/);
+        delete services["service-d"];
+        await upOk("up (LoadBalancer removed)");
+        await assert.rejects(kubectl("get", "service", "service-d", "-n", ns), /NotFound/);
+    });
+
+    it("a namespace move is one up; callers are recreated after their callees in the new namespace", async function () {
+        if (!cluster.realNode) this.skip();
+        const since = Date.now();
+        ns = MOVED_NAMESPACE;
+        const res = await underLoad("namespace move", async () => { await upOk("up (namespace move)"); });
+        await assertAllReady(ns, services);
+        await assertChainAnswers();
+        for (const l of assertOrdered(services, timeline(deploys.events, slices.events, ns, since))) {
+            console.log(`      ${l}`);
+        }
+        await eventually(60_000, () => assert.rejects(kubectl("get", "namespace", NAMESPACE), /NotFound/));
+        // A pinned node port cannot be held by two namespaces at once: its Service is deleted
+        // before its replacement is created, so the port is dark for that moment (reported above).
+        const outage = res.failures.length;
+        console.log(`      namespace move: ${outage} failed of ${res.sent}`);
+    });
+
+    it("destroy removes every object and the namespace", async function () {
+        const r = await stack.pulumiAsync(["destroy", "--yes", "--skip-preview"], "destroy");
+        assert.strictEqual(r.code, 0, r.stdout + r.stderr);
+        await eventually(60_000, () => assert.rejects(kubectl("get", "namespace", ns), /NotFound/));
+        const left = await kubectlJson("get", "deployments,services,poddisruptionbudgets", "-A", "-l", "app.kubernetes.io/part-of=k8s-chain");
+        assert.deepStrictEqual(left.items.map((o: any) => `${o.kind}/${o.metadata.namespace}/${o.metadata.name}`), []);
+    });
+});
