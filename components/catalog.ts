@@ -15,6 +15,13 @@ export type ExposeType = (typeof EXPOSE_TYPES)[number];
 export const NODE_PORT_MIN = 30000;
 export const NODE_PORT_MAX = 32767;
 
+/**
+ * `rolloutTimeoutSeconds`: how long one rollout (and any Service's wait for endpoints or a
+ * load-balancer address) may take before `pulumi up` fails. The provider's own default is
+ * 10 minutes.
+ */
+export const ROLLOUT_TIMEOUT_SECONDS = { default: 120, min: 10, max: 3600 } as const;
+
 /** A DNS-1035 label: the Service name other services resolve. */
 const DNS_1035 = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
 /** Kubernetes' rule for env var names (C identifiers plus `-` and `.`). */
@@ -63,12 +70,17 @@ export interface StackConfig {
     clusterDomain: string;
     /** Render manifests to this directory instead of talking to a cluster. */
     renderDir?: string;
+    /**
+     * Seconds a Deployment's rollout, or a Service's wait, may take before `up` fails.
+     * @default 120
+     */
+    rolloutTimeoutSeconds: number;
     /** The services, in catalog order. */
     services: ServiceConfig[];
 }
 
 /** The keys of the `k8s-chain` config namespace. */
-export const CONFIG_KEYS = ["namespace", "registry", "imageTag", "clusterDomain", "renderDir", "services"] as const;
+export const CONFIG_KEYS = ["namespace", "registry", "imageTag", "clusterDomain", "renderDir", "rolloutTimeoutSeconds", "services"] as const;
 
 /**
  * The raw values as read from Pulumi config (the `k8s-chain:` prefix dropped): anything may be
@@ -192,6 +204,24 @@ function optionalString(problems: string[], key: string, v: unknown, hint: strin
 }
 
 /**
+ * A flat integer key. Pulumi hands every flat value over as a string, so a string of digits
+ * counts as the number it spells; anything else is reported with the field's own message.
+ */
+function optionalInt(problems: string[], key: string, v: unknown, schema: z.ZodType<number>): number | undefined {
+    if (v === undefined || v === null || v === "") {
+        return undefined;
+    }
+    const parsed = schema.safeParse(typeof v === "string" && /^-?[0-9]+$/.test(v) ? Number(v) : v);
+    if (!parsed.success) {
+        problems.push(`${key}: ${parsed.error.issues[0].message}`);
+        return undefined;
+    }
+    return parsed.data;
+}
+
+const rolloutTimeoutSchema = intField("a valid rollout timeout in seconds", ROLLOUT_TIMEOUT_SECONDS.min, ROLLOUT_TIMEOUT_SECONDS.max);
+
+/**
  * Validates the raw stack config and resolves every default.
  * @throws ConfigError listing every problem found, when there is at least one.
  */
@@ -215,6 +245,8 @@ export function parseStackConfig(raw: RawStackConfig, ctx: ParseContext): StackC
     const clusterDomain = optionalString(problems, "clusterDomain", raw.clusterDomain,
         "use a DNS domain such as \"cluster.local\"", /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/) ?? "cluster.local";
     const renderDir = optionalString(problems, "renderDir", raw.renderDir, "use a directory path");
+    const rolloutTimeoutSeconds = optionalInt(problems, "rolloutTimeoutSeconds", raw.rolloutTimeoutSeconds, rolloutTimeoutSchema)
+        ?? ROLLOUT_TIMEOUT_SECONDS.default;
 
     const services: ServiceConfig[] = [];
     const rawServices = raw.services;
@@ -237,7 +269,7 @@ export function parseStackConfig(raw: RawStackConfig, ctx: ParseContext): StackC
     if (problems.length > 0) {
         throw new ConfigError(problems);
     }
-    return { namespace, registry, imageTag, clusterDomain, renderDir, services };
+    return { namespace, registry, imageTag, clusterDomain, renderDir, rolloutTimeoutSeconds, services };
 }
 
 function parseEntry(name: string, value: unknown, problems: string[], ctx: ParseContext): ServiceConfig | undefined {

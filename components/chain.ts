@@ -38,7 +38,11 @@ export function buildContext(projectRoot: string, app: string): { context: strin
 
 /** Registers every service of a validated catalog: images, then components in call order. */
 export function deployChain(config: StackConfig, opts: ChainOptions): ChainOutputs {
-    const placement = { namespace: config.namespace, clusterDomain: config.clusterDomain };
+    const placement = {
+        namespace: config.namespace,
+        clusterDomain: config.clusterDomain,
+        rolloutTimeoutSeconds: config.rolloutTimeoutSeconds,
+    };
     const byName = new Map(config.services.map(s => [s.name, s]));
     const graph = new Map(config.services.map(s => [s.name, s.calls]));
     const order = creationOrder(graph);

@@ -11,10 +11,28 @@ type Service = k8s.types.input.core.v1.Service;
 type PodDisruptionBudget = k8s.types.input.policy.v1.PodDisruptionBudget;
 type EnvVar = { name: string; value: string };
 
-/** Where a service's objects live and how callers reach them. */
+/**
+ * Stack-wide settings every service's objects share: where they live, how callers reach
+ * them, and how long the provider may wait for them.
+ */
 export interface Placement {
     namespace: string;
     clusterDomain: string;
+    /** The `rolloutTimeoutSeconds` of the stack config (see {@link awaitTimeoutAnnotations}). */
+    rolloutTimeoutSeconds: number;
+}
+
+/**
+ * The kubernetes provider's per-resource await timeout (`pulumi.com/timeoutSeconds`, an
+ * integer number of seconds as a string; a `customTimeouts` resource option would take
+ * precedence, and the stack sets none). Without it the provider waits up to 10 minutes for a
+ * Deployment's rollout or a Service's endpoints and load-balancer address.
+ */
+export const AWAIT_TIMEOUT_ANNOTATION = "pulumi.com/timeoutSeconds";
+
+/** The annotations that bound the provider's wait for one object to `rolloutTimeoutSeconds`. */
+export function awaitTimeoutAnnotations(where: Placement): Record<string, string> {
+    return { [AWAIT_TIMEOUT_ANNOTATION]: String(where.rolloutTimeoutSeconds) };
 }
 
 /**
@@ -71,7 +89,7 @@ export const RESOURCES = {
 export const RUN_AS = 1000;
 
 /** `http://service-b.default.svc.cluster.local:80`: how callers reach a service in the cluster. */
-export function serviceUrl(svc: Pick<ServiceConfig, "name" | "servicePort">, where: Placement): string {
+export function serviceUrl(svc: Pick<ServiceConfig, "name" | "servicePort">, where: Pick<Placement, "namespace" | "clusterDomain">): string {
     return `http://${svc.name}.${where.namespace}.svc.${where.clusterDomain}:${svc.servicePort}`;
 }
 
@@ -96,7 +114,9 @@ export function objectLabels(svc: ServiceConfig): Record<string, string> {
  * catalog's `env` (which may override those two but not the wiring: validation refuses that).
  * @param height the service's {@link callHeights} entry, for its timeout. @default 0
  */
-export function containerEnv(svc: ServiceConfig, callees: ReadonlyArray<ServiceConfig>, where: Placement, height = 0): EnvVar[] {
+export function containerEnv(
+    svc: ServiceConfig, callees: ReadonlyArray<ServiceConfig>, where: Pick<Placement, "namespace" | "clusterDomain">, height = 0,
+): EnvVar[] {
     const urls = callees.map(c => serviceUrl(c, where));
     const env: EnvVar[] = [
         { name: "SERVICE_NAME", value: svc.name },
@@ -134,6 +154,13 @@ export function probes(svc: ServiceConfig) {
  * The Deployment. It has no `metadata.name`: Pulumi auto-names it, so a change to its
  * immutable selector is a create-before-delete replacement (new pods ready before the old
  * ones go), never a collision with itself.
+ *
+ * A rollout is bounded twice by `rolloutTimeoutSeconds`: the provider stops waiting and fails
+ * `up` after that long (the annotation; its error lists the pods' problems, e.g. ErrImagePull
+ * or a failing probe), and Kubernetes marks a rollout that has made no progress for that long
+ * as failed (`progressDeadlineSeconds`: condition `Progressing=False`, reason
+ * `ProgressDeadlineExceeded`, which `kubectl rollout status` and the provider's messages
+ * report). The provider does not stop early on that condition; its own timeout ends the wait.
  */
 export function deploymentSpec(
     svc: ServiceConfig,
@@ -146,9 +173,10 @@ export function deploymentSpec(
     return {
         apiVersion: "apps/v1",
         kind: "Deployment",
-        metadata: { namespace: where.namespace, labels },
+        metadata: { namespace: where.namespace, labels, annotations: awaitTimeoutAnnotations(where) },
         spec: {
             replicas: svc.replicas,
+            progressDeadlineSeconds: where.rolloutTimeoutSeconds,
             selector: { matchLabels: selectorLabels(svc) },
             // Zero downtime: a new pod must be Ready before an old one is taken away.
             strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
@@ -196,12 +224,15 @@ export function deploymentSpec(
 /**
  * The Service. Its name is the catalog key (the DNS name callers use), so it is fixed:
  * a replacement must delete the old one first (the component sets `deleteBeforeReplace`).
+ * The provider waits for its endpoints (and, for a `LoadBalancer`, an address) at most
+ * `rolloutTimeoutSeconds`, so a LoadBalancer with no controller to serve it fails `up` within
+ * that bound rather than after the provider's 10 minutes.
  */
 export function serviceSpec(svc: ServiceConfig, where: Placement): Service {
     return {
         apiVersion: "v1",
         kind: "Service",
-        metadata: { name: svc.name, namespace: where.namespace, labels: objectLabels(svc) },
+        metadata: { name: svc.name, namespace: where.namespace, labels: objectLabels(svc), annotations: awaitTimeoutAnnotations(where) },
         spec: {
             type: svc.expose,
             selector: selectorLabels(svc),

@@ -1,5 +1,8 @@
 import * as assert from "assert";
-import { ConfigError, imagePinProblem, parseStackConfig, urlEnvName } from "../components/catalog";
+import * as fs from "fs";
+import * as path from "path";
+import * as YAML from "yaml";
+import { ConfigError, imagePinProblem, parseStackConfig, ROLLOUT_TIMEOUT_SECONDS, urlEnvName } from "../components/catalog";
 import { PINNED, parse, problemsOf, seedServices } from "./support/catalogs";
 
 describe("catalog: defaults", () => {
@@ -7,6 +10,7 @@ describe("catalog: defaults", () => {
         const cfg = parse({ services: { "service-c": { app: "apps/service-c" } } });
         assert.deepStrictEqual(cfg, {
             namespace: "default", registry: undefined, imageTag: undefined, clusterDomain: "cluster.local", renderDir: undefined,
+            rolloutTimeoutSeconds: 120,
             services: [{
                 name: "service-c", app: "apps/service-c", image: undefined, replicas: 2, port: 8080, servicePort: 80,
                 expose: "ClusterIP", nodePort: undefined, calls: [], env: {}, labels: {}, healthPath: "/health",
@@ -21,9 +25,22 @@ describe("catalog: defaults", () => {
     });
 
     it("treats an empty string as unset for the flat keys", () => {
-        const cfg = parse({ namespace: "", registry: "", services: { c: { image: "nginx:1.27.3" } } });
+        const cfg = parse({ namespace: "", registry: "", rolloutTimeoutSeconds: "", services: { c: { image: "nginx:1.27.3" } } });
         assert.strictEqual(cfg.namespace, "default");
         assert.strictEqual(cfg.registry, undefined);
+        assert.strictEqual(cfg.rolloutTimeoutSeconds, 120);
+    });
+
+    it("reads `rolloutTimeoutSeconds` as Pulumi hands it over (a string of digits) or as a number, bounds included", () => {
+        const timeout = (v: unknown) => parse({ rolloutTimeoutSeconds: v, services: { c: { image: "nginx:1.27.3" } } }).rolloutTimeoutSeconds;
+        assert.deepStrictEqual(["300", 300, "10", 3600].map(timeout), [300, 300, 10, 3600]);
+    });
+
+    it("Pulumi.yaml declares `rolloutTimeoutSeconds` as an integer with the parser's default", () => {
+        const project = YAML.parse(fs.readFileSync(path.join(__dirname, "..", "Pulumi.yaml"), "utf8"));
+        assert.deepStrictEqual(
+            { type: project.config.rolloutTimeoutSeconds.type, default: project.config.rolloutTimeoutSeconds.default },
+            { type: "integer", default: ROLLOUT_TIMEOUT_SECONDS.default });
     });
 
     it("accepts the seed's system", () => {
@@ -196,9 +213,23 @@ describe("catalog: validation messages", () => {
         ]);
     });
 
+    it("`rolloutTimeoutSeconds` out of range or not an integer", () => {
+        const bad = (v: unknown) => problemsOf({ rolloutTimeoutSeconds: v, services: { c: { image: "nginx:1.27.3" } } });
+        assert.deepStrictEqual([5, "9", 3601, "-1", 12.5, "2m", "1e3", true].map(bad), [
+            ["rolloutTimeoutSeconds: 5 is not a valid rollout timeout in seconds; use an integer from 10 to 3600"],
+            ["rolloutTimeoutSeconds: 9 is not a valid rollout timeout in seconds; use an integer from 10 to 3600"],
+            ["rolloutTimeoutSeconds: 3601 is not a valid rollout timeout in seconds; use an integer from 10 to 3600"],
+            ["rolloutTimeoutSeconds: -1 is not a valid rollout timeout in seconds; use an integer from 10 to 3600"],
+            ["rolloutTimeoutSeconds: 12.5 is not a valid rollout timeout in seconds; use an integer from 10 to 3600"],
+            ['rolloutTimeoutSeconds: "2m" is not a valid rollout timeout in seconds; use an integer from 10 to 3600'],
+            ['rolloutTimeoutSeconds: "1e3" is not a valid rollout timeout in seconds; use an integer from 10 to 3600'],
+            ["rolloutTimeoutSeconds: true is not a valid rollout timeout in seconds; use an integer from 10 to 3600"],
+        ]);
+    });
+
     it("a config key that is not ours (a typo would otherwise be ignored)", () => {
         assert.deepStrictEqual(problemsOf({ namspace: "chain", services: { c: { image: "nginx:1.27.3" } } }), [
-            "namspace: unknown config key `k8s-chain:namspace`; valid keys are namespace, registry, imageTag, clusterDomain, renderDir, services",
+            "namspace: unknown config key `k8s-chain:namspace`; valid keys are namespace, registry, imageTag, clusterDomain, renderDir, rolloutTimeoutSeconds, services",
         ]);
     });
 

@@ -34,7 +34,17 @@ describe("reading the stack config", () => {
             "k8s-chain:services": JSON.stringify({ "service-c": { app: "apps/service-c" } }),
         }, [
             "k8s-chain config has 1 problem; nothing was created:",
-            "  - registy: unknown config key `k8s-chain:registy`; valid keys are namespace, registry, imageTag, clusterDomain, renderDir, services",
+            "  - registy: unknown config key `k8s-chain:registy`; valid keys are namespace, registry, imageTag, clusterDomain, renderDir, rolloutTimeoutSeconds, services",
+        ]);
+    });
+
+    it("refuses a rollout timeout out of range, naming the key, the value and the range", () => {
+        expectRunError({
+            "k8s-chain:rolloutTimeoutSeconds": "5",
+            "k8s-chain:services": JSON.stringify({ "service-c": { app: "apps/service-c" } }),
+        }, [
+            "k8s-chain config has 1 problem; nothing was created:",
+            "  - rolloutTimeoutSeconds: 5 is not a valid rollout timeout in seconds; use an integer from 10 to 3600",
         ]);
     });
 
@@ -45,10 +55,12 @@ describe("reading the stack config", () => {
             "k8s-chain:imageTag": "v1",
             "k8s-chain:clusterDomain": "k8s.local",
             "k8s-chain:renderDir": "out",
+            "k8s-chain:rolloutTimeoutSeconds": "300",
             "k8s-chain:services": JSON.stringify({ "service-c": { app: "apps/service-c" } }),
         });
         const cfg = readStackConfig(ROOT);
-        assert.deepStrictEqual([cfg.namespace, cfg.registry, cfg.imageTag, cfg.clusterDomain, cfg.renderDir], ["chain", "localhost:5001", "v1", "k8s.local", "out"]);
+        assert.deepStrictEqual([cfg.namespace, cfg.registry, cfg.imageTag, cfg.clusterDomain, cfg.renderDir, cfg.rolloutTimeoutSeconds],
+            ["chain", "localhost:5001", "v1", "k8s.local", "out", 300]);
         assert.strictEqual(cfg.services[0].app, "apps/service-c");
     });
 });

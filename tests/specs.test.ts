@@ -3,11 +3,11 @@ import { Deployment } from "kubernetes-models/apps/v1/Deployment";
 import { Service } from "kubernetes-models/v1/Service";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import {
-    containerEnv, deploymentSpec, podDisruptionBudgetSpec, PROBE_TIMING, probes, serviceSpec, serviceUrl,
+    AWAIT_TIMEOUT_ANNOTATION, containerEnv, deploymentSpec, podDisruptionBudgetSpec, PROBE_TIMING, probes, serviceSpec, serviceUrl,
 } from "../components/specs";
 import { PINNED, parse, seedServices } from "./support/catalogs";
 
-const where = { namespace: "chain", clusterDomain: "cluster.local" };
+const where = { namespace: "chain", clusterDomain: "cluster.local", rolloutTimeoutSeconds: 120 };
 const seed = () => {
     const cfg = parse({ services: seedServices() });
     const by = new Map(cfg.services.map(s => [s.name, s]));
@@ -100,6 +100,19 @@ describe("specs", () => {
         assert.strictEqual(dep.spec.template.spec.terminationGracePeriodSeconds, 30);
         const env = dep.spec.template.spec.containers[0].env;
         assert.deepStrictEqual(env.find((e: any) => e.name === "SHUTDOWN_DELAY_MS"), { name: "SHUTDOWN_DELAY_MS", value: "5000" });
+    });
+
+    it("bounds every rollout and every Service's wait by `rolloutTimeoutSeconds`", () => {
+        const cfg = parse({ services: { c: { image: "c:1" }, lb: { image: "lb:1", expose: "LoadBalancer" } } });
+        const at45 = { ...where, rolloutTimeoutSeconds: 45 };
+        const dep = deploymentSpec(cfg.services[0], [], at45, PINNED) as any;
+        assert.strictEqual(dep.spec.progressDeadlineSeconds, 45);
+        assert.deepStrictEqual(dep.metadata.annotations, { "pulumi.com/timeoutSeconds": "45" });
+        assert.deepStrictEqual(dep.spec.template.metadata.annotations, undefined, "not on the pod template: changing it rolls no pod");
+        for (const svc of cfg.services) {
+            assert.deepStrictEqual((serviceSpec(svc, at45) as any).metadata.annotations, { "pulumi.com/timeoutSeconds": "45" });
+        }
+        assert.strictEqual(AWAIT_TIMEOUT_ANNOTATION, "pulumi.com/timeoutSeconds");
     });
 
     it("meets Pod Security Standards 'restricted' and sets requests and limits", () => {

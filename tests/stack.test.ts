@@ -65,7 +65,7 @@ describe("stack (Pulumi mocks)", function () {
         const svc = parse({ services: { c: { image: PINNED, expose: "NodePort", nodePort: 30080 } } }).services[0];
         // A transformation sees the options each child is registered with (the mock monitor does not).
         const opts: Record<string, pulumi.CustomResourceOptions> = {};
-        new MicroService("c", { service: svc, callees: [], placement: { namespace: "default", clusterDomain: "cluster.local" }, image: PINNED },
+        new MicroService("c", { service: svc, callees: [], placement: { namespace: "default", clusterDomain: "cluster.local", rolloutTimeoutSeconds: 120 }, image: PINNED },
             { transformations: [a => { opts[a.name] = a.opts; return undefined; }] });
         assert.strictEqual(opts["c-service"].deleteBeforeReplace, true);
         assert.strictEqual(opts["c-deployment"].deleteBeforeReplace, undefined);
@@ -149,6 +149,25 @@ describe("stack (Pulumi mocks)", function () {
         assert.strictEqual(await valueOf(out.nodePorts["service-a"]), 30081);
         assert.strictEqual(await valueOf(out.nodePorts.picked), 31999, "an unpinned node port is the one the cluster assigned");
         assert.strictEqual(await valueOf(out.images.lb), PINNED);
+    });
+
+    it("passes `rolloutTimeoutSeconds` to every Deployment and Service the provider waits for", async () => {
+        recorded = installMocks();
+        const cfg = parse({
+            rolloutTimeoutSeconds: "45",
+            services: { c: { image: PINNED, replicas: 1 }, lb: { image: PINNED, replicas: 1, expose: "LoadBalancer" } },
+        });
+        deployChain(cfg, { projectRoot: ROOT });
+        await settle(recorded, expectedCount(cfg.services));
+        const deps = byType(recorded, DEP);
+        assert.deepStrictEqual(deps.map(d => [d.name, d.inputs.spec.progressDeadlineSeconds, d.inputs.metadata.annotations]), [
+            ["c-deployment", 45, { "pulumi.com/timeoutSeconds": "45" }],
+            ["lb-deployment", 45, { "pulumi.com/timeoutSeconds": "45" }],
+        ]);
+        assert.deepStrictEqual(byType(recorded, SVC).map(s => [s.name, s.inputs.spec.type, s.inputs.metadata.annotations]), [
+            ["c-service", "ClusterIP", { "pulumi.com/timeoutSeconds": "45" }],
+            ["lb-service", "LoadBalancer", { "pulumi.com/timeoutSeconds": "45" }],
+        ]);
     });
 
     it("renders through an explicit provider when `renderDir` is set", async () => {
