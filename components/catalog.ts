@@ -24,6 +24,8 @@ export const ROLLOUT_TIMEOUT_SECONDS = { default: 120, min: 10, max: 3600 } as c
 
 /** A DNS-1035 label: the Service name other services resolve. */
 const DNS_1035 = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
+/** Names of the Services that hold pinned node ports (`node-port-30080`): no catalog entry may take one. */
+const RESERVED_NAME = /^node-port-[0-9]+$/;
 /** Kubernetes' rule for env var names (C identifiers plus `-` and `.`). */
 const ENV_NAME = /^[-._a-zA-Z][-._a-zA-Z0-9]*$/;
 /** Label keys: optional DNS prefix, then a name of at most 63 characters. */
@@ -277,6 +279,10 @@ function parseEntry(name: string, value: unknown, problems: string[], ctx: Parse
     if (!DNS_1035.test(name) || name.length > 63) {
         problems.push(`${at}: ${show(name)} is not a valid service name; use a DNS-1035 label: ` +
             "lower-case letters, digits and `-`, starting with a letter, ending alphanumeric, at most 63 characters");
+    }
+    if (RESERVED_NAME.test(name)) {
+        problems.push(`${at}: ${show(name)} is reserved: the stack names the Service holding a pinned node port ` +
+            "`node-port-<port>`; rename the service");
     }
     if (typeof value !== "object" || value === null || Array.isArray(value)) {
         problems.push(`${at}: ${show(value)} is not a map; use {"app": "apps/${name}"} or {"image": "<image>:<tag>"}`);

@@ -8,6 +8,7 @@ import { ServiceConfig, StackConfig } from "./catalog";
 import { callHeights, creationOrder } from "./graph";
 import { imageTagFor } from "./image-tag";
 import { MicroService } from "./micro-service";
+import { NodePorts } from "./node-ports";
 
 export interface ChainOptions {
     /** The folder `app` paths are relative to. */
@@ -25,6 +26,8 @@ export interface ChainOutputs {
     images: Record<string, pulumi.Output<string>>;
     /** The components, by name. */
     services: Record<string, MicroService>;
+    /** The component holding the pinned node ports (absent when no service pins one). */
+    pinnedPorts?: NodePorts;
 }
 
 /**
@@ -92,6 +95,13 @@ export function deployChain(config: StackConfig, opts: ChainOptions): ChainOutpu
         if (ms.nodePort) {
             outputs.nodePorts[name] = ms.nodePort;
         }
+    }
+
+    // Pinned node ports, each a Service keyed by its port under one stable parent, created after
+    // the service that owns it: a port moving between services keeps its URN (an update).
+    if (config.services.some(s => s.nodePort !== undefined)) {
+        outputs.pinnedPorts = new NodePorts("node-ports", { services: config.services, owners: services, placement }, resourceOpts);
+        Object.assign(outputs.nodePorts, outputs.pinnedPorts.nodePorts);
     }
     return outputs;
 }

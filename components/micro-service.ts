@@ -24,7 +24,8 @@ export interface MicroServiceArgs {
 
 /**
  * One service of the chain: a Deployment, a Service in front of it, and a
- * PodDisruptionBudget when it runs two or more replicas.
+ * PodDisruptionBudget when it runs two or more replicas. A pinned node port is not here: the
+ * `NodePorts` component holds it, so it can move between services (see node-ports.ts).
  */
 export class MicroService extends pulumi.ComponentResource {
     public readonly deployment: k8s.apps.v1.Deployment;
@@ -32,7 +33,10 @@ export class MicroService extends pulumi.ComponentResource {
     public readonly podDisruptionBudget?: k8s.policy.v1.PodDisruptionBudget;
     /** The in-cluster URL callers use. */
     public readonly url: string;
-    /** The node port, for `NodePort` services (pinned, or the one the cluster picked). */
+    /**
+     * The node port the cluster picked, for a `NodePort` service without a pinned `nodePort`
+     * (a pinned one is held by the `NodePorts` component's Service, not by this one).
+     */
     public readonly nodePort?: pulumi.Output<number | undefined>;
 
     /**
@@ -51,8 +55,8 @@ export class MicroService extends pulumi.ComponentResource {
             deploymentSpec(svc, callees, placement, image, args.height ?? 0),
             { parent: this, dependsOn: waitFor });
 
-        // A fixed name and possibly a pinned node port: the old Service must be gone before its
-        // replacement can exist, so replacements are delete-before-replace.
+        // A fixed name: the old Service must be gone before its replacement can exist, so
+        // replacements are delete-before-replace.
         this.service = new k8s.core.v1.Service(`${name}-service`,
             serviceSpec(svc, placement),
             { parent: this, dependsOn: [...waitFor, this.deployment], deleteBeforeReplace: true });
@@ -64,10 +68,8 @@ export class MicroService extends pulumi.ComponentResource {
         }
 
         this.url = serviceUrl(svc, placement);
-        if (svc.expose === "NodePort") {
-            this.nodePort = svc.nodePort !== undefined
-                ? pulumi.output(svc.nodePort)
-                : this.service.spec.ports.apply(ports => ports?.[0]?.nodePort);
+        if (svc.expose === "NodePort" && svc.nodePort === undefined) {
+            this.nodePort = this.service.spec.ports.apply(ports => ports?.[0]?.nodePort);
         }
 
         this.registerOutputs({

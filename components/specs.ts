@@ -222,8 +222,10 @@ export function deploymentSpec(
 }
 
 /**
- * The Service. Its name is the catalog key (the DNS name callers use), so it is fixed:
- * a replacement must delete the old one first (the component sets `deleteBeforeReplace`).
+ * The Service named after the service: the DNS name callers use. Its type is `expose`, except
+ * that a service with a pinned `nodePort` gets a ClusterIP Service here and its node port
+ * from {@link nodePortServiceSpec}: this Service never holds a pinned port, so nothing about
+ * a node port can make it collide with itself or with another service's Service.
  * The provider waits for its endpoints (and, for a `LoadBalancer`, an address) at most
  * `rolloutTimeoutSeconds`, so a LoadBalancer with no controller to serve it fails `up` within
  * that bound rather than after the provider's 10 minutes.
@@ -234,15 +236,43 @@ export function serviceSpec(svc: ServiceConfig, where: Placement): Service {
         kind: "Service",
         metadata: { name: svc.name, namespace: where.namespace, labels: objectLabels(svc), annotations: awaitTimeoutAnnotations(where) },
         spec: {
-            type: svc.expose,
+            type: svc.nodePort !== undefined ? "ClusterIP" : svc.expose,
             selector: selectorLabels(svc),
-            ports: [{
-                name: "http",
-                protocol: "TCP",
-                port: svc.servicePort,
-                targetPort: "http",
-                ...(svc.nodePort !== undefined ? { nodePort: svc.nodePort } : {}),
-            }],
+            ports: [{ name: "http", protocol: "TCP", port: svc.servicePort, targetPort: "http" }],
+        },
+    };
+}
+
+/** `node-port-30080`: the Kubernetes name, and Pulumi's logical name, of the Service holding a pinned node port. */
+export function nodePortServiceName(port: number): string {
+    return `node-port-${port}`;
+}
+
+/**
+ * The Service that holds a pinned node port, for the service that pins it (none without a
+ * pinned `nodePort`). It is keyed by the port, not the service: its name is
+ * {@link nodePortServiceName} whichever service owns the port, so moving a port to another
+ * service, or swapping two services' ports, is an in-place update of its selector (and
+ * `port`): the port is never released and claimed again, so the API server never finds it
+ * "already allocated".
+ */
+export function nodePortServiceSpec(svc: ServiceConfig, where: Placement): Service | undefined {
+    if (svc.nodePort === undefined) {
+        return undefined;
+    }
+    return {
+        apiVersion: "v1",
+        kind: "Service",
+        metadata: {
+            name: nodePortServiceName(svc.nodePort),
+            namespace: where.namespace,
+            labels: { ...objectLabels(svc), "app.kubernetes.io/component": "node-port" },
+            annotations: awaitTimeoutAnnotations(where),
+        },
+        spec: {
+            type: "NodePort",
+            selector: selectorLabels(svc),
+            ports: [{ name: "http", protocol: "TCP", port: svc.servicePort, targetPort: "http", nodePort: svc.nodePort }],
         },
     };
 }

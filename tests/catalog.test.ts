@@ -3,6 +3,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
 import { ConfigError, imagePinProblem, parseStackConfig, ROLLOUT_TIMEOUT_SECONDS, urlEnvName } from "../components/catalog";
+import { nodePortServiceName } from "../components/specs";
 import { PINNED, parse, problemsOf, seedServices } from "./support/catalogs";
 
 describe("catalog: defaults", () => {
@@ -120,6 +121,13 @@ describe("catalog: validation messages", () => {
         ]);
         assert.strictEqual(one({ ["a".repeat(64)]: { image: "nginx:1.27.3" } }).length, 1);
         assert.strictEqual(parse({ services: { ["a".repeat(63)]: { image: "nginx:1.27.3" } } }).services.length, 1);
+    });
+
+    it("a name the stack gives the Service holding a pinned node port", () => {
+        assert.deepStrictEqual(one({ [nodePortServiceName(30080)]: { image: "nginx:1.27.3" } }), [
+            'services.node-port-30080: "node-port-30080" is reserved: the stack names the Service holding a pinned node port `node-port-<port>`; rename the service',
+        ]);
+        assert.strictEqual(parse({ services: { "node-port": { image: "nginx:1.27.3" }, "node-port-a": { image: "nginx:1.27.3" } } }).services.length, 2);
     });
 
     it("replicas below 1, and not an integer", () => {

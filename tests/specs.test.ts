@@ -3,7 +3,8 @@ import { Deployment } from "kubernetes-models/apps/v1/Deployment";
 import { Service } from "kubernetes-models/v1/Service";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import {
-    AWAIT_TIMEOUT_ANNOTATION, containerEnv, deploymentSpec, podDisruptionBudgetSpec, PROBE_TIMING, probes, serviceSpec, serviceUrl,
+    AWAIT_TIMEOUT_ANNOTATION, containerEnv, deploymentSpec, nodePortServiceName, nodePortServiceSpec, podDisruptionBudgetSpec,
+    PROBE_TIMING, probes, serviceSpec, serviceUrl,
 } from "../components/specs";
 import { PINNED, parse, seedServices } from "./support/catalogs";
 
@@ -68,13 +69,63 @@ describe("specs", () => {
         assert.deepStrictEqual(c.startupProbe, { httpGet: health, periodSeconds: 1, timeoutSeconds: 2, failureThreshold: 60 });
         assert.deepStrictEqual(c.readinessProbe, { httpGet: health, periodSeconds: 2, timeoutSeconds: 2, failureThreshold: 2 });
         assert.deepStrictEqual(c.livenessProbe, { httpGet: health, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 6 });
+        // Its own Service (the DNS name) is a ClusterIP; the pinned port has a Service of its own.
         const s = serviceSpec(svc, where) as any;
         assert.deepStrictEqual(s.metadata.name, "sample-app");
         assert.deepStrictEqual(s.spec, {
-            type: "NodePort",
+            type: "ClusterIP",
             selector: { app: "sample-app" },
-            ports: [{ name: "http", protocol: "TCP", port: 80, targetPort: "http", nodePort: 30080 }],
+            ports: [{ name: "http", protocol: "TCP", port: 80, targetPort: "http" }],
         });
+        assert.deepStrictEqual(nodePortServiceSpec(svc, where), {
+            apiVersion: "v1",
+            kind: "Service",
+            metadata: {
+                name: "node-port-30080",
+                namespace: "chain",
+                labels: {
+                    app: "sample-app",
+                    "app.kubernetes.io/name": "sample-app",
+                    "app.kubernetes.io/part-of": "k8s-chain",
+                    "app.kubernetes.io/managed-by": "pulumi",
+                    "app.kubernetes.io/component": "node-port",
+                },
+                annotations: { "pulumi.com/timeoutSeconds": "120" },
+            },
+            spec: {
+                type: "NodePort",
+                selector: { app: "sample-app" },
+                ports: [{ name: "http", protocol: "TCP", port: 80, targetPort: "http", nodePort: 30080 }],
+            },
+        });
+    });
+
+    it("keys a pinned node port's Service by the port: the same name whichever service owns it", () => {
+        // Before and after port 30080 moves from x to y (one catalog may not pin a port twice).
+        const before = parse({
+            services: {
+                x: { image: "x:1", expose: "NodePort", nodePort: 30080, servicePort: 8081, labels: { tier: "edge" } },
+                y: { image: "y:1" },
+                picked: { image: "p:1", expose: "NodePort" },
+                inside: { image: "i:1" },
+            },
+        });
+        const after = parse({ services: { x: { image: "x:1" }, y: { image: "y:1", expose: "NodePort", nodePort: 30080 } } });
+        const [x, , picked, inside] = before.services;
+        const y = after.services[1];
+        const held = (svc: typeof x) => nodePortServiceSpec(svc, where) as any;
+        assert.strictEqual(nodePortServiceName(30080), "node-port-30080");
+        assert.deepStrictEqual([held(x).metadata.name, held(y).metadata.name], ["node-port-30080", "node-port-30080"]);
+        assert.deepStrictEqual(held(x).spec.selector, { tier: "edge", app: "x" });
+        assert.deepStrictEqual(held(y).spec.selector, { app: "y" });
+        assert.deepStrictEqual(held(x).spec.ports, [{ name: "http", protocol: "TCP", port: 8081, targetPort: "http", nodePort: 30080 }]);
+        // Without a pinned port: no such Service; `expose` alone decides the service's own Service.
+        assert.strictEqual(nodePortServiceSpec(picked, where), undefined);
+        assert.strictEqual(nodePortServiceSpec(inside, where), undefined);
+        assert.deepStrictEqual((serviceSpec(picked, where) as any).spec,
+            { type: "NodePort", selector: { app: "picked" }, ports: [{ name: "http", protocol: "TCP", port: 80, targetPort: "http" }] });
+        assert.strictEqual((serviceSpec(inside, where) as any).spec.type, "ClusterIP");
+        assert.strictEqual((serviceSpec(x, where) as any).spec.type, "ClusterIP");
     });
 
     it("probes: startup every second with no initial delay, then readiness and liveness; none follows the call chain", () => {
@@ -169,6 +220,10 @@ describe("specs", () => {
             const named = (o: any) => ({ ...o, metadata: { ...o.metadata, name: o.metadata.name ?? `${svc.name}-x` } });
             new Deployment(named(deploymentSpec(svc, svc.calls.map(c => by.get(c)!), where, PINNED))).validate();
             new Service(serviceSpec(svc, where) as any).validate();
+            const held = nodePortServiceSpec(svc, where);
+            if (held) {
+                new Service(held as any).validate();
+            }
             const pdb = podDisruptionBudgetSpec(svc, where);
             if (pdb) {
                 new PodDisruptionBudget(named(pdb)).validate();

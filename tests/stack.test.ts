@@ -5,9 +5,10 @@ import * as YAML from "yaml";
 import * as pulumi from "@pulumi/pulumi";
 import { byType, find, installMocks, Recorded, settle, valueOf } from "./support/mocks";
 import { parse, PINNED, seedServices } from "./support/catalogs";
-import { deployChain } from "../components/chain";
+import { ChainOutputs, deployChain } from "../components/chain";
 import { AppImage } from "../components/app-image";
 import { MicroService } from "../components/micro-service";
+import { NodePorts } from "../components/node-ports";
 
 const DEP = "kubernetes:apps/v1:Deployment";
 const SVC = "kubernetes:core/v1:Service";
@@ -15,9 +16,27 @@ const PDB = "kubernetes:policy/v1:PodDisruptionBudget";
 const IMG = "docker:index/image:Image";
 const ROOT = path.resolve(__dirname, "..");
 
-/** Resources per service: component, Deployment, Service (+ PDB with 2 replicas) (+ AppImage and Image when built). */
+/**
+ * Resources per service: component, Deployment, Service (+ PDB with 2 replicas) (+ AppImage and
+ * Image when built) (+ the Service holding a pinned node port); plus one NodePorts component
+ * when any port is pinned.
+ */
 function expectedCount(services: ReturnType<typeof parse>["services"]): number {
-    return services.reduce((n, s) => n + 3 + (s.replicas >= 2 ? 1 : 0) + (s.app ? 2 : 0), 0);
+    const pinned = services.filter(s => s.nodePort !== undefined).length;
+    return services.reduce((n, s) => n + 3 + (s.replicas >= 2 ? 1 : 0) + (s.app ? 2 : 0), 0) + pinned + (pinned > 0 ? 1 : 0);
+}
+
+/** Every resource's URN, by `type/name`, as the engine would key its state. */
+async function urnsOf(out: ChainOutputs): Promise<Record<string, string>> {
+    const resources: pulumi.Resource[] = [];
+    for (const ms of Object.values(out.services)) {
+        resources.push(ms, ms.deployment, ms.service, ...(ms.podDisruptionBudget ? [ms.podDisruptionBudget] : []));
+    }
+    if (out.pinnedPorts) {
+        resources.push(out.pinnedPorts, ...Object.values(out.pinnedPorts.services));
+    }
+    const urns = await Promise.all(resources.map(r => valueOf(r.urn)));
+    return Object.fromEntries(urns.map(u => [u.split("::").slice(-2).join("/").replace(/^.*\$/, ""), u]));
 }
 
 describe("stack (Pulumi mocks)", function () {
@@ -69,6 +88,108 @@ describe("stack (Pulumi mocks)", function () {
             { transformations: [a => { opts[a.name] = a.opts; return undefined; }] });
         assert.strictEqual(opts["c-service"].deleteBeforeReplace, true);
         assert.strictEqual(opts["c-deployment"].deleteBeforeReplace, undefined);
+    });
+
+    it("makes a pinned port's Service delete-before-replace: a namespace move frees the port before claiming it again", () => {
+        recorded = installMocks();
+        const cfg = parse({ services: { c: { image: PINNED, expose: "NodePort", nodePort: 30080 } } });
+        const placement = { namespace: "default", clusterDomain: "cluster.local", rolloutTimeoutSeconds: 120 };
+        const owner = new MicroService("c", { service: cfg.services[0], callees: [], placement, image: PINNED });
+        const opts: Record<string, pulumi.CustomResourceOptions> = {};
+        new NodePorts("node-ports", { services: cfg.services, owners: { c: owner }, placement },
+            { transformations: [a => { opts[a.name] = a.opts; return undefined; }] });
+        assert.strictEqual(opts["node-port-30080"].deleteBeforeReplace, true);
+        assert.deepStrictEqual(opts["node-port-30080"].dependsOn, [owner]);
+        assert.throws(() => new NodePorts("orphans", { services: cfg.services, owners: {}, placement }),
+            { message: "NodePorts: no component for c; create each service's MicroService first" });
+    });
+
+    it("holds each pinned node port in a Service of its own, `node-port-<port>`, under one NodePorts component, after its owner", async () => {
+        recorded = installMocks({ readyDelayMs: 15 });
+        const cfg = parse({ namespace: "chain", services: seedServices() });
+        for (const s of cfg.services) { s.image = PINNED; s.app = undefined; }
+        const out = deployChain(cfg, { projectRoot: ROOT });
+        await settle(recorded, 1 + expectedCount(cfg.services));
+
+        assert.ok(out.pinnedPorts instanceof NodePorts);
+        assert.deepStrictEqual(Object.keys(out.pinnedPorts.services), ["30080", "30081"]);
+        const held = find(recorded, SVC, "node-port-30081");
+        assert.deepStrictEqual(held.inputs.metadata.name, "node-port-30081");
+        assert.deepStrictEqual(held.inputs.spec, {
+            type: "NodePort",
+            selector: { app: "service-a" },
+            ports: [{ name: "http", protocol: "TCP", port: 80, targetPort: "http", nodePort: 30081 }],
+        });
+        // The owner's own Service (its DNS name) is a ClusterIP and holds no node port.
+        assert.deepStrictEqual(find(recorded, SVC, "service-a-service").inputs.spec.ports,
+            [{ name: "http", protocol: "TCP", port: 80, targetPort: "http" }]);
+        assert.strictEqual(find(recorded, SVC, "service-a-service").inputs.spec.type, "ClusterIP");
+        // Sent once its owner is ready: the owner's Deployment and Service have finished.
+        assert.ok(find(recorded, DEP, "service-a-deployment").finished < held.started);
+        assert.ok(find(recorded, SVC, "service-a-service").finished < held.started);
+        // Parented to the NodePorts component, never to the owning MicroService.
+        const urns = await urnsOf(out);
+        assert.strictEqual(urns["kubernetes:core/v1:Service/node-port-30081"],
+            "urn:pulumi:test::k8s-chain::k8s-chain:components:NodePorts$kubernetes:core/v1:Service::node-port-30081");
+        assert.deepStrictEqual(await Promise.all([valueOf(out.nodePorts["sample-app"]), valueOf(out.nodePorts["service-a"])]), [30080, 30081]);
+    });
+
+    it("swapping two services' pinned ports keeps every URN: the engine sees two selector updates, not replacements", async () => {
+        const run = async (ports: { sampleApp: number; serviceA: number }) => {
+            recorded = installMocks();
+            const raw = seedServices();
+            raw["sample-app"].nodePort = ports.sampleApp;
+            raw["service-a"].nodePort = ports.serviceA;
+            const cfg = parse({ services: raw });
+            for (const s of cfg.services) { s.image = PINNED; s.app = undefined; }
+            const out = deployChain(cfg, { projectRoot: ROOT });
+            await settle(recorded, expectedCount(cfg.services));
+            const selectorOf = (port: number) => find(recorded, SVC, `node-port-${port}`).inputs.spec.selector;
+            const parents = await Promise.all(Object.values(out.pinnedPorts!.services).map(s => valueOf((s as any).__parentResource.urn)));
+            assert.deepStrictEqual(parents, [await valueOf(out.pinnedPorts!.urn), await valueOf(out.pinnedPorts!.urn)],
+                "parented to NodePorts, not to the service that owns the port");
+            return {
+                urns: await urnsOf(out),
+                selectors: [selectorOf(30080), selectorOf(30081)],
+                nodePorts: await Promise.all([valueOf(out.nodePorts["sample-app"]), valueOf(out.nodePorts["service-a"])]),
+            };
+        };
+        const before = await run({ sampleApp: 30080, serviceA: 30081 });
+        const after = await run({ sampleApp: 30081, serviceA: 30080 });
+        assert.deepStrictEqual(Object.keys(after.urns).length, 4 * 4 + 3);
+        assert.deepStrictEqual(after.urns, before.urns);
+        assert.deepStrictEqual(before.selectors, [{ app: "sample-app" }, { app: "service-a" }]);
+        assert.deepStrictEqual(after.selectors, [{ app: "service-a" }, { app: "sample-app" }]);
+        assert.deepStrictEqual([before.nodePorts, after.nodePorts], [[30080, 30081], [30081, 30080]]);
+    });
+
+    it("moving a pinned port to another service keeps its URN; the old owner's Service keeps its own", async () => {
+        const run = async (owner: "sample-app" | "service-c") => {
+            recorded = installMocks();
+            const cfg = parse({
+                services: {
+                    "sample-app": { image: PINNED, expose: "NodePort", ...(owner === "sample-app" ? { nodePort: 30080 } : {}) },
+                    "service-c": { image: PINNED, ...(owner === "service-c" ? { expose: "NodePort", nodePort: 30080 } : {}) },
+                },
+            });
+            const out = deployChain(cfg, { projectRoot: ROOT });
+            await settle(recorded, expectedCount(cfg.services));
+            return {
+                urns: await urnsOf(out),
+                held: find(recorded, SVC, "node-port-30080").inputs.spec.selector,
+                types: [find(recorded, SVC, "sample-app-service").inputs.spec.type, find(recorded, SVC, "service-c-service").inputs.spec.type],
+                nodePorts: Object.fromEntries(await Promise.all(Object.entries(out.nodePorts).map(async ([n, p]) => [n, await valueOf(p)]))),
+            };
+        };
+        const before = await run("sample-app");
+        const after = await run("service-c");
+        assert.deepStrictEqual(after.urns, before.urns);
+        assert.deepStrictEqual([before.held, after.held], [{ app: "sample-app" }, { app: "service-c" }]);
+        assert.deepStrictEqual([before.types, after.types], [["ClusterIP", "ClusterIP"], ["NodePort", "ClusterIP"]]);
+        assert.deepStrictEqual([before.nodePorts, after.nodePorts], [
+            { "sample-app": 30080 },
+            { "sample-app": 31999, "service-c": 30080 },
+        ], "an unpinned NodePort service gets whatever port the cluster picks");
     });
 
     it("creates the namespace unless it is `default`, and puts every object in it", async () => {
@@ -198,7 +319,8 @@ describe("the program (index.ts) with the dev stack's config", function () {
         const dev = YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.dev.yaml"), "utf8")).config;
         pulumi.runtime.setAllConfig(Object.fromEntries(Object.entries(dev).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)])));
         program = require("../index");
-        await settle(recorded, 4 * 6);
+        // Per service: component, Deployment, Service, PDB, AppImage, Image; and two pinned ports under NodePorts.
+        await settle(recorded, 4 * 6 + 3);
     });
 
     after(() => pulumi.runtime.setAllConfig({}));
@@ -212,8 +334,11 @@ describe("the program (index.ts) with the dev stack's config", function () {
             assert.deepStrictEqual(probe.httpGet, { path: "/health", port: "http" });
         }
         const svc = find(recorded, SVC, "sample-app-service").inputs.spec;
-        assert.deepStrictEqual(svc.ports, [{ name: "http", protocol: "TCP", port: 80, targetPort: "http", nodePort: 30080 }]);
-        assert.strictEqual(svc.type, "NodePort");
+        assert.deepStrictEqual(svc.ports, [{ name: "http", protocol: "TCP", port: 80, targetPort: "http" }]);
+        assert.strictEqual(svc.type, "ClusterIP");
+        const held = find(recorded, SVC, "node-port-30080").inputs.spec;
+        assert.deepStrictEqual(held.ports, [{ name: "http", protocol: "TCP", port: 80, targetPort: "http", nodePort: 30080 }]);
+        assert.deepStrictEqual([held.type, held.selector], ["NodePort", { app: "sample-app" }]);
     });
 
     it("wires service-a -> service-b -> service-c by in-cluster URLs and exposes service-a as a NodePort", async () => {
@@ -222,8 +347,9 @@ describe("the program (index.ts) with the dev stack's config", function () {
         assert.deepStrictEqual(env("service-b").find((e: any) => e.name === "SERVICE_C_URL").value, "http://service-c.default.svc.cluster.local:80");
         const timeout = (n: string) => env(n).find((e: any) => e.name === "DOWNSTREAM_TIMEOUT_MS")?.value;
         assert.deepStrictEqual([timeout("service-a"), timeout("service-b"), timeout("service-c")], ["3000", "2000", undefined]);
-        assert.strictEqual(find(recorded, SVC, "service-a-service").inputs.spec.type, "NodePort");
+        assert.deepStrictEqual(find(recorded, SVC, "node-port-30081").inputs.spec.selector, { app: "service-a" });
         assert.deepStrictEqual(await valueOf(program.nodePorts["sample-app"]), 30080);
+        assert.deepStrictEqual(await valueOf(program.nodePorts["service-a"]), 30081);
     });
 
     it("builds each app from its own folder with an immutable, non-latest tag", async () => {

@@ -43,6 +43,11 @@ function serviceOf(objs: RenderedObject[], svc: string): any {
     return ss[0];
 }
 
+/** The pinned node ports of a catalog: port -> the service that pins it. */
+function pinnedPorts(catalog: Record<string, any>): Map<number, string> {
+    return new Map(Object.entries(catalog).filter(([, s]) => s.nodePort !== undefined).map(([n, s]) => [s.nodePort as number, n]));
+}
+
 /** The steps of one resource, in the order the engine lists them. */
 function stepsFor(json: PreviewJson, type: string, name: string): PreviewStep[] {
     return (json.steps ?? []).filter(s => urnType(s.urn) === type && urnName(s.urn) === name);
@@ -50,6 +55,11 @@ function stepsFor(json: PreviewJson, type: string, name: string): PreviewStep[] 
 
 function ops(steps: PreviewStep[]): string[] {
     return steps.map(s => s.op);
+}
+
+/** The steps that change something, as `op type name`, sorted. */
+function changes(json: PreviewJson): string[] {
+    return (json.steps ?? []).filter(s => s.op !== "same").map(s => `${s.op} ${urnType(s.urn)} ${urnName(s.urn)}`).sort();
 }
 
 function summary(json: PreviewJson): string {
@@ -106,11 +116,16 @@ describe("the real Pulumi engine (render mode)", function () {
                 want.push(`kubernetes:policy/v1:PodDisruptionBudget ${name}-pdb`);
             }
         }
+        // One Service per pinned node port, keyed by the port, under one NodePorts component.
+        want.push("k8s-chain:components:NodePorts node-ports");
+        for (const port of pinnedPorts(services).keys()) {
+            want.push(`kubernetes:core/v1:Service node-port-${port}`);
+        }
         assert.deepStrictEqual(got, want.sort());
         assert.ok(!(json.steps ?? []).some(s => s.op !== "create"), summary(json));
     });
 
-    it("up renders the manifests: NodePort 30080, 80 -> 8080, /health probes, pinned images, namespace", function () {
+    it("up renders the manifests: NodePort 30080 on its own Service, 80 -> 8080, /health probes, pinned images, namespace", function () {
         stack.ok(["up", "--yes", "--skip-preview"], "up (create)");
         const objs = stack.rendered();
         assert.ok(objs.length > 0, "nothing rendered");
@@ -123,32 +138,37 @@ describe("the real Pulumi engine (render mode)", function () {
             }
         }
 
+        // sample-app's own Service (its DNS name) is a ClusterIP; node-port-30080 holds its port.
         const seed = serviceOf(objs, "sample-app");
-        assert.strictEqual(seed.spec.type, "NodePort");
-        assert.strictEqual(seed.spec.ports.length, 1);
-        assert.strictEqual(seed.spec.ports[0].port, 80);
-        assert.strictEqual(seed.spec.ports[0].nodePort, 30080);
-        assert.strictEqual(seed.spec.ports[0].targetPort, "http");
+        assert.strictEqual(seed.spec.type, "ClusterIP");
+        assert.deepStrictEqual(seed.spec.ports.map((p: any) => [p.port, p.targetPort, p.nodePort]), [[80, "http", undefined]]);
+        const held = serviceOf(objs, "node-port-30080");
+        assert.strictEqual(held.spec.type, "NodePort");
+        assert.deepStrictEqual(held.spec.ports.map((p: any) => [p.port, p.targetPort, p.nodePort]), [[80, "http", 30080]]);
         const seedDeploy = deploymentOf(objs, "sample-app");
         const seedContainer = seedDeploy.spec.template.spec.containers[0];
         assert.deepStrictEqual(seedContainer.ports.map((p: any) => [p.name, p.containerPort]), [["http", 8080]]);
         assert.strictEqual(seedDeploy.spec.replicas, 2);
         assert.deepStrictEqual(seed.spec.selector, seedDeploy.spec.selector.matchLabels);
+        assert.deepStrictEqual(held.spec.selector, seedDeploy.spec.selector.matchLabels);
 
         for (const name of Object.keys(services)) {
             const d = deploymentOf(objs, name);
             const c = d.spec.template.spec.containers[0];
             assert.strictEqual(c.image, pinned(name), `${name} runs ${c.image}`);
             assert.match(c.image, /@sha256:[0-9a-f]{64}$/);
-            for (const probe of [c.readinessProbe, c.livenessProbe]) {
+            for (const probe of [c.startupProbe, c.readinessProbe, c.livenessProbe]) {
                 assert.strictEqual(probe?.httpGet?.path, "/health", `${name} probe ${JSON.stringify(probe)}`);
                 assert.strictEqual(probe.httpGet.port, "http");
             }
+            assert.strictEqual(d.spec.progressDeadlineSeconds, 120, `${name}: rolloutTimeoutSeconds' default from Pulumi.yaml`);
             const svc = serviceOf(objs, name);
-            assert.strictEqual(svc.spec.type, services[name].expose ?? "ClusterIP");
+            const pinsPort = services[name].nodePort !== undefined;
+            assert.strictEqual(svc.spec.type, pinsPort ? "ClusterIP" : services[name].expose ?? "ClusterIP");
         }
         const outputs = JSON.parse(stack.ok(["stack", "output", "--json"]).stdout);
         assert.strictEqual(outputs.nodePorts["sample-app"], 30080);
+        assert.strictEqual(outputs.nodePorts["service-a"], 30081);
         assert.strictEqual(outputs.images["service-c"], pinned("service-c"));
         assert.strictEqual(outputs.urls["service-b"], `http://service-b.${NAMESPACE}.svc.cluster.local:80`);
     });
@@ -158,6 +178,67 @@ describe("the real Pulumi engine (render mode)", function () {
         assert.strictEqual(result.code, 0, result.stderr);
         const changed = (json.steps ?? []).filter(s => s.op !== "same");
         assert.deepStrictEqual(changed.map(s => `${s.op} ${s.urn}`), []);
+    });
+
+    it("two services swap their pinned node ports: two in-place selector updates, nothing replaced, and back", function () {
+        const swap = () => {
+            const [a, b] = [services["sample-app"].nodePort, services["service-a"].nodePort];
+            services["sample-app"].nodePort = b;
+            services["service-a"].nodePort = a;
+            stack.setConfig(config());
+        };
+        for (const round of ["swap", "swap back"]) {
+            swap();
+            const { result, json } = stack.previewJson(`preview (${round} node ports)`);
+            assert.strictEqual(result.code, 0, result.stderr);
+            assert.deepStrictEqual(changes(json), [
+                "update kubernetes:core/v1:Service node-port-30080",
+                "update kubernetes:core/v1:Service node-port-30081",
+            ], summary(json));
+            stack.ok(["up", "--yes", "--skip-preview"], `up (${round} node ports)`);
+            const objs = stack.rendered();
+            for (const [port, owner] of pinnedPorts(services)) {
+                const held = serviceOf(objs, `node-port-${port}`);
+                assert.deepStrictEqual(held.spec.selector, deploymentOf(objs, owner).spec.selector.matchLabels, `${round}: ${port} -> ${owner}`);
+                assert.strictEqual(held.spec.ports[0].nodePort, port);
+            }
+            const outputs = JSON.parse(stack.ok(["stack", "output", "--json"]).stdout);
+            assert.deepStrictEqual([outputs.nodePorts["sample-app"], outputs.nodePorts["service-a"]],
+                [services["sample-app"].nodePort, services["service-a"].nodePort]);
+        }
+    });
+
+    it("a pinned node port moves to another service: one in-place selector update, and back", function () {
+        const moveTo = (owner: string, from: string) => {
+            services[owner] = { ...services[owner], expose: "NodePort", nodePort: services[from].nodePort };
+            services[from] = { ...services[from] };
+            delete services[from].nodePort;
+            stack.setConfig(config());
+        };
+        // 30080 goes from sample-app (which stays a NodePort service: the cluster picks it a port) to service-c.
+        const sampleExpose = services["sample-app"].expose;
+        moveTo("service-c", "sample-app");
+        const { result, json } = stack.previewJson("preview (move node port)");
+        assert.strictEqual(result.code, 0, result.stderr);
+        assert.deepStrictEqual(changes(json), [
+            "update kubernetes:core/v1:Service node-port-30080",
+            "update kubernetes:core/v1:Service sample-app-service",
+        ], summary(json));
+        stack.ok(["up", "--yes", "--skip-preview"], "up (move node port)");
+        let objs = stack.rendered();
+        assert.deepStrictEqual(serviceOf(objs, "node-port-30080").spec.selector, deploymentOf(objs, "service-c").spec.selector.matchLabels);
+        assert.strictEqual(serviceOf(objs, "sample-app").spec.type, "NodePort");
+        assert.strictEqual(serviceOf(objs, "service-c").spec.type, "ClusterIP");
+
+        moveTo("sample-app", "service-c");
+        services["sample-app"].expose = sampleExpose;
+        delete services["service-c"].expose;
+        stack.setConfig(config());
+        stack.ok(["up", "--yes", "--skip-preview"], "up (move node port back)");
+        objs = stack.rendered();
+        assert.deepStrictEqual(serviceOf(objs, "node-port-30080").spec.selector, deploymentOf(objs, "sample-app").spec.selector.matchLabels);
+        const again = stack.previewJson("preview (after moving back)");
+        assert.deepStrictEqual((again.json.steps ?? []).filter(s => s.op !== "same").map(s => s.urn), []);
     });
 
     it("new selector labels replace the Deployment (auto-named: create before delete) and up applies it", function () {
@@ -202,11 +283,15 @@ describe("the real Pulumi engine (render mode)", function () {
             assert.deepStrictEqual(ops(stepsFor(json, "kubernetes:apps/v1:Deployment", `${name}-deployment`)),
                 ["create-replacement", "replace", "delete-replaced"], `${name}-deployment:\n${summary(json)}`);
         }
-        // The pinned node port is freed before it is claimed again.
+        // Each pinned node port is freed before it is claimed again in the new namespace.
         const all = json.steps ?? [];
-        const del = all.findIndex(s => s.op === "delete-replaced" && urnName(s.urn) === "sample-app-service");
-        const cre = all.findIndex(s => s.op === "create-replacement" && urnName(s.urn) === "sample-app-service");
-        assert.ok(del >= 0 && cre > del, `delete at ${del}, create at ${cre}`);
+        for (const port of pinnedPorts(services).keys()) {
+            const held = stepsFor(json, "kubernetes:core/v1:Service", `node-port-${port}`);
+            assert.deepStrictEqual(ops(held), ["delete-replaced", "replace", "create-replacement"], `node-port-${port}:\n${summary(json)}`);
+            const del = all.findIndex(s => s.op === "delete-replaced" && urnName(s.urn) === `node-port-${port}`);
+            const cre = all.findIndex(s => s.op === "create-replacement" && urnName(s.urn) === `node-port-${port}`);
+            assert.ok(del >= 0 && cre > del, `node-port-${port}: delete at ${del}, create at ${cre}`);
+        }
 
         stack.ok(["up", "--yes", "--skip-preview"], "up (namespace change)");
         const objs = stack.rendered();
@@ -216,7 +301,7 @@ describe("the real Pulumi engine (render mode)", function () {
                 assert.strictEqual(obj.metadata?.namespace, NEW_NAMESPACE, file);
             }
         }
-        assert.strictEqual(serviceOf(objs, "sample-app").spec.ports[0].nodePort, 30080);
+        assert.strictEqual(serviceOf(objs, "node-port-30080").spec.ports[0].nodePort, 30080);
     });
 
     it("a bad config fails the preview with the program's error and changes nothing", function () {

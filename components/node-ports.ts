@@ -1,0 +1,61 @@
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { ServiceConfig } from "./catalog";
+import { nodePortServiceName, nodePortServiceSpec, Placement } from "./specs";
+
+export interface NodePortsArgs {
+    /** The catalog entries that pin a `nodePort` (others are ignored). */
+    services: ReadonlyArray<ServiceConfig>;
+    /**
+     * Each service's component, by name: a port's Service waits for its owner (Deployment
+     * rolled out, Service created), so it sends traffic only to ready pods.
+     */
+    owners: Readonly<Record<string, pulumi.Resource>>;
+    /** Namespace, cluster domain and rollout timeout. */
+    placement: Placement;
+}
+
+/**
+ * The pinned node ports of the catalog: one Service per port, `node-port-<port>` both in
+ * Pulumi and in Kubernetes, selecting the pods of the service that pins it.
+ *
+ * The Services are children of this component, never of the owning `MicroService`: a child's
+ * URN includes its parent's, so moving a port to another service would otherwise change the
+ * URN, which the engine carries out as a delete and a create, and the create would find the
+ * port still allocated. Here a move or a swap keeps every URN and is an in-place update of a
+ * selector. A namespace change still replaces each of them, delete-before-replace: node ports
+ * are cluster-wide, so the old Service must release its port before the new one claims it.
+ */
+export class NodePorts extends pulumi.ComponentResource {
+    /** port -> the Service holding it. */
+    public readonly services: Record<number, k8s.core.v1.Service> = {};
+    /** service name -> its pinned node port, as the Service holding it reports it. */
+    public readonly nodePorts: Record<string, pulumi.Output<number | undefined>> = {};
+
+    /**
+     * @param name The component's name; its Services are named by port, not from it.
+     * @param args The catalog entries, their components and the placement.
+     * @param opts Resource options (a provider for rendering, for example).
+     */
+    constructor(name: string, args: NodePortsArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("k8s-chain:components:NodePorts", name, {}, opts);
+        const pinned = args.services.filter(s => s.nodePort !== undefined);
+        const orphans = pinned.filter(s => args.owners[s.name] === undefined).map(s => s.name);
+        if (orphans.length > 0) {
+            throw new Error(`NodePorts: no component for ${orphans.join(", ")}; create each service's MicroService first`);
+        }
+
+        for (const svc of pinned) {
+            const port = svc.nodePort!;
+            const service = new k8s.core.v1.Service(nodePortServiceName(port), nodePortServiceSpec(svc, args.placement)!, {
+                parent: this,
+                dependsOn: [args.owners[svc.name]],
+                deleteBeforeReplace: true,
+            });
+            this.services[port] = service;
+            this.nodePorts[svc.name] = service.spec.ports.apply(ports => ports?.[0]?.nodePort);
+        }
+
+        this.registerOutputs({ services: this.services, nodePorts: this.nodePorts });
+    }
+}
