@@ -55,11 +55,14 @@ export class MicroService extends pulumi.ComponentResource {
             deploymentSpec(svc, callees, placement, image, args.height ?? 0),
             { parent: this, dependsOn: waitFor });
 
-        // A fixed name: the old Service must be gone before its replacement can exist, so
-        // replacements are delete-before-replace.
+        // A fixed name, but no pinned node port (NodePorts holds those), so Pulumi's default
+        // replacement order is right: a replacement in the same namespace can only be
+        // delete-before-replace, and the provider says so itself for a named object; a
+        // namespace move creates the new Service first, so callers still in the old namespace
+        // keep resolving the old one until the move is done.
         this.service = new k8s.core.v1.Service(`${name}-service`,
             serviceSpec(svc, placement),
-            { parent: this, dependsOn: [...waitFor, this.deployment], deleteBeforeReplace: true });
+            { parent: this, dependsOn: [...waitFor, this.deployment] });
 
         const pdb = podDisruptionBudgetSpec(svc, placement);
         if (pdb) {

@@ -225,7 +225,8 @@ export function deploymentSpec(
  * The Service named after the service: the DNS name callers use. Its type is `expose`, except
  * that a service with a pinned `nodePort` gets a ClusterIP Service here and its node port
  * from {@link nodePortServiceSpec}: this Service never holds a pinned port, so nothing about
- * a node port can make it collide with itself or with another service's Service.
+ * a node port can make it collide with itself or with another service's Service, and a
+ * namespace move can create its new copy before deleting the old one.
  * The provider waits for its endpoints (and, for a `LoadBalancer`, an address) at most
  * `rolloutTimeoutSeconds`, so a LoadBalancer with no controller to serve it fails `up` within
  * that bound rather than after the provider's 10 minutes.

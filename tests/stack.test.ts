@@ -79,14 +79,14 @@ describe("stack (Pulumi mocks)", function () {
         assert.strictEqual(svcParent, parentUrn);
     });
 
-    it("makes the Service delete-before-replace (fixed name, pinned node port) and lets the auto-named Deployment create first", () => {
+    it("leaves the service's own Service (no pinned port) and the auto-named Deployment to Pulumi's default replacement order", () => {
         recorded = installMocks();
         const svc = parse({ services: { c: { image: PINNED, expose: "NodePort", nodePort: 30080 } } }).services[0];
         // A transformation sees the options each child is registered with (the mock monitor does not).
         const opts: Record<string, pulumi.CustomResourceOptions> = {};
         new MicroService("c", { service: svc, callees: [], placement: { namespace: "default", clusterDomain: "cluster.local", rolloutTimeoutSeconds: 120 }, image: PINNED },
             { transformations: [a => { opts[a.name] = a.opts; return undefined; }] });
-        assert.strictEqual(opts["c-service"].deleteBeforeReplace, true);
+        assert.strictEqual(opts["c-service"].deleteBeforeReplace, undefined);
         assert.strictEqual(opts["c-deployment"].deleteBeforeReplace, undefined);
     });
 
