@@ -19,12 +19,14 @@ export interface NodePortsArgs {
  * The pinned node ports of the catalog: one Service per port, `node-port-<port>` both in
  * Pulumi and in Kubernetes, selecting the pods of the service that pins it.
  *
- * The Services are children of this component, never of the owning `MicroService`: a child's
- * URN includes its parent's, so moving a port to another service would otherwise change the
- * URN, which the engine carries out as a delete and a create, and the create would find the
- * port still allocated. Here a move or a swap keeps every URN and is an in-place update of a
- * selector. A namespace change still replaces each of them, delete-before-replace: node ports
- * are cluster-wide, so the old Service must release its port before the new one claims it.
+ * Neither the name nor the parent of a port's Service depends on which service owns the port:
+ * they are children of this component, never of the owning `MicroService`. So a move or a
+ * swap keeps every URN and every parent, and the engine carries it out as an in-place update
+ * of a selector; a URN that changed with the owner (a name such as `<service>-node-port`, or
+ * a parent whose type chain differs) would be a delete and a create, and the create would
+ * find the port still allocated. A namespace change still replaces each of them,
+ * delete-before-replace: node ports are cluster-wide, so the old Service must release its
+ * port before the new one claims it.
  */
 export class NodePorts extends pulumi.ComponentResource {
     /** port -> the Service holding it. */
