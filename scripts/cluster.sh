@@ -15,6 +15,8 @@
 #   K8S_CHAIN_CLUSTER_REAL_NODE 1 (default): start the real node; 0: kwok nodes only
 #   K8S_CHAIN_CLUSTER_KWOK_NODES number of kwok nodes (default 2), tainted
 #                              kwok.x-k8s.io/node=fake:NoSchedule so only pods that ask land there
+#   K8S_CHAIN_CLUSTER_KWOK_TAINT 1 (default) taint the kwok nodes; 0: any pod may land there
+#                              (the kwok bench, with no real node)
 #   K8S_CHAIN_CLUSTER_REGISTRY  host:port of a registry on loopback that the node's containerd
 #                              pulls every image from (default: none, every pull fails closed)
 #   K8S_CHAIN_CLUSTER_KEEP=1    keep the run dir (logs) after stop
@@ -33,8 +35,6 @@ tools="$here/tools/cluster"
 cache_root="${K8S_CHAIN_CLUSTER_CACHE:-$HOME/.cache/k8s-chain/cluster}"
 run="${K8S_CHAIN_CLUSTER_DIR:-/tmp/k8s-chain-cluster}"
 export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
-. "$here/scripts/lib/proc.sh"
-
 
 k8s_version="v1.36.1"
 node_name="k8s-chain-node"
@@ -92,7 +92,7 @@ do_build() {
     rm -rf "$bin"; mkdir -p "$bin/.tmp"
     log "building the cluster binaries into $bin (cold: about 20 min on 2 cores)"
     go_build "$tools/etcd" "$bin/.tmp" "" go.etcd.io/etcd/server/v3
-    mv "$bin/.tmp/v3" "$bin/.tmp/etcd"
+    mv "$bin/.tmp/server" "$bin/.tmp/etcd"
     log "built etcd ($((SECONDS - t0)) s)"
     go_build "$tools/kube" "$bin/.tmp" "$(ldflags_k8s)" \
       k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
@@ -128,6 +128,16 @@ do_build() {
 
 # --- start -------------------------------------------------------------------------------
 
+# Processes started from the run dir (daemons, shims, containers' parents), not this shell or
+# the grep that looked (a pid that is gone once the grep is done was the grep).
+our_pids() {
+  local pid
+  for pid in $(grep -lsF "$run" /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3); do
+    [ "$pid" != $$ ] && [ "$pid" != "$BASHPID" ] && [ -e "/proc/$pid" ] && echo "$pid"
+  done
+  return 0
+}
+
 pidof_name() { [ -f "$run/pids/$1" ] && cat "$run/pids/$1" || true; }
 
 daemon() { # <name> <command...>: start in its own session, log to logs/<name>.log
@@ -147,7 +157,7 @@ wait_for() { # <what> <seconds> <command...>
 
 cert() { # <name> <subject> [<san>]: a key and a certificate signed by the cluster CA
   local name=$1 subj=$2 san=${3:-}
-  openssl genrsa -out "$run/pki/$name.key" 2048 2>/dev/null
+  openssl ecparam -name prime256v1 -genkey -noout -out "$run/pki/$name.key" 2>/dev/null
   openssl req -new -key "$run/pki/$name.key" -subj "$subj" -out "$run/pki/$name.csr" 2>/dev/null
   local ext="$run/pki/$name.ext"
   { echo "basicConstraints=CA:FALSE"; echo "keyUsage=critical,digitalSignature,keyEncipherment"
@@ -218,8 +228,8 @@ do_start() {
   trap 'exit 130' INT; trap 'exit 143' TERM
   local t_start=$SECONDS
 
-  # Certificates: one CA for everything; client certs name each component's identity.
-  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$run/pki/ca.key" -out "$run/pki/ca.crt" \
+  # Certificates (ECDSA P-256: quick to make): one CA for everything; client certs name each component's identity.
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$run/pki/ca.key" -out "$run/pki/ca.crt" \
     -days 2 -subj "/CN=k8s-chain-ca" 2>/dev/null
   cert apiserver "/CN=kube-apiserver" "IP:127.0.0.1,IP:10.96.0.1,IP:$node_ip,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.$cluster_domain,DNS:localhost"
   cert admin "/O=system:masters/CN=k8s-chain-admin"
@@ -231,8 +241,8 @@ do_start() {
   cert kubelet-serving "/CN=$node_name" "IP:$node_ip,DNS:$node_name"
   cert coredns "/CN=k8s-chain:coredns"
   cert kwok "/O=system:masters/CN=k8s-chain-kwok"
-  openssl genrsa -out "$run/pki/sa.key" 2048 2>/dev/null
-  openssl rsa -in "$run/pki/sa.key" -pubout -out "$run/pki/sa.pub" 2>/dev/null
+  openssl ecparam -name prime256v1 -genkey -noout -out "$run/pki/sa.key" 2>/dev/null
+  openssl ec -in "$run/pki/sa.key" -pubout -out "$run/pki/sa.pub" 2>/dev/null
   for n in admin controller-manager scheduler kube-proxy kubelet coredns kwok; do kubeconfig "$n"; done
   log "certificates made"
 
@@ -303,7 +313,7 @@ metadata:
   annotations: {kwok.x-k8s.io/node: fake, node.alpha.kubernetes.io/ttl: "0"}
   labels: {kubernetes.io/hostname: kwok-node-$i, kubernetes.io/os: linux, kubernetes.io/arch: amd64, type: kwok}
 spec:
-  taints: [{key: kwok.x-k8s.io/node, value: fake, effect: NoSchedule}]
+  taints: $([ "${K8S_CHAIN_CLUSTER_KWOK_TAINT:-1}" = 1 ] && echo '[{key: kwok.x-k8s.io/node, value: fake, effect: NoSchedule}]' || echo '[]')
 status:
   allocatable: {cpu: "32", memory: 256Gi, pods: "110"}
   capacity: {cpu: "32", memory: 256Gi, pods: "110"}
@@ -455,29 +465,36 @@ EOF
 # --- stop --------------------------------------------------------------------------------
 
 
+stop_all() { # seconds, pids...: TERM them all at once, wait up to that long, then KILL the rest
+  local secs=$1 i pid alive; shift
+  [ $# -gt 0 ] || return 0
+  kill -TERM "$@" 2>/dev/null
+  for ((i = 0; i < secs * 10; i++)); do
+    alive=
+    for pid in "$@"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ -z "$alive" ] && return 0
+    sleep 0.1
+  done
+  kill -KILL "$@" 2>/dev/null
+  return 0
+}
+
 do_stop() {
   [ -d "$run" ] || { log "nothing to stop ($run does not exist)"; return 0; }
   set +e
   local n pid m
-  for n in kwok kube-proxy coredns kubelet kube-scheduler kube-controller-manager; do
-    pid=$(pidof_name "$n"); [ -n "$pid" ] && stop_pid "$pid" 5
-  done
+  stop_all 5 $(for n in kwok kube-proxy coredns kubelet kube-scheduler kube-controller-manager; do pidof_name "$n"; done)
+  log "stop: node and controllers stopped"
   # Pods: kill every process in a cgroup that did not exist at start (the kubepods tree).
   if [ -f "$run/saved/cgroups" ]; then
     local new; new=$(find /sys/fs/cgroup -mindepth 1 -type d 2>/dev/null | sort | comm -13 "$run/saved/cgroups" -)
     for m in $new; do cat "$m/cgroup.procs" 2>/dev/null; done | sort -u | xargs -r kill -KILL 2>/dev/null
   fi
   # Shims and anything else started from the run dir.
-  for pid in $(grep -lsF "$run" /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3); do
-    [ "$pid" != $$ ] && [ "$pid" != "$BASHPID" ] && stop_pid "$pid" 3
-  done
-  for n in containerd kube-apiserver etcd; do
-    pid=$(pidof_name "$n"); [ -n "$pid" ] && stop_pid "$pid" 10
-  done
-  for pid in $(grep -lsF "$run" /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3); do
-    [ "$pid" != $$ ] && [ "$pid" != "$BASHPID" ] && kill -KILL "$pid" 2>/dev/null
-  done
-  sleep 0.2
+  stop_all 3 $(our_pids | grep -vxF -e "$(pidof_name containerd)" -e "$(pidof_name kube-apiserver)" -e "$(pidof_name etcd)")
+  stop_all 10 $(for n in containerd kube-apiserver etcd; do pidof_name "$n"; done)
+  for pid in $(our_pids); do kill -KILL "$pid" 2>/dev/null; done
+  log "stop: containers, containerd, API server and etcd stopped"
   # Mounts below the run dir (container rootfs, volumes, netns), deepest first.
   for m in $(awk -v w="$run" 'index($2, w) == 1 { print $2 }' /proc/self/mounts | sort -r); do
     umount -l "$m" 2>/dev/null
@@ -532,7 +549,7 @@ do_stop() {
 
 # What of ours is still on the machine (empty when stop did its job).
 leftovers() {
-  grep -lsF "$run" /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3 | grep -vx "$$" | sed 's/^/process /' | grep -v "process $BASHPID" || true
+  our_pids | sed 's/^/process /'
   awk -v w="$run" 'index($2, w) == 1 { print "mount " $2 }' /proc/self/mounts
   for n in "$cni_bridge" "$node_bridge"; do ip link show "$n" >/dev/null 2>&1 && echo "link $n"; done
   if [ -f "$run/saved/cgroups" ]; then
