@@ -19,15 +19,15 @@ import * as path from "node:path";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import type * as WorkflowParser from "@actions/workflow-parser";
 import type * as ActionParser from "@actions/workflow-parser/actions/action-parser";
-import type * as Expressions from "@actions/expressions";
+import { evaluateTemplate } from "./support/expressions";
 
 const root = path.resolve(__dirname, "..");
 const workflowsDir = path.join(root, ".github", "workflows");
 const kubeconfigActionPath = path.join(root, ".github", "actions", "write-kubeconfig", "action.yml");
 
 // ---------------------------------------------------------------------------------------------
-// Loading GitHub's parser and expression evaluator.
-// Both packages are ESM only, and the parser imports its JSON schema without an import
+// Loading GitHub's parser (the expression evaluator is in ./support/expressions).
+// The package is ESM only, and the parser imports its JSON schema without an import
 // attribute (it is written for bundlers), which Node refuses. A loader hook adds the attribute
 // for that package's own JSON files; `import()` goes through `new Function` because TypeScript
 // compiles a literal `import()` to `require()` under `module: commonjs`.
@@ -45,7 +45,6 @@ const importEsm = new Function("specifier", "return import(specifier)") as (spec
 interface Libraries {
   workflows: typeof WorkflowParser;
   actions: typeof ActionParser;
-  expressions: typeof Expressions;
 }
 
 let libraries: Promise<Libraries> | undefined;
@@ -56,11 +55,9 @@ function loadLibraries(): Promise<Libraries> {
     libraries = Promise.all([
       importEsm("@actions/workflow-parser"),
       importEsm("@actions/workflow-parser/actions/action-parser"),
-      importEsm("@actions/expressions"),
-    ]).then(([workflows, actions, expressions]) => ({
+    ]).then(([workflows, actions]) => ({
       workflows: workflows as typeof WorkflowParser,
       actions: actions as typeof ActionParser,
-      expressions: expressions as typeof Expressions,
     }));
   }
   return libraries;
@@ -93,39 +90,6 @@ async function actionErrors(name: string, content: string): Promise<string[]> {
   const { actions } = await loadLibraries();
   const { errors } = parseCollectingErrors((trace) => actions.parseAction({ name, content }, trace));
   return [...new Set(errors)];
-}
-
-/**
- * Evaluates a string holding `${{ ... }}` expressions the way the runner does, with the given
- * contexts (`github`, `vars`, ...; a missing key is null, as on GitHub).
- */
-async function evaluateTemplate(text: string, contexts: Record<string, unknown>): Promise<string> {
-  const { expressions } = await loadLibraries();
-  const { Lexer, Parser, Evaluator, data } = expressions;
-  const contextData = JSON.parse(JSON.stringify(contexts), data.reviver) as Expressions.data.Dictionary;
-  let out = "";
-  let rest = text;
-  for (;;) {
-    const start = rest.indexOf("${{");
-    if (start < 0) return out + rest;
-    out += rest.slice(0, start);
-    const end = expressionEnd(rest, start + 3);
-    const source = rest.slice(start + 3, end).trim();
-    const lexed = new Lexer(source).lex();
-    const expr = new Parser(lexed.tokens, Object.keys(contexts), []).parse();
-    out += new Evaluator(expr, contextData).evaluate().coerceString();
-    rest = rest.slice(end + 2);
-  }
-}
-
-/** Index of the `}}` closing an expression, skipping `'...'` string literals ('' escapes '). */
-function expressionEnd(text: string, from: number): number {
-  let inString = false;
-  for (let i = from; i < text.length; i++) {
-    if (text[i] === "'") inString = !inString;
-    else if (!inString && text.startsWith("}}", i)) return i;
-  }
-  throw new Error(`unterminated expression in: ${text}`);
 }
 
 // ---------------------------------------------------------------------------------------------
