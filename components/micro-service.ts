@@ -49,12 +49,10 @@ export class MicroService extends pulumi.ComponentResource {
         const { service: svc, callees, placement, image } = args;
         const waitFor = args.waitFor ?? [];
 
-        // The Deployment goes first, so its rollout (Pulumi waits for it) is done before the
-        // Service starts sending traffic: the seed's "apply the Deployment before the Service".
-        this.deployment = new k8s.apps.v1.Deployment(`${name}-deployment`,
-            deploymentSpec(svc, callees, placement, image, args.height ?? 0),
-            { parent: this, dependsOn: waitFor });
-
+        // The Service goes first and the provider does not wait for it (it would add a fixed
+        // 10 s settle per level): it sends traffic only to Ready pods anyway. The Deployment
+        // comes after it, and its rollout (every new pod Ready, which the provider waits for)
+        // is what the callers wait for; by then the Ready pods are the Service's endpoints.
         // A fixed name, but no pinned node port (NodePorts holds those), so Pulumi's default
         // replacement order is right: a replacement in the same namespace can only be
         // delete-before-replace, and the provider says so itself for a named object; a
@@ -62,7 +60,11 @@ export class MicroService extends pulumi.ComponentResource {
         // keep resolving the old one until the move is done.
         this.service = new k8s.core.v1.Service(`${name}-service`,
             serviceSpec(svc, placement),
-            { parent: this, dependsOn: [...waitFor, this.deployment] });
+            { parent: this, dependsOn: waitFor });
+
+        this.deployment = new k8s.apps.v1.Deployment(`${name}-deployment`,
+            deploymentSpec(svc, callees, placement, image, args.height ?? 0),
+            { parent: this, dependsOn: [...waitFor, this.service] });
 
         const pdb = podDisruptionBudgetSpec(svc, placement);
         if (pdb) {

@@ -18,7 +18,7 @@ type EnvVar = { name: string; value: string };
 export interface Placement {
     namespace: string;
     clusterDomain: string;
-    /** The `rolloutTimeoutSeconds` of the stack config (see {@link awaitTimeoutAnnotations}). */
+    /** The `rolloutTimeoutSeconds` of the stack config (see {@link providerAnnotations}). */
     rolloutTimeoutSeconds: number;
 }
 
@@ -29,10 +29,32 @@ export interface Placement {
  * Deployment's rollout or a Service's endpoints and load-balancer address.
  */
 export const AWAIT_TIMEOUT_ANNOTATION = "pulumi.com/timeoutSeconds";
+/**
+ * Makes the provider's server-side apply take over fields another manager changed by hand
+ * (measured on a real cluster: after `kubectl scale`, every later `up` failed with "conflict
+ * with kubectl with subresource scale: .spec.replicas"). The stack owns its objects: `up`
+ * puts back what the catalog declares.
+ */
+export const PATCH_FORCE_ANNOTATION = "pulumi.com/patchForce";
+/**
+ * Tells the provider not to wait for a Service. Its wait for endpoints ends with a fixed 10 s
+ * "settle" after every change to them (measured: 10 s per level of the chain, 30 of the dev
+ * stack's 56 s first `up`). The stack does not need it: a service's Service is created before
+ * its Deployment, whose rollout the provider does wait for (every new pod Ready), and
+ * endpoints follow Ready pods; the cluster suite checks from the cluster's own watches that
+ * every caller is created after its callees have ready endpoints. A `LoadBalancer` keeps the
+ * wait, bounded by the timeout: it is how an address that never comes fails `up`.
+ */
+export const SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait";
 
-/** The annotations that bound the provider's wait for one object to `rolloutTimeoutSeconds`. */
-export function awaitTimeoutAnnotations(where: Placement): Record<string, string> {
-    return { [AWAIT_TIMEOUT_ANNOTATION]: String(where.rolloutTimeoutSeconds) };
+/** The provider annotations of one object: forced apply; a bounded wait, or none for a Service that needs none. */
+export function providerAnnotations(where: Placement, wait: "bounded" | "none" = "bounded"): Record<string, string> {
+    return {
+        [PATCH_FORCE_ANNOTATION]: "true",
+        ...(wait === "bounded"
+            ? { [AWAIT_TIMEOUT_ANNOTATION]: String(where.rolloutTimeoutSeconds) }
+            : { [SKIP_AWAIT_ANNOTATION]: "true" }),
+    };
 }
 
 /**
@@ -173,7 +195,7 @@ export function deploymentSpec(
     return {
         apiVersion: "apps/v1",
         kind: "Deployment",
-        metadata: { namespace: where.namespace, labels, annotations: awaitTimeoutAnnotations(where) },
+        metadata: { namespace: where.namespace, labels, annotations: providerAnnotations(where) },
         spec: {
             replicas: svc.replicas,
             progressDeadlineSeconds: where.rolloutTimeoutSeconds,
@@ -227,15 +249,20 @@ export function deploymentSpec(
  * from {@link nodePortServiceSpec}: this Service never holds a pinned port, so nothing about
  * a node port can make it collide with itself or with another service's Service, and a
  * namespace move can create its new copy before deleting the old one.
- * The provider waits for its endpoints (and, for a `LoadBalancer`, an address) at most
- * `rolloutTimeoutSeconds`, so a LoadBalancer with no controller to serve it fails `up` within
- * that bound rather than after the provider's 10 minutes.
+ * The provider does not wait for it (see {@link SKIP_AWAIT_ANNOTATION}), except for a
+ * `LoadBalancer`'s address, at most `rolloutTimeoutSeconds`: a LoadBalancer with no controller
+ * to serve it fails `up` within that bound rather than after the provider's 10 minutes.
  */
 export function serviceSpec(svc: ServiceConfig, where: Placement): Service {
     return {
         apiVersion: "v1",
         kind: "Service",
-        metadata: { name: svc.name, namespace: where.namespace, labels: objectLabels(svc), annotations: awaitTimeoutAnnotations(where) },
+        metadata: {
+            name: svc.name,
+            namespace: where.namespace,
+            labels: objectLabels(svc),
+            annotations: providerAnnotations(where, svc.expose === "LoadBalancer" ? "bounded" : "none"),
+        },
         spec: {
             type: svc.nodePort !== undefined ? "ClusterIP" : svc.expose,
             selector: selectorLabels(svc),
@@ -268,7 +295,7 @@ export function nodePortServiceSpec(svc: ServiceConfig, where: Placement): Servi
             name: nodePortServiceName(svc.nodePort),
             namespace: where.namespace,
             labels: { ...objectLabels(svc), "app.kubernetes.io/component": "node-port" },
-            annotations: awaitTimeoutAnnotations(where),
+            annotations: providerAnnotations(where, "none"),
         },
         spec: {
             type: "NodePort",
@@ -286,7 +313,7 @@ export function podDisruptionBudgetSpec(svc: ServiceConfig, where: Placement): P
     return {
         apiVersion: "policy/v1",
         kind: "PodDisruptionBudget",
-        metadata: { namespace: where.namespace, labels: objectLabels(svc) },
+        metadata: { namespace: where.namespace, labels: objectLabels(svc), annotations: { [PATCH_FORCE_ANNOTATION]: "true" } },
         spec: { maxUnavailable: 1, selector: { matchLabels: selectorLabels(svc) } },
     };
 }

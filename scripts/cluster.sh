@@ -261,7 +261,7 @@ do_start() {
     --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction \
     --service-cluster-ip-range "$service_cidr" --service-node-port-range 30000-32767 \
     --kubelet-client-certificate "$run/pki/apiserver-kubelet-client.crt" --kubelet-client-key "$run/pki/apiserver-kubelet-client.key" \
-    --kubelet-preferred-address-types InternalIP --allow-privileged=true --profiling=false
+    --kubelet-preferred-address-types InternalIP --profiling=false
   wait_for kube-apiserver 60 curl -fsS --cacert "$run/pki/ca.crt" --cert "$run/pki/admin.crt" --key "$run/pki/admin.key" https://127.0.0.1:6443/readyz
   log "API server ready"
   local kc="$bin/kubectl --kubeconfig $run/admin.kubeconfig"
@@ -346,6 +346,7 @@ start_node() {
   # Every registry resolves to the local one, or fails closed on a loopback port nobody
   # serves: no image pull ever looks up a name outside this machine.
   local mirror=${reg:-127.0.0.1:9}
+  echo "$mirror" > "$run/registry"
   cat > "$run/containerd/certs.d/_default/hosts.toml" <<EOF
 server = "http://$mirror"
 [host."http://$mirror"]
@@ -573,6 +574,8 @@ do_env() {
   echo "K8S_CHAIN_CLUSTER_NODE_IP=$node_ip"
   echo "K8S_CHAIN_CLUSTER_REAL_NODE=$([ -f "$run/pids/kubelet" ] && echo 1 || echo 0)"
   echo "K8S_CHAIN_CLUSTER_CONTAINERD=$run/containerd/containerd.sock"
+  [ -f "$run/registry" ] && echo "K8S_CHAIN_CLUSTER_REGISTRY=$(cat "$run/registry")"
+  return 0
 }
 
 case "${1:-}" in

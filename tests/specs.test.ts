@@ -90,7 +90,7 @@ describe("specs", () => {
                     "app.kubernetes.io/managed-by": "pulumi",
                     "app.kubernetes.io/component": "node-port",
                 },
-                annotations: { "pulumi.com/timeoutSeconds": "120" },
+                annotations: { "pulumi.com/patchForce": "true", "pulumi.com/skipAwait": "true" },
             },
             spec: {
                 type: "NodePort",
@@ -158,11 +158,13 @@ describe("specs", () => {
         const at45 = { ...where, rolloutTimeoutSeconds: 45 };
         const dep = deploymentSpec(cfg.services[0], [], at45, PINNED) as any;
         assert.strictEqual(dep.spec.progressDeadlineSeconds, 45);
-        assert.deepStrictEqual(dep.metadata.annotations, { "pulumi.com/timeoutSeconds": "45" });
+        assert.deepStrictEqual(dep.metadata.annotations, { "pulumi.com/patchForce": "true", "pulumi.com/timeoutSeconds": "45" });
         assert.deepStrictEqual(dep.spec.template.metadata.annotations, undefined, "not on the pod template: changing it rolls no pod");
-        for (const svc of cfg.services) {
-            assert.deepStrictEqual((serviceSpec(svc, at45) as any).metadata.annotations, { "pulumi.com/timeoutSeconds": "45" });
-        }
+        // Only a LoadBalancer is waited for (its address); any other Service is not waited for at all.
+        assert.deepStrictEqual((serviceSpec(cfg.services[0], at45) as any).metadata.annotations,
+            { "pulumi.com/patchForce": "true", "pulumi.com/skipAwait": "true" });
+        assert.deepStrictEqual((serviceSpec(cfg.services[1], at45) as any).metadata.annotations,
+            { "pulumi.com/patchForce": "true", "pulumi.com/timeoutSeconds": "45" });
         assert.strictEqual(AWAIT_TIMEOUT_ANNOTATION, "pulumi.com/timeoutSeconds");
     });
 

@@ -59,8 +59,8 @@ describe("stack (Pulumi mocks)", function () {
         // Independent services are not serialized: sample-app and service-c start before either is ready.
         assert.ok(dep("sample-app").started < dep("service-c").finished);
         assert.ok(dep("service-c").started < dep("sample-app").finished);
-        // Within a service the Deployment is ready before the Service is sent.
-        assert.ok(dep("service-c").finished < svc("service-c").started);
+        // Within a service the Service is created first (not waited for), then the Deployment rolls out.
+        assert.ok(svc("service-c").finished < dep("service-c").started);
     });
 
     it("parents every child to its component and names children from it", async () => {
@@ -272,7 +272,7 @@ describe("stack (Pulumi mocks)", function () {
         assert.strictEqual(await valueOf(out.images.lb), PINNED);
     });
 
-    it("passes `rolloutTimeoutSeconds` to every Deployment and Service the provider waits for", async () => {
+    it("passes `rolloutTimeoutSeconds` to every Deployment and to a LoadBalancer, and waits for no other Service", async () => {
         recorded = installMocks();
         const cfg = parse({
             rolloutTimeoutSeconds: "45",
@@ -282,12 +282,12 @@ describe("stack (Pulumi mocks)", function () {
         await settle(recorded, expectedCount(cfg.services));
         const deps = byType(recorded, DEP);
         assert.deepStrictEqual(deps.map(d => [d.name, d.inputs.spec.progressDeadlineSeconds, d.inputs.metadata.annotations]), [
-            ["c-deployment", 45, { "pulumi.com/timeoutSeconds": "45" }],
-            ["lb-deployment", 45, { "pulumi.com/timeoutSeconds": "45" }],
+            ["c-deployment", 45, { "pulumi.com/patchForce": "true", "pulumi.com/timeoutSeconds": "45" }],
+            ["lb-deployment", 45, { "pulumi.com/patchForce": "true", "pulumi.com/timeoutSeconds": "45" }],
         ]);
         assert.deepStrictEqual(byType(recorded, SVC).map(s => [s.name, s.inputs.spec.type, s.inputs.metadata.annotations]), [
-            ["c-service", "ClusterIP", { "pulumi.com/timeoutSeconds": "45" }],
-            ["lb-service", "LoadBalancer", { "pulumi.com/timeoutSeconds": "45" }],
+            ["c-service", "ClusterIP", { "pulumi.com/patchForce": "true", "pulumi.com/skipAwait": "true" }],
+            ["lb-service", "LoadBalancer", { "pulumi.com/patchForce": "true", "pulumi.com/timeoutSeconds": "45" }],
         ]);
     });
 

@@ -42,6 +42,15 @@ export async function kubectl(...args: string[]): Promise<string> {
     }
 }
 
+/** `kubectl <args>` with `input` on stdin (e.g. `apply -f -`). */
+export function kubectlStdin(input: string, ...args: string[]): Promise<string> {
+    return new Promise((resolve, reject) => {
+        const child = execFile(path.join(cluster.bin, "kubectl"), ["--kubeconfig", cluster.kubeconfig, ...args],
+            (err, stdout, stderr) => (err ? reject(new Error(`kubectl ${args.join(" ")} failed: ${stderr || err.message}`)) : resolve(stdout)));
+        child.stdin?.end(input);
+    });
+}
+
 export async function kubectlJson(...args: string[]): Promise<any> {
     return JSON.parse(await kubectl(...args, "-o", "json"));
 }

@@ -2,9 +2,10 @@
 // every scenario asserts on the cluster itself (the API, watches, HTTP through node ports).
 // Run with `npm run test:cluster` (scripts/test-cluster.sh starts and stops everything).
 import * as assert from "assert";
+import { execFileSync } from "child_process";
 import { EngineStack, engineBin, REPO, RunResult } from "../engine/harness";
 import {
-    cluster, describeLoad, devServices, eventually, get, kubectl, kubectlJson, Load, LoadResult, pushedImages, Watch, WatchEvent,
+    cluster, describeLoad, devServices, eventually, get, kubectl, kubectlJson, kubectlStdin, Load, LoadResult, pushedImages, Watch, WatchEvent,
 } from "./harness";
 
 const NAMESPACE = "chain-e2e";
@@ -362,6 +363,48 @@ describe("the real program on a real cluster", function () {
         // before its replacement is created, so the port is dark for that moment (reported above).
         const outage = res.failures.length;
         console.log(`      namespace move: ${outage} failed of ${res.sent}`);
+    });
+
+    it("no image pull leaves the machine: a Docker Hub name goes to the local registry and fails closed, with no DNS query out", async function () {
+        if (!cluster.realNode) this.skip();
+        // Count every DNS packet this machine sends anywhere but to the cluster's own DNS
+        // while the node tries to pull (the rule goes with the cluster's firewall snapshot).
+        const rule = ["OUTPUT", "-m", "comment", "--comment", "k8s-chain-dns-watch", "-j", "ACCEPT"];
+        const watch = [["-p", "udp", "--dport", "53"], ["-p", "tcp", "--dport", "53"]].map(p => [...p, "!", "-d", `${process.env.K8S_CHAIN_CLUSTER_NODE_IP}/32`]);
+        for (const w of watch) {
+            execFileSync("iptables", ["-I", rule[0], "1", ...w, ...rule.slice(1)]);
+        }
+        try {
+            const pod = {
+                apiVersion: "v1", kind: "Pod",
+                metadata: { name: "pull-from-docker-hub", namespace: "default" },
+                spec: {
+                    restartPolicy: "Never",
+                    containers: [{ name: "c", image: "docker.io/library/busybox:1.36.1" }],
+                    securityContext: { runAsNonRoot: true, runAsUser: 10001, seccompProfile: { type: "RuntimeDefault" } },
+                },
+            };
+            await kubectlStdin(JSON.stringify(pod), "apply", "-f", "-");
+            const message = await eventually(30_000, async () => {
+                const ev = await kubectlJson("get", "events", "-n", "default", "--field-selector",
+                    "involvedObject.name=pull-from-docker-hub,reason=Failed");
+                assert.ok(ev.items.length > 0, "no pull failure yet");
+                return ev.items[0].message as string;
+            });
+            console.log(`      pull of docker.io/library/busybox: ${message.slice(0, 300)}`);
+            assert.match(message, new RegExp(`${process.env.K8S_CHAIN_CLUSTER_REGISTRY?.replace(/\./g, "\\.") ?? "127\\.0\\.0\\.1"}`));
+            const counters = execFileSync("iptables", ["-L", "OUTPUT", "-v", "-x", "-n"], { encoding: "utf8" })
+                .split("\n").filter(l => l.includes("k8s-chain-dns-watch"));
+            assert.strictEqual(counters.length, 2, counters.join("\n"));
+            for (const l of counters) {
+                assert.strictEqual(l.trim().split(/\s+/)[0], "0", `DNS packets left the machine:\n${l}`);
+            }
+        } finally {
+            for (const w of watch) {
+                execFileSync("iptables", ["-D", rule[0], ...w, ...rule.slice(1)]);
+            }
+            await kubectl("delete", "pod", "pull-from-docker-hub", "-n", "default", "--ignore-not-found", "--wait=false");
+        }
     });
 
     it("destroy removes every object and the namespace", async function () {
