@@ -128,11 +128,12 @@ do_build() {
 
 # --- start -------------------------------------------------------------------------------
 
-# Processes started from the run dir (daemons, shims, containers' parents), not this shell or
+# Processes started from the run dir (daemons, shims, containers' parents; matched on "$run/",
+# so a sibling dir such as /tmp/k8s-chain-cluster-suite.* is never taken for ours), not this shell or
 # the grep that looked (a pid that is gone once the grep is done was the grep).
 our_pids() {
   local pid
-  for pid in $(grep -lsF "$run" /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3); do
+  for pid in $(grep -lsF "$run/" /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3); do
     [ "$pid" != $$ ] && [ "$pid" != "$BASHPID" ] && [ -e "/proc/$pid" ] && echo "$pid"
   done
   return 0
@@ -497,7 +498,7 @@ do_stop() {
   for pid in $(our_pids); do kill -KILL "$pid" 2>/dev/null; done
   log "stop: containers, containerd, API server and etcd stopped"
   # Mounts below the run dir (container rootfs, volumes, netns), deepest first.
-  for m in $(awk -v w="$run" 'index($2, w) == 1 { print $2 }' /proc/self/mounts | sort -r); do
+  for m in $(awk -v w="$run/" 'index($2, w) == 1 { print $2 }' /proc/self/mounts | sort -r); do
     umount -l "$m" 2>/dev/null
   done
   # Pod network namespaces made since start.
@@ -551,7 +552,7 @@ do_stop() {
 # What of ours is still on the machine (empty when stop did its job).
 leftovers() {
   our_pids | sed 's/^/process /'
-  awk -v w="$run" 'index($2, w) == 1 { print "mount " $2 }' /proc/self/mounts
+  awk -v w="$run/" 'index($2, w) == 1 { print "mount " $2 }' /proc/self/mounts
   for n in "$cni_bridge" "$node_bridge"; do ip link show "$n" >/dev/null 2>&1 && echo "link $n"; done
   if [ -f "$run/saved/cgroups" ]; then
     find /sys/fs/cgroup -mindepth 1 -type d 2>/dev/null | sort | comm -13 "$run/saved/cgroups" - | sed 's/^/cgroup /'

@@ -27,7 +27,7 @@ CACHE=${K8S_CHAIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/k8s-chain}
 . "$ROOT/scripts/lib/docker.sh"
 install_docker_packages
 
-WORK=$(mktemp -d /tmp/k8s-chain-cluster-suite.XXXXXX)
+WORK=$(mktemp -d /tmp/k8s-chain-suite.XXXXXX)
 CHILD_PID=
 CLUSTER_STARTED=
 
