@@ -26,7 +26,7 @@
 # (kc-node0 holding the node IP, kc-cni0 for pods) and the veths and network namespaces of
 # pods, a route to the Service range, iptables and nftables rules (snapshotted at start,
 # restored at stop), the sysctls the kubelet, kube-proxy and the bridge need (saved and
-# restored), cgroups made for pods (every cgroup dir that did not exist at start is removed),
+# restored), cgroups made for pods (the kubepods trees),
 # mounts under the run dir and pod netns mounts, /var/log/containers links to our pods.
 set -euo pipefail
 
@@ -139,6 +139,14 @@ our_pids() {
   return 0
 }
 
+# The cgroups the kubelet makes for pods (cgroupfs driver, cgroup root "/": a kubepods tree in
+# every hierarchy); containers live below them. Only these are ours: other cgroups that appear
+# meanwhile (this machine's own process manager makes some) are left alone.
+pod_cgroups() {
+  find /sys/fs/cgroup -mindepth 2 -type d \( -name kubepods -o -path '*/kubepods/*' \) 2>/dev/null
+  return 0
+}
+
 pidof_name() { [ -f "$run/pids/$1" ] && cat "$run/pids/$1" || true; }
 
 daemon() { # <name> <command...>: start in its own session, log to logs/<name>.log
@@ -196,7 +204,7 @@ snapshot_machine() {
     done
   done
   command -v nft >/dev/null && nft list tables > "$run/saved/nft-tables" 2>/dev/null || true
-  find /sys/fs/cgroup -mindepth 1 -type d 2>/dev/null | sort > "$run/saved/cgroups"
+  pod_cgroups | sort > "$run/saved/cgroups"
   ls /var/run/netns 2>/dev/null | sort > "$run/saved/netns" || true
   [ -d /var/log/containers ] && echo yes > "$run/saved/var-log-containers" || echo no > "$run/saved/var-log-containers"
   ip route show default | awk '{for (i = 1; i < NF; i++) if ($i == "dev") print $(i + 1); exit}' > "$run/saved/uplink"
@@ -489,7 +497,7 @@ do_stop() {
   log "stop: node and controllers stopped"
   # Pods: kill every process in a cgroup that did not exist at start (the kubepods tree).
   if [ -f "$run/saved/cgroups" ]; then
-    local new; new=$(find /sys/fs/cgroup -mindepth 1 -type d 2>/dev/null | sort | comm -13 "$run/saved/cgroups" -)
+    local new; new=$(pod_cgroups | sort | comm -13 "$run/saved/cgroups" -)
     for m in $new; do cat "$m/cgroup.procs" 2>/dev/null; done | sort -u | xargs -r kill -KILL 2>/dev/null
   fi
   # Shims and anything else started from the run dir.
@@ -514,7 +522,7 @@ do_stop() {
   for n in "$cni_bridge" "$node_bridge"; do ip link del "$n" 2>/dev/null; done
   # Cgroups made since start, deepest first.
   if [ -f "$run/saved/cgroups" ]; then
-    find /sys/fs/cgroup -mindepth 1 -type d 2>/dev/null | sort | comm -13 "$run/saved/cgroups" - | sort -r | xargs -r rmdir 2>/dev/null
+    pod_cgroups | sort | comm -13 "$run/saved/cgroups" - | sort -r | xargs -r rmdir 2>/dev/null
   fi
   # Firewall: restore each table as it was; flush and drop tables that did not exist.
   local t b f
@@ -555,7 +563,7 @@ leftovers() {
   awk -v w="$run/" 'index($2, w) == 1 { print "mount " $2 }' /proc/self/mounts
   for n in "$cni_bridge" "$node_bridge"; do ip link show "$n" >/dev/null 2>&1 && echo "link $n"; done
   if [ -f "$run/saved/cgroups" ]; then
-    find /sys/fs/cgroup -mindepth 1 -type d 2>/dev/null | sort | comm -13 "$run/saved/cgroups" - | sed 's/^/cgroup /'
+    pod_cgroups | sort | comm -13 "$run/saved/cgroups" - | sed 's/^/cgroup /'
   fi
   if [ -f "$run/saved/iptables-nft" ]; then
     diff <(grep -v '^#' "$run/saved/iptables-nft" | sed 's/\[[0-9:]*\]$//') \
