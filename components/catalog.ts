@@ -3,6 +3,7 @@
 // The whole config is checked before any resource is registered, and every problem is
 // reported at once (a user fixing a catalog should not have to run `pulumi preview` once
 // per typo). Each problem names the field, the value and what would be valid.
+import * as net from "net";
 import * as path from "path";
 import { z } from "zod";
 import { findCycles } from "./graph";
@@ -22,15 +23,51 @@ export const NODE_PORT_MAX = 32767;
  */
 export const ROLLOUT_TIMEOUT_SECONDS = { default: 120, min: 10, max: 3600 } as const;
 
+/** Kubernetes' int32 fields (replicas, ports) stop here. */
+export const INT32_MAX = 2147483647;
+
 /** A DNS-1035 label: the Service name other services resolve. */
 const DNS_1035 = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
+/** A DNS-1123 subdomain (at most 253 characters, checked apart): a cluster domain. */
+const DNS_1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/;
 /** Names of the Services that hold pinned node ports (`node-port-30080`): no catalog entry may take one. */
 const RESERVED_NAME = /^node-port-[0-9]+$/;
+/** The name of the stack's default-deny NetworkPolicy; a service named so would take its name. */
+export const DEFAULT_DENY_POLICY_NAME = "k8s-chain-default-deny";
 /** Kubernetes' rule for env var names (C identifiers plus `-` and `.`). */
 const ENV_NAME = /^[-._a-zA-Z][-._a-zA-Z0-9]*$/;
-/** Label keys: optional DNS prefix, then a name of at most 63 characters. */
+/** Label keys: optional DNS prefix (at most 253 characters, checked apart), then a name of at most 63 characters. */
 const LABEL_KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
+/** An HTTP path the kubelet can probe: `/`, then RFC 3986 path characters; no query, no fragment. */
+const HEALTH_PATH = /^\/([A-Za-z0-9\-._~!$&'()*+,;=:@\/]|%[0-9A-Fa-f]{2})*$/;
+
+/**
+ * The image reference grammar of the distribution project (`reference/regexp.go`), which
+ * containerd and the kubelet parse every image with: `[host[:port]/]path[:tag][@digest]`,
+ * path components lower-case.
+ */
+const REF_PATH_COMPONENT = "[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*";
+const REF_DOMAIN_COMPONENT = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
+const REF_HOST = `(?:${REF_DOMAIN_COMPONENT}(?:\\.${REF_DOMAIN_COMPONENT})*|\\[[a-fA-F0-9:]+\\])`;
+const REF_DOMAIN = `${REF_HOST}(?::([0-9]+))?`;
+const REF_NAME = `(?:(${REF_DOMAIN})/)?${REF_PATH_COMPONENT}(?:/${REF_PATH_COMPONENT})*`;
+const IMAGE_REFERENCE = new RegExp(`^(${REF_NAME})(?::([\\w][\\w.-]{0,127}))?(?:@([A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9A-Fa-f]{32,}))?$`);
+/** A registry prefix: `host[:port]` and optional path components (what goes before `/<name>`). */
+const REGISTRY = new RegExp(`^(${REF_DOMAIN})(?:/${REF_PATH_COMPONENT})*$`);
+
+/** Namespaces the stack must not own: it would label them and delete them on `destroy`. */
+const KUBE_NAMESPACE = /^kube-/;
+
+/** The env vars the apps in `apps/` parse (apps/shared/src/config.ts), with their ranges. */
+export const APP_ENV_INTS = {
+    DOWNSTREAM_TIMEOUT_MS: { min: 1, max: 3_600_000 },
+    SHUTDOWN_DELAY_MS: { min: 0, max: 3_600_000 },
+    SHUTDOWN_TIMEOUT_MS: { min: 1, max: 3_600_000 },
+} as const;
+/** The apps' default `SHUTDOWN_TIMEOUT_MS` (apps/shared/src/config.ts). */
+export const APP_SHUTDOWN_TIMEOUT_DEFAULT_MS = 10_000;
+export const APP_LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
 /** One service of the catalog, with every default resolved. */
 export interface ServiceConfig {
@@ -54,10 +91,21 @@ export interface ServiceConfig {
     calls: string[];
     /** Extra container env, applied after the stack's own. @default {} */
     env: Record<string, string>;
-    /** Extra labels on the pods, in the Deployment's selector and the Service's selector. @default {} */
+    /** Extra labels on the service's objects and pod template, never in a selector. @default {} */
     labels: Record<string, string>;
+    /** Extra egress allowed by its NetworkPolicy, beyond its callees and DNS. @default [] */
+    egress: EgressRule[];
     /** Readiness and liveness path. @default "/health" */
     healthPath: string;
+}
+
+/** One extra egress destination: an address block and a port (for a prebuilt image that calls outside the chain). */
+export interface EgressRule {
+    /** IPv4 or IPv6 CIDR, e.g. `203.0.113.0/24`. */
+    cidr: string;
+    port: number;
+    /** @default "TCP" */
+    protocol: "TCP" | "UDP";
 }
 
 /** The stack config, validated, with defaults resolved. */
@@ -77,12 +125,14 @@ export interface StackConfig {
      * @default 120
      */
     rolloutTimeoutSeconds: number;
+    /** Create the NetworkPolicies derived from `calls`. @default true */
+    networkPolicies: boolean;
     /** The services, in catalog order. */
     services: ServiceConfig[];
 }
 
 /** The keys of the `k8s-chain` config namespace. */
-export const CONFIG_KEYS = ["namespace", "registry", "imageTag", "clusterDomain", "renderDir", "rolloutTimeoutSeconds", "services"] as const;
+export const CONFIG_KEYS = ["namespace", "registry", "imageTag", "clusterDomain", "renderDir", "rolloutTimeoutSeconds", "networkPolicies", "services"] as const;
 
 /**
  * The raw values as read from Pulumi config (the `k8s-chain:` prefix dropped): anything may be
@@ -150,7 +200,7 @@ const fieldSchemas = {
     app: z.string({ error: iss => `${show(iss.input)} is not a string; give the app folder, e.g. "apps/service-a"` })
         .min(1, { error: `"" is empty; give the app folder, e.g. "apps/service-a"` }).optional(),
     image: z.string({ error: iss => `${show(iss.input)} is not a string; give a pinned image such as "nginx:1.27.3"` }).optional(),
-    replicas: intField("a valid replica count", 1).optional(),
+    replicas: intField("a valid replica count", 1, INT32_MAX).optional(),
     port: intField("a valid port", 1, 65535).optional(),
     servicePort: intField("a valid port", 1, 65535).optional(),
     expose: z.enum(EXPOSE_TYPES, { error: iss => `${show(iss.input)} is not a Service type; use one of ${EXPOSE_TYPES.join(", ")}` }).optional(),
@@ -161,8 +211,45 @@ const fieldSchemas = {
     labels: stringMap("labels", LABEL_KEY, "use a Kubernetes label key such as \"tier\" or \"example.com/tier\"",
         LABEL_VALUE, "label values are at most 63 letters, digits, `-`, `_` or `.`, starting and ending alphanumeric").optional(),
     healthPath: z.string({ error: iss => `${show(iss.input)} is not a string; use a path such as "/health"` })
-        .regex(/^\/\S*$/, { error: iss => `${show(iss.input)} is not a path; it must start with "/", e.g. "/health"` }).optional(),
+        .regex(/^\//, { abort: true, error: iss => `${show(iss.input)} is not a path; it must start with "/", e.g. "/health"` })
+        .refine(p => !/[?#]/.test(p), { abort: true, error: iss => `${show(iss.input)} has a query or fragment, which the probe would not send as the app expects; use a plain path such as "/health"` })
+        .regex(HEALTH_PATH, { error: iss => `${show(iss.input)} has characters an HTTP path cannot carry unescaped; use letters, digits and -._~/ (or %XX escapes)` })
+        .max(1024, { error: iss => `${show(iss.input)} is longer than 1024 characters; use a short path such as "/health"` }).optional(),
+    egress: z.array(
+        z.object({
+            cidr: z.string({ error: iss => `${show(iss.input)} is not a string; use an address block such as "203.0.113.0/24"` })
+                .refine(c => cidrProblem(c) === undefined, { error: iss => `${show(iss.input)} is not a CIDR; ${cidrProblem(String(iss.input))}` }),
+            port: intField("a valid port", 1, 65535),
+            protocol: z.enum(["TCP", "UDP"], { error: iss => `${show(iss.input)} is not a protocol; use TCP or UDP` }).optional(),
+        }, {
+            error: iss => iss.code === "unrecognized_keys"
+                ? `unknown field ${iss.keys.map(k => show(k)).join(", ")}; valid fields are cidr, port, protocol`
+                : `${show(iss.input)} is not a map; use {"cidr": "203.0.113.0/24", "port": 443}`,
+        }).strict(),
+        { error: iss => `${show(iss.input)} is not a list; use [{"cidr": "203.0.113.0/24", "port": 443}]` }).optional(),
 };
+
+/**
+ * What is wrong with a NetworkPolicy `ipBlock.cidr` (undefined when nothing): an IPv4 or IPv6
+ * address, `/`, a prefix length in range; no leading zeros (the API server refuses them).
+ */
+export function cidrProblem(cidr: string): string | undefined {
+    const m = /^([^/]+)\/([0-9]{1,3})$/.exec(cidr);
+    const hint = "use an address block such as \"203.0.113.0/24\" or \"2001:db8::/32\" (a single host is \"/32\" or \"/128\")";
+    if (!m) {
+        return hint;
+    }
+    const family = net.isIP(m[1]);
+    const bits = Number(m[2]);
+    if (family === 0 || (family === 4 && m[1].split(".").some(o => o.length > 1 && o.startsWith("0")))) {
+        return `${show(m[1])} is not an IP address; ${hint}`;
+    }
+    const max = family === 4 ? 32 : 128;
+    if (bits > max || (m[2].length > 1 && m[2].startsWith("0"))) {
+        return `the prefix length ${m[2]} is not from 0 to ${max}; ${hint}`;
+    }
+    return undefined;
+}
 
 type Entry = { [K in keyof typeof fieldSchemas]?: z.infer<(typeof fieldSchemas)[K]> };
 
@@ -171,7 +258,7 @@ export function imagePinProblem(image: string): string | undefined {
     const at = image.indexOf("@");
     if (at >= 0) {
         return /^sha256:[a-f0-9]{64}$/.test(image.slice(at + 1))
-            ? undefined
+            ? imageReferenceProblem(image)
             : `${show(image)} has a malformed digest; use "name@sha256:<64 hex digits>"`;
     }
     const lastSlash = image.lastIndexOf("/");
@@ -185,6 +272,22 @@ export function imagePinProblem(image: string): string | undefined {
     }
     if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag)) {
         return `${show(image)} has an invalid tag ${show(tag)}; tags are up to 128 letters, digits, \`_\`, \`.\` or \`-\``;
+    }
+    return imageReferenceProblem(image);
+}
+
+/** What the container runtime would refuse in an image reference (the distribution grammar), or undefined. */
+export function imageReferenceProblem(image: string): string | undefined {
+    const m = IMAGE_REFERENCE.exec(image);
+    if (!m) {
+        return `${show(image)} is not a valid image reference; use [registry[:port]/]path[:tag][@sha256:digest] with a lower-case path ` +
+            "(letters, digits, and `.`, `_`, `__` or `-` between them), e.g. \"ghcr.io/org/app:1.2.3\"";
+    }
+    if (m[1].length > 255) {
+        return `${show(image)} has a repository name of ${m[1].length} characters; the runtime allows at most 255`;
+    }
+    if (m[3] !== undefined && (Number(m[3]) < 1 || Number(m[3]) > 65535 || m[3].startsWith("0"))) {
+        return `${show(image)} has registry port ${m[3]}; use a port from 1 to 65535`;
     }
     return undefined;
 }
@@ -221,6 +324,21 @@ function optionalInt(problems: string[], key: string, v: unknown, schema: z.ZodT
     return parsed.data;
 }
 
+/** A flat boolean key: Pulumi hands it over as the string "true" or "false". */
+function optionalBoolean(problems: string[], key: string, v: unknown): boolean | undefined {
+    if (v === undefined || v === null || v === "") {
+        return undefined;
+    }
+    if (v === true || v === "true") {
+        return true;
+    }
+    if (v === false || v === "false") {
+        return false;
+    }
+    problems.push(`${key}: ${show(v)} is not a boolean; use true or false`);
+    return undefined;
+}
+
 const rolloutTimeoutSchema = intField("a valid rollout timeout in seconds", ROLLOUT_TIMEOUT_SECONDS.min, ROLLOUT_TIMEOUT_SECONDS.max);
 
 /**
@@ -238,17 +356,29 @@ export function parseStackConfig(raw: RawStackConfig, ctx: ParseContext): StackC
     const namespace = optionalString(problems, "namespace", raw.namespace,
         "use a DNS-1123 label such as \"k8s-chain\" (lower-case letters, digits and `-`, at most 63)",
         /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/) ?? "default";
+    if (KUBE_NAMESPACE.test(namespace)) {
+        problems.push(`namespace: ${show(namespace)} is reserved for Kubernetes itself (\`kube-*\`); the stack would label it and delete it on destroy, so use a namespace of its own such as "k8s-chain"`);
+    }
     const registry = optionalString(problems, "registry", raw.registry,
-        "use an image repository prefix such as \"ghcr.io/org\" or \"localhost:5001\" (no scheme, no trailing `/`)",
-        /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]+)?(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/);
+        "use an image repository prefix such as \"ghcr.io/org\" or \"localhost:5001\" (no scheme, no trailing `/`, a lower-case path)",
+        REGISTRY);
+    const registryPort = registry === undefined ? undefined : REGISTRY.exec(registry)?.[2];
+    if (registryPort !== undefined && (Number(registryPort) < 1 || Number(registryPort) > 65535 || registryPort.startsWith("0"))) {
+        problems.push(`registry: ${show(registry)} has port ${registryPort}; use a port from 1 to 65535`);
+    }
     const imageTag = optionalString(problems, "imageTag", raw.imageTag,
         "use a Docker tag other than \"latest\": up to 128 letters, digits, `_`, `.` or `-`",
         /^(?!latest$)[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/);
     const clusterDomain = optionalString(problems, "clusterDomain", raw.clusterDomain,
-        "use a DNS domain such as \"cluster.local\"", /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/) ?? "cluster.local";
+        "use a DNS domain such as \"cluster.local\" (lower-case DNS labels of at most 63 characters, 253 in all)",
+        DNS_1123_SUBDOMAIN) ?? "cluster.local";
+    if (clusterDomain.length > 253) {
+        problems.push(`clusterDomain: ${show(clusterDomain)} is ${clusterDomain.length} characters; a DNS name has at most 253`);
+    }
     const renderDir = optionalString(problems, "renderDir", raw.renderDir, "use a directory path");
     const rolloutTimeoutSeconds = optionalInt(problems, "rolloutTimeoutSeconds", raw.rolloutTimeoutSeconds, rolloutTimeoutSchema)
         ?? ROLLOUT_TIMEOUT_SECONDS.default;
+    const networkPolicies = optionalBoolean(problems, "networkPolicies", raw.networkPolicies) ?? true;
 
     const services: ServiceConfig[] = [];
     const rawServices = raw.services;
@@ -265,13 +395,13 @@ export function parseStackConfig(raw: RawStackConfig, ctx: ParseContext): StackC
                 services.push(svc);
             }
         }
-        checkCatalog(services, problems);
+        checkCatalog(services, problems, namespace);
     }
 
     if (problems.length > 0) {
         throw new ConfigError(problems);
     }
-    return { namespace, registry, imageTag, clusterDomain, renderDir, rolloutTimeoutSeconds, services };
+    return { namespace, registry, imageTag, clusterDomain, renderDir, rolloutTimeoutSeconds, networkPolicies, services };
 }
 
 function parseEntry(name: string, value: unknown, problems: string[], ctx: ParseContext): ServiceConfig | undefined {
@@ -320,7 +450,10 @@ function parseEntry(name: string, value: unknown, problems: string[], ctx: Parse
     }
     if (e.app !== undefined) {
         const dir = path.resolve(ctx.projectRoot, e.app);
-        if (ctx.stat(dir) !== "dir") {
+        const rel = path.relative(ctx.projectRoot, dir);
+        if (path.isAbsolute(e.app) || rel === "" || rel.startsWith("..") || path.isAbsolute(rel)) {
+            problems.push(`${at}.app: ${show(e.app)} is not inside the project (${ctx.projectRoot}); give a folder under it, relative to it, e.g. "apps/${name}"`);
+        } else if (ctx.stat(dir) !== "dir") {
             problems.push(`${at}.app: ${show(e.app)} is not a folder under ${ctx.projectRoot}; give the app's folder relative to the project root`);
         } else if (ctx.stat(path.join(dir, "Dockerfile")) !== "file") {
             problems.push(`${at}.app: ${show(e.app)} has no Dockerfile; add ${path.join(e.app, "Dockerfile")}`);
@@ -332,7 +465,7 @@ function parseEntry(name: string, value: unknown, problems: string[], ctx: Parse
     }
     const calls = e.calls ?? [];
     const healthPath = e.healthPath ?? "/health";
-    if (healthPath === "/" && calls.length > 0) {
+    if (healthPath.split("?")[0] === "/" && calls.length > 0) {
         problems.push(`${at}.healthPath: "/" is refused for a service with \`calls\` (its \`/\` calls ${calls.join(", ")}, so probes would follow the chain); use a route that touches no downstream, e.g. "/health"`);
     }
     const seen = new Set<string>();
@@ -354,6 +487,7 @@ function parseEntry(name: string, value: unknown, problems: string[], ctx: Parse
         calls,
         env: e.env ?? {},
         labels: e.labels ?? {},
+        egress: (e.egress ?? []).map(r => ({ cidr: r.cidr, port: r.port, protocol: r.protocol ?? "TCP" })),
         healthPath,
     };
 }
@@ -368,8 +502,67 @@ export function urlEnvName(callee: string): string {
     return `${callee.toUpperCase().replace(/-/g, "_")}_URL`;
 }
 
-/** Rules that need the whole catalog: callees, cycles, shared node ports, env collisions. */
-function checkCatalog(services: ServiceConfig[], problems: string[]): void {
+/**
+ * Why a label key is not the catalog's to set (undefined when it is): the stack's own keys
+ * (`app`, `app.kubernetes.io/*`, which select and identify its objects), the keys Kubernetes
+ * reserves for its components, and the Deployment controller's `pod-template-hash`.
+ */
+export function reservedLabelProblem(key: string): string | undefined {
+    const prefix = key.includes("/") ? key.slice(0, key.indexOf("/")) : "";
+    if (key === "app") {
+        return "set by the stack to the service name; remove it or use another key";
+    }
+    if (prefix === "app.kubernetes.io") {
+        return "`app.kubernetes.io/*` keys are set by the stack (its identity labels); remove it or use a prefix of your own such as \"example.com/\"";
+    }
+    if (/(^|\.)(kubernetes\.io|k8s\.io)$/.test(prefix)) {
+        return `the prefix ${show(prefix)} is reserved for Kubernetes components; use a prefix of your own such as "example.com/"`;
+    }
+    if (key === "pod-template-hash") {
+        return "set by the Deployment controller on every pod; remove it or use another key";
+    }
+    return undefined;
+}
+
+/**
+ * The env values an app built from this project parses at start (apps/shared/src/config.ts),
+ * checked as the app would, plus the drain's fit inside the pod's grace period: an app that
+ * refuses its env exits 1 at start, and a drain longer than the grace period is cut by SIGKILL.
+ */
+function appEnvProblems(svc: ServiceConfig, at: string, graceSeconds: number, defaultDelayMs: number): string[] {
+    const problems: string[] = [];
+    const ints: Record<string, number> = {};
+    for (const [key, range] of Object.entries(APP_ENV_INTS)) {
+        const raw = svc.env[key];
+        if (raw === undefined || raw.trim() === "") {
+            continue;
+        }
+        const value = /^\d+$/.test(raw.trim()) ? Number(raw.trim()) : NaN;
+        if (!Number.isSafeInteger(value) || value < range.min || value > range.max) {
+            problems.push(`${at}.env.${key}: ${show(raw)} is refused by the app at start; use an integer from ${range.min} to ${range.max} (milliseconds)`);
+        } else {
+            ints[key] = value;
+        }
+    }
+    const level = svc.env.LOG_LEVEL?.trim();
+    if (level !== undefined && level !== "" && !(APP_LOG_LEVELS as readonly string[]).includes(level)) {
+        problems.push(`${at}.env.LOG_LEVEL: ${show(svc.env.LOG_LEVEL)} is refused by the app at start; use one of ${APP_LOG_LEVELS.join(", ")}`);
+    }
+    const delay = ints.SHUTDOWN_DELAY_MS ?? (svc.env.SHUTDOWN_DELAY_MS === undefined ? defaultDelayMs : undefined);
+    const timeout = ints.SHUTDOWN_TIMEOUT_MS ?? (svc.env.SHUTDOWN_TIMEOUT_MS === undefined ? APP_SHUTDOWN_TIMEOUT_DEFAULT_MS : undefined);
+    if (delay !== undefined && timeout !== undefined && delay + timeout >= graceSeconds * 1000) {
+        problems.push(`${at}.env: SHUTDOWN_DELAY_MS (${delay}) + SHUTDOWN_TIMEOUT_MS (${timeout}) = ${delay + timeout} ms does not fit ` +
+            `the pod's ${graceSeconds} s grace period, so Kubernetes would kill the drain; keep the sum under ${graceSeconds * 1000} ms`);
+    }
+    return problems;
+}
+
+/** The pod's `terminationGracePeriodSeconds` and the stack's `SHUTDOWN_DELAY_MS` (see specs.ts, which uses these). */
+export const TERMINATION_GRACE_SECONDS = 30;
+export const SHUTDOWN_DELAY_MS = 5000;
+
+/** Rules that need the whole catalog: callees, cycles, shared node ports, env collisions, reserved names. */
+function checkCatalog(services: ServiceConfig[], problems: string[], namespace: string): void {
     const names = new Set(services.map(s => s.name));
     const known = [...names].sort();
     for (const svc of services) {
@@ -386,8 +579,22 @@ function checkCatalog(services: ServiceConfig[], problems: string[]): void {
                 problems.push(`services.${svc.name}.env.${key}: set by the stack from the catalog; remove it (change \`port\` or \`calls\` instead)`);
             }
         }
-        if (svc.labels.app !== undefined) {
-            problems.push(`services.${svc.name}.labels.app: set by the stack to the service name; remove it or use another key`);
+        for (const key of Object.keys(svc.labels)) {
+            const reserved = reservedLabelProblem(key);
+            if (reserved) {
+                problems.push(`services.${svc.name}.labels.${key}: ${reserved}`);
+            } else if (key.includes("/") && key.indexOf("/") > 253) {
+                problems.push(`services.${svc.name}.labels.${key}: the prefix is ${key.indexOf("/")} characters; a label key's DNS prefix has at most 253`);
+            }
+        }
+        if (svc.app !== undefined) {
+            problems.push(...appEnvProblems(svc, `services.${svc.name}`, TERMINATION_GRACE_SECONDS, SHUTDOWN_DELAY_MS));
+        }
+        if (svc.name === DEFAULT_DENY_POLICY_NAME) {
+            problems.push(`services.${svc.name}: ${show(svc.name)} is reserved: the stack names its default-deny NetworkPolicy so; rename the service`);
+        }
+        if (svc.name === "kubernetes" && namespace === "default") {
+            problems.push(`services.${svc.name}: "kubernetes" in namespace "default" is the API server's own Service, which the stack would take over; rename the service or set \`namespace\``);
         }
     }
     const graph = new Map(services.map(s => [s.name, s.calls.filter(c => c !== s.name && names.has(c))]));

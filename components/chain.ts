@@ -9,6 +9,7 @@ import { callHeights, creationOrder } from "./graph";
 import { imageTagFor } from "./image-tag";
 import { MicroService } from "./micro-service";
 import { NodePorts } from "./node-ports";
+import { defaultDenyPolicySpec, namespaceSpec } from "./specs";
 
 export interface ChainOptions {
     /** The folder `app` paths are relative to. */
@@ -28,6 +29,8 @@ export interface ChainOutputs {
     services: Record<string, MicroService>;
     /** The component holding the pinned node ports (absent when no service pins one). */
     pinnedPorts?: NodePorts;
+    /** The stack's default-deny NetworkPolicy (absent when `networkPolicies` is false). */
+    defaultDeny?: k8s.networking.v1.NetworkPolicy;
 }
 
 /**
@@ -57,9 +60,17 @@ export function deployChain(config: StackConfig, opts: ChainOptions): ChainOutpu
         : undefined;
     const resourceOpts = provider ? { provider } : {};
 
-    // The stack owns its namespace unless it is `default`, which every cluster already has.
+    // The stack owns its namespace unless it is `default`, which every cluster already has;
+    // it carries the Pod Security "restricted" labels.
     const namespace = config.namespace === "default" ? undefined
-        : new k8s.core.v1.Namespace("namespace", { metadata: { name: config.namespace } }, resourceOpts);
+        : new k8s.core.v1.Namespace("namespace", namespaceSpec(config.namespace), resourceOpts);
+    // Every pod of the stack denied in and out, before any pod exists; each service's own
+    // policy opens what its calls need.
+    const defaultDeny = config.networkPolicies
+        ? new k8s.networking.v1.NetworkPolicy("default-deny", defaultDenyPolicySpec(placement),
+            { ...resourceOpts, dependsOn: namespace ? [namespace] : [] })
+        : undefined;
+    const callersOf = (name: string) => config.services.filter(s => s.calls.includes(name));
 
     const tagFor = opts.tagFor ?? ((dir: string) => imageTagFor(dir, config.imageTag));
     const tags = new Map<string, string>();
@@ -77,17 +88,19 @@ export function deployChain(config: StackConfig, opts: ChainOptions): ChainOutpu
     };
 
     const services: Record<string, MicroService> = {};
-    const outputs: ChainOutputs = { urls: {}, nodePorts: {}, images: {}, services };
+    const outputs: ChainOutputs = { urls: {}, nodePorts: {}, images: {}, services, defaultDeny };
     for (const name of order) {
         const svc = byName.get(name)!;
         const image = imageFor(svc);
         const ms = new MicroService(name, {
             service: svc,
             callees: svc.calls.map(c => byName.get(c)!),
+            callers: callersOf(name),
+            networkPolicy: config.networkPolicies,
             placement,
             image,
             height: heights.get(name),
-            waitFor: [...(namespace ? [namespace] : []), ...svc.calls.map(c => services[c])],
+            waitFor: [...(namespace ? [namespace] : []), ...(defaultDeny ? [defaultDeny] : []), ...svc.calls.map(c => services[c])],
         }, resourceOpts);
         services[name] = ms;
         outputs.urls[name] = ms.url;

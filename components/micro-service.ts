@@ -1,13 +1,17 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { ServiceConfig } from "./catalog";
-import { deploymentSpec, Placement, podDisruptionBudgetSpec, serviceSpec, serviceUrl } from "./specs";
+import { deploymentSpec, networkPolicySpec, Placement, podDisruptionBudgetSpec, serviceSpec, serviceUrl } from "./specs";
 
 export interface MicroServiceArgs {
     /** The validated catalog entry. */
     service: ServiceConfig;
-    /** The entries of the services it calls, in `calls` order (for env wiring). */
+    /** The entries of the services it calls, in `calls` order (for env wiring and its egress). */
     callees: ReadonlyArray<ServiceConfig>;
+    /** The entries of the services that call it (its NetworkPolicy's ingress). @default [] */
+    callers?: ReadonlyArray<ServiceConfig>;
+    /** Create its NetworkPolicy (the stack's `networkPolicies`). @default true */
+    networkPolicy?: boolean;
     /** Namespace and cluster domain. */
     placement: Placement;
     /** The image reference the Deployment runs: a pushed digest or an immutable tag. */
@@ -23,14 +27,15 @@ export interface MicroServiceArgs {
 }
 
 /**
- * One service of the chain: a Deployment, a Service in front of it, and a
- * PodDisruptionBudget when it runs two or more replicas. A pinned node port is not here: the
+ * One service of the chain: a Deployment, a Service in front of it, its NetworkPolicy (unless
+ * policies are off), and a PodDisruptionBudget when it runs two or more replicas. A pinned node port is not here: the
  * `NodePorts` component holds it, so it can move between services (see node-ports.ts).
  */
 export class MicroService extends pulumi.ComponentResource {
     public readonly deployment: k8s.apps.v1.Deployment;
     public readonly service: k8s.core.v1.Service;
     public readonly podDisruptionBudget?: k8s.policy.v1.PodDisruptionBudget;
+    public readonly networkPolicy?: k8s.networking.v1.NetworkPolicy;
     /** The in-cluster URL callers use. */
     public readonly url: string;
     /**
@@ -62,9 +67,17 @@ export class MicroService extends pulumi.ComponentResource {
             serviceSpec(svc, placement),
             { parent: this, dependsOn: waitFor });
 
+        // Its policy is in place before its pods start, so they never run with only the
+        // default deny (no DNS, no callees). The provider does not wait on a NetworkPolicy.
+        if (args.networkPolicy ?? true) {
+            this.networkPolicy = new k8s.networking.v1.NetworkPolicy(`${name}-network-policy`,
+                networkPolicySpec(svc, args.callers ?? [], callees, placement),
+                { parent: this, dependsOn: waitFor });
+        }
+
         this.deployment = new k8s.apps.v1.Deployment(`${name}-deployment`,
             deploymentSpec(svc, callees, placement, image, args.height ?? 0),
-            { parent: this, dependsOn: [...waitFor, this.service] });
+            { parent: this, dependsOn: [...waitFor, this.service, ...(this.networkPolicy ? [this.networkPolicy] : [])] });
 
         const pdb = podDisruptionBudgetSpec(svc, placement);
         if (pdb) {
@@ -81,6 +94,7 @@ export class MicroService extends pulumi.ComponentResource {
             deployment: this.deployment,
             service: this.service,
             podDisruptionBudget: this.podDisruptionBudget,
+            networkPolicy: this.networkPolicy,
             url: this.url,
             nodePort: this.nodePort,
         });

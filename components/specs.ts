@@ -4,9 +4,13 @@
 // against the Kubernetes schema) without Pulumi. The components only register these.
 import type * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
-import { ServiceConfig, urlEnvName } from "./catalog";
+import { DEFAULT_DENY_POLICY_NAME, ServiceConfig, SHUTDOWN_DELAY_MS, TERMINATION_GRACE_SECONDS, urlEnvName } from "./catalog";
+
+export { DEFAULT_DENY_POLICY_NAME, SHUTDOWN_DELAY_MS, TERMINATION_GRACE_SECONDS };
 
 type Deployment = k8s.types.input.apps.v1.Deployment;
+type Namespace = k8s.types.input.core.v1.Namespace;
+type NetworkPolicy = k8s.types.input.networking.v1.NetworkPolicy;
 type Service = k8s.types.input.core.v1.Service;
 type PodDisruptionBudget = k8s.types.input.policy.v1.PodDisruptionBudget;
 type EnvVar = { name: string; value: string };
@@ -79,11 +83,9 @@ export const PROBE_TIMING = {
     liveness: { periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 6 },
 } as const;
 
-/**
- * How long a pod keeps serving after SIGTERM while its readiness fails, so kube-proxy and
- * ingresses stop sending it traffic before it closes (the app reads `SHUTDOWN_DELAY_MS`).
- */
-export const SHUTDOWN_DELAY_MS = 5000;
+// SHUTDOWN_DELAY_MS (5000, re-exported from catalog.ts, which checks `env` against it): how
+// long a pod keeps serving after SIGTERM while its readiness fails, so kube-proxy and ingresses
+// stop sending it traffic before it closes (the app reads `SHUTDOWN_DELAY_MS`).
 /**
  * Per-call timeout of a service whose callees call nobody (the apps' own default). Each level
  * further up the chain waits one step longer, so a caller outlasts its callee's own timeout
@@ -98,34 +100,54 @@ export function downstreamTimeoutMs(height: number): number | undefined {
     return height === 0 ? undefined : DOWNSTREAM_TIMEOUT_BASE_MS + DOWNSTREAM_TIMEOUT_STEP_MS * (height - 1);
 }
 
-/** Kubernetes kills the pod after this; it must exceed the drain delay plus in-flight work. */
-export const TERMINATION_GRACE_SECONDS = 30;
+// TERMINATION_GRACE_SECONDS (30, re-exported from catalog.ts): Kubernetes kills the pod after
+// this; it must exceed the drain delay plus in-flight work (validation checks the apps' env against it).
 
-/** Requests sized for the small Node services in `apps/`; limits cap a runaway pod. */
+/**
+ * Requests sized for the small Node services in `apps/`; limits cap a runaway pod. Ephemeral
+ * storage covers the `/tmp` emptyDir (capped at 64Mi) and the container's logs (the kubelet
+ * keeps up to 5 files of 10Mi by default): a pod past the limit is evicted, not the node.
+ */
 export const RESOURCES = {
-    requests: { cpu: "50m", memory: "64Mi" },
-    limits: { cpu: "500m", memory: "256Mi" },
+    requests: { cpu: "50m", memory: "64Mi", "ephemeral-storage": "64Mi" },
+    limits: { cpu: "500m", memory: "256Mi", "ephemeral-storage": "256Mi" },
 } as const;
 
-/** The UID and GID the containers run as (the app images' numeric `USER`). */
-export const RUN_AS = 1000;
+/**
+ * The UID and GID the containers run as (the app images' numeric `USER`): 10000 or more, above
+ * the range distributions give to host users, so a container escape does not land on a host
+ * account's files.
+ */
+export const RUN_AS = 10001;
 
 /** `http://service-b.default.svc.cluster.local:80`: how callers reach a service in the cluster. */
 export function serviceUrl(svc: Pick<ServiceConfig, "name" | "servicePort">, where: Pick<Placement, "namespace" | "clusterDomain">): string {
     return `http://${svc.name}.${where.namespace}.svc.${where.clusterDomain}:${svc.servicePort}`;
 }
 
-/** The labels that select a service's pods: one object feeds every selector. */
-export function selectorLabels(svc: ServiceConfig): Record<string, string> {
-    return { ...svc.labels, app: svc.name };
+/** `app.kubernetes.io/part-of` on every object of the stack: selects the pods the default-deny policy covers. */
+export const PART_OF = { "app.kubernetes.io/part-of": "k8s-chain" } as const;
+
+/**
+ * The labels that select a service's pods: the stack's identity label only, never the
+ * catalog's `labels`, so a cosmetic label change never touches a selector (a Deployment's is
+ * immutable: changing it would replace the Deployment). One object feeds every selector.
+ */
+export function selectorLabels(svc: Pick<ServiceConfig, "name">): Record<string, string> {
+    return { "app.kubernetes.io/name": svc.name };
 }
 
-/** Labels on every object: the selector plus the recommended `app.kubernetes.io` set. */
+/**
+ * Labels on every object and pod template: the catalog's `labels` (validation refuses the keys
+ * below), `app` (kept for `kubectl -l app=...`; in no selector), the selector and the
+ * recommended `app.kubernetes.io` set.
+ */
 export function objectLabels(svc: ServiceConfig): Record<string, string> {
     return {
+        ...svc.labels,
+        app: svc.name,
         ...selectorLabels(svc),
-        "app.kubernetes.io/name": svc.name,
-        "app.kubernetes.io/part-of": "k8s-chain",
+        ...PART_OF,
         "app.kubernetes.io/managed-by": "pulumi",
     };
 }
@@ -208,6 +230,15 @@ export function deploymentSpec(
                 spec: {
                     terminationGracePeriodSeconds: TERMINATION_GRACE_SECONDS,
                     automountServiceAccountToken: false,
+                    // Replicas on different nodes when there are nodes to spare; on one node they still schedule.
+                    affinity: {
+                        podAntiAffinity: {
+                            preferredDuringSchedulingIgnoredDuringExecution: [{
+                                weight: 100,
+                                podAffinityTerm: { topologyKey: "kubernetes.io/hostname", labelSelector: { matchLabels: selectorLabels(svc) } },
+                            }],
+                        },
+                    },
                     // Pod Security Standards "restricted".
                     securityContext: {
                         runAsNonRoot: true,
@@ -231,6 +262,8 @@ export function deploymentSpec(
                             allowPrivilegeEscalation: false,
                             readOnlyRootFilesystem: true,
                             runAsNonRoot: true,
+                            runAsUser: RUN_AS,
+                            runAsGroup: RUN_AS,
                             capabilities: { drop: ["ALL"] },
                         },
                         // The root filesystem is read-only; give the runtime a scratch /tmp.
@@ -301,6 +334,93 @@ export function nodePortServiceSpec(svc: ServiceConfig, where: Placement): Servi
             type: "NodePort",
             selector: selectorLabels(svc),
             ports: [{ name: "http", protocol: "TCP", port: svc.servicePort, targetPort: "http", nodePort: svc.nodePort }],
+        },
+    };
+}
+
+/**
+ * Pod Security Admission labels of the namespace the stack owns: pods that are not
+ * "restricted" are refused (enforce), logged (audit) and reported to the client (warn).
+ */
+export const POD_SECURITY_LABELS = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/audit": "restricted",
+    "pod-security.kubernetes.io/warn": "restricted",
+} as const;
+
+/** The namespace the stack owns (every namespace but `default`). */
+export function namespaceSpec(name: string): Namespace {
+    return {
+        apiVersion: "v1",
+        kind: "Namespace",
+        metadata: {
+            name,
+            labels: { ...POD_SECURITY_LABELS, ...PART_OF, "app.kubernetes.io/managed-by": "pulumi" },
+            annotations: { [PATCH_FORCE_ANNOTATION]: "true" },
+        },
+    };
+}
+
+/**
+ * Cluster DNS, as a NetworkPolicy egress rule: UDP and TCP 53 to any destination. Not only to
+ * kube-system's pods: a cluster may run its DNS outside any pod (the cluster suite's CoreDNS
+ * is a host process on the node IP), and a rule naming pods would cut name resolution there.
+ */
+export const DNS_EGRESS = { ports: [{ protocol: "UDP", port: 53 }, { protocol: "TCP", port: 53 }] };
+
+/**
+ * The stack's default-deny policy: every pod labelled `app.kubernetes.io/part-of: k8s-chain`
+ * in the namespace is isolated for ingress and egress, so what each service's own policy
+ * ({@link networkPolicySpec}) does not allow is refused.
+ */
+export function defaultDenyPolicySpec(where: Pick<Placement, "namespace">): NetworkPolicy {
+    return {
+        apiVersion: "networking.k8s.io/v1",
+        kind: "NetworkPolicy",
+        metadata: {
+            name: DEFAULT_DENY_POLICY_NAME,
+            namespace: where.namespace,
+            labels: { ...PART_OF, "app.kubernetes.io/managed-by": "pulumi" },
+            annotations: { [PATCH_FORCE_ANNOTATION]: "true" },
+        },
+        spec: { podSelector: { matchLabels: { ...PART_OF } }, policyTypes: ["Ingress", "Egress"] },
+    };
+}
+
+/**
+ * A service's NetworkPolicy, from the call graph: ingress on its container port only from its
+ * callers' pods (from anywhere when exposed as `NodePort` or `LoadBalancer`; from no pod when
+ * nothing calls it: the kubelet's probes come from the node, which policies do not cover);
+ * egress only to its callees' pods on their container ports (a Service's address is translated
+ * to the pod's before policies apply), to DNS ({@link DNS_EGRESS}) and to the catalog's `egress`.
+ */
+export function networkPolicySpec(
+    svc: ServiceConfig, callers: ReadonlyArray<ServiceConfig>, callees: ReadonlyArray<ServiceConfig>, where: Pick<Placement, "namespace">,
+): NetworkPolicy {
+    const http = [{ protocol: "TCP", port: svc.port }];
+    const ingress = svc.expose !== "ClusterIP"
+        ? [{ ports: http }]
+        : callers.length > 0
+            ? [{ from: callers.map(c => ({ podSelector: { matchLabels: selectorLabels(c) } })), ports: http }]
+            : [];
+    return {
+        apiVersion: "networking.k8s.io/v1",
+        kind: "NetworkPolicy",
+        metadata: {
+            name: svc.name,
+            namespace: where.namespace,
+            labels: objectLabels(svc),
+            annotations: { [PATCH_FORCE_ANNOTATION]: "true" },
+        },
+        spec: {
+            podSelector: { matchLabels: selectorLabels(svc) },
+            policyTypes: ["Ingress", "Egress"],
+            ingress,
+            egress: [
+                ...callees.map(c => ({ to: [{ podSelector: { matchLabels: selectorLabels(c) } }], ports: [{ protocol: "TCP", port: c.port }] })),
+                DNS_EGRESS,
+                ...svc.egress.map(r => ({ to: [{ ipBlock: { cidr: r.cidr } }], ports: [{ protocol: r.protocol, port: r.port }] })),
+            ],
         },
     };
 }

@@ -11,10 +11,10 @@ describe("catalog: defaults", () => {
         const cfg = parse({ services: { "service-c": { app: "apps/service-c" } } });
         assert.deepStrictEqual(cfg, {
             namespace: "default", registry: undefined, imageTag: undefined, clusterDomain: "cluster.local", renderDir: undefined,
-            rolloutTimeoutSeconds: 120,
+            rolloutTimeoutSeconds: 120, networkPolicies: true,
             services: [{
                 name: "service-c", app: "apps/service-c", image: undefined, replicas: 2, port: 8080, servicePort: 80,
-                expose: "ClusterIP", nodePort: undefined, calls: [], env: {}, labels: {}, healthPath: "/health",
+                expose: "ClusterIP", nodePort: undefined, calls: [], env: {}, labels: {}, egress: [], healthPath: "/health",
             }],
         });
     });
@@ -37,11 +37,14 @@ describe("catalog: defaults", () => {
         assert.deepStrictEqual(["300", 300, "10", 3600].map(timeout), [300, 300, 10, 3600]);
     });
 
-    it("Pulumi.yaml declares `rolloutTimeoutSeconds` as an integer with the parser's default", () => {
+    it("Pulumi.yaml declares `rolloutTimeoutSeconds` and `networkPolicies` with the parser's defaults", () => {
         const project = YAML.parse(fs.readFileSync(path.join(__dirname, "..", "Pulumi.yaml"), "utf8"));
         assert.deepStrictEqual(
             { type: project.config.rolloutTimeoutSeconds.type, default: project.config.rolloutTimeoutSeconds.default },
             { type: "integer", default: ROLLOUT_TIMEOUT_SECONDS.default });
+        assert.deepStrictEqual(
+            { type: project.config.networkPolicies.type, default: project.config.networkPolicies.default },
+            { type: "boolean", default: true });
     });
 
     it("accepts the seed's system", () => {
@@ -132,10 +135,10 @@ describe("catalog: validation messages", () => {
 
     it("replicas below 1, and not an integer", () => {
         assert.deepStrictEqual(one({ a: { image: "nginx:1.27.3", replicas: 0 } }), [
-            "services.a.replicas: 0 is not a valid replica count; use an integer >= 1",
+            "services.a.replicas: 0 is not a valid replica count; use an integer from 1 to 2147483647",
         ]);
         assert.deepStrictEqual(one({ a: { image: "nginx:1.27.3", replicas: 1.5 } }), [
-            "services.a.replicas: 1.5 is not a valid replica count; use an integer >= 1",
+            "services.a.replicas: 1.5 is not a valid replica count; use an integer from 1 to 2147483647",
         ]);
     });
 
@@ -173,7 +176,7 @@ describe("catalog: validation messages", () => {
     it("an unknown Service type and an unknown field", () => {
         assert.deepStrictEqual(one({ a: { image: "nginx:1.27.3", expose: "Nodeport", replica: 3 } }), [
             'services.a.expose: "Nodeport" is not a Service type; use one of ClusterIP, NodePort, LoadBalancer',
-            "services.a.replica: unknown field; valid fields are app, image, replicas, port, servicePort, expose, nodePort, calls, env, labels, healthPath",
+            "services.a.replica: unknown field; valid fields are app, image, replicas, port, servicePort, expose, nodePort, calls, env, labels, healthPath, egress",
         ]);
     });
 
@@ -216,7 +219,7 @@ describe("catalog: validation messages", () => {
     it("flat keys with bad values", () => {
         assert.deepStrictEqual(problemsOf({ namespace: "My NS", imageTag: "latest", registry: "https://ghcr.io/org/", services: { c: { image: "nginx:1.27.3" } } }), [
             'namespace: "My NS" is not valid; use a DNS-1123 label such as "k8s-chain" (lower-case letters, digits and `-`, at most 63)',
-            'registry: "https://ghcr.io/org/" is not valid; use an image repository prefix such as "ghcr.io/org" or "localhost:5001" (no scheme, no trailing `/`)',
+            'registry: "https://ghcr.io/org/" is not valid; use an image repository prefix such as "ghcr.io/org" or "localhost:5001" (no scheme, no trailing `/`, a lower-case path)',
             'imageTag: "latest" is not valid; use a Docker tag other than "latest": up to 128 letters, digits, `_`, `.` or `-`',
         ]);
     });
@@ -237,7 +240,7 @@ describe("catalog: validation messages", () => {
 
     it("a config key that is not ours (a typo would otherwise be ignored)", () => {
         assert.deepStrictEqual(problemsOf({ namspace: "chain", services: { c: { image: "nginx:1.27.3" } } }), [
-            "namspace: unknown config key `k8s-chain:namspace`; valid keys are namespace, registry, imageTag, clusterDomain, renderDir, rolloutTimeoutSeconds, services",
+            "namspace: unknown config key `k8s-chain:namspace`; valid keys are namespace, registry, imageTag, clusterDomain, renderDir, rolloutTimeoutSeconds, networkPolicies, services",
         ]);
     });
 
@@ -256,11 +259,125 @@ describe("catalog: validation messages", () => {
         assert.strictEqual(message, [
             "k8s-chain config has 5 problems; nothing was created:",
             '  - services.a.image: "nginx" has no tag, so it means "latest" and is not pinned; add an explicit tag or an @sha256: digest',
-            "  - services.b.replicas: 0 is not a valid replica count; use an integer >= 1",
+            "  - services.b.replicas: 0 is not a valid replica count; use an integer from 1 to 2147483647",
             '  - services.b.app: "apps/b" is not a folder under /project; give the app\'s folder relative to the project root',
             '  - services.a.calls: unknown service "x" (known: b)',
             "  - services.a.calls: call cycle a -> b -> a; the chain must end, so remove one of these calls",
         ].join("\n"));
+    });
+});
+
+describe("catalog: as strict as the API server, the runtime and the apps", () => {
+    const one = (services: Record<string, unknown>, apps?: string[]) => problemsOf({ services }, apps);
+    const REF_HINT = "use [registry[:port]/]path[:tag][@sha256:digest] with a lower-case path (letters, digits, and `.`, `_`, `__` or `-` between them), e.g. \"ghcr.io/org/app:1.2.3\"";
+    const CIDR_HINT = 'use an address block such as "203.0.113.0/24" or "2001:db8::/32" (a single host is "/32" or "/128")';
+
+    it("image references the runtime cannot parse: upper case, empty path components, a registry port out of range", () => {
+        assert.deepStrictEqual(one({ a: { image: "Nginx:1.2" }, b: { image: "localhost:99999/x:1" }, d: { image: "x//y:1" } }), [
+            `services.a.image: "Nginx:1.2" is not a valid image reference; ${REF_HINT}`,
+            'services.b.image: "localhost:99999/x:1" has registry port 99999; use a port from 1 to 65535',
+            `services.d.image: "x//y:1" is not a valid image reference; ${REF_HINT}`,
+        ]);
+        // A tag and a digest together, a registry with a port, underscores and dashes: valid.
+        assert.strictEqual(parse({ services: { a: { image: `ghcr.io/org/app_x--y:1.2.3@sha256:${"ab".repeat(32)}` }, b: { image: "localhost:5001/a/b:v1" } } }).services.length, 2);
+    });
+
+    it("labels: the stack's own keys, Kubernetes' reserved prefixes, pod-template-hash, a prefix over 253 characters", () => {
+        const long = "a".repeat(254);
+        assert.deepStrictEqual(one({
+            a: { image: "n:1", labels: { "app.kubernetes.io/name": "x", "kubernetes.io/os": "l", "pod-template-hash": "1", "node.k8s.io/x": "y", [`${long}/b`]: "v", "example.com/tier": "ok" } },
+        }), [
+            'services.a.labels.app.kubernetes.io/name: `app.kubernetes.io/*` keys are set by the stack (its identity labels); remove it or use a prefix of your own such as "example.com/"',
+            'services.a.labels.kubernetes.io/os: the prefix "kubernetes.io" is reserved for Kubernetes components; use a prefix of your own such as "example.com/"',
+            "services.a.labels.pod-template-hash: set by the Deployment controller on every pod; remove it or use another key",
+            'services.a.labels.node.k8s.io/x: the prefix "node.k8s.io" is reserved for Kubernetes components; use a prefix of your own such as "example.com/"',
+            `services.a.labels.${long}/b: the prefix is 254 characters; a label key's DNS prefix has at most 253`,
+        ]);
+    });
+
+    it("health paths with a query, a fragment or characters a path cannot carry", () => {
+        assert.deepStrictEqual(one({ a: { image: "n:1", healthPath: "/health?x=1" }, b: { image: "n:1", healthPath: "/he alth" }, c: { image: "n:1", healthPath: "health" } }), [
+            'services.a.healthPath: "/health?x=1" has a query or fragment, which the probe would not send as the app expects; use a plain path such as "/health"',
+            'services.b.healthPath: "/he alth" has characters an HTTP path cannot carry unescaped; use letters, digits and -._~/ (or %XX escapes)',
+            'services.c.healthPath: "health" is not a path; it must start with "/", e.g. "/health"',
+        ]);
+        assert.strictEqual(parse({ services: { a: { image: "n:1", healthPath: "/v1/health%20check" } } }).services[0].healthPath, "/v1/health%20check");
+    });
+
+    it("`egress`: CIDRs, ports, protocols and fields the API server would refuse", () => {
+        assert.deepStrictEqual(one({
+            a: { image: "n:1", egress: [{ cidr: "10.0.0.0/33", port: 443 }, { cidr: "010.1.1.1/32", port: 0 }, { cidr: "x", port: 1, protocol: "ICMP" }, { cidr: "10.0.0.0/8", port: 1, extra: 1 }, "str"] },
+            b: { image: "n:1", egress: {} },
+        }), [
+            `services.a.egress[0].cidr: "10.0.0.0/33" is not a CIDR; the prefix length 33 is not from 0 to 32; ${CIDR_HINT}`,
+            `services.a.egress[1].cidr: "010.1.1.1/32" is not a CIDR; "010.1.1.1" is not an IP address; ${CIDR_HINT}`,
+            "services.a.egress[1].port: 0 is not a valid port; use an integer from 1 to 65535",
+            `services.a.egress[2].cidr: "x" is not a CIDR; ${CIDR_HINT}`,
+            'services.a.egress[2].protocol: "ICMP" is not a protocol; use TCP or UDP',
+            'services.a.egress[3]: unknown field "extra"; valid fields are cidr, port, protocol',
+            'services.a.egress[4]: "str" is not a map; use {"cidr": "203.0.113.0/24", "port": 443}',
+            'services.b.egress: {} is not a list; use [{"cidr": "203.0.113.0/24", "port": 443}]',
+        ]);
+        assert.deepStrictEqual(parse({ services: { a: { image: "n:1", egress: [{ cidr: "2001:db8::/32", port: 123, protocol: "UDP" }, { cidr: "203.0.113.7/32", port: 443 }] } } }).services[0].egress, [
+            { cidr: "2001:db8::/32", port: 123, protocol: "UDP" },
+            { cidr: "203.0.113.7/32", port: 443, protocol: "TCP" },
+        ]);
+    });
+
+    it("flat keys: a kube-* namespace, a registry port out of range, a cluster domain that is not a DNS name, a non-boolean `networkPolicies`", () => {
+        assert.deepStrictEqual(problemsOf({ namespace: "kube-system", networkPolicies: "yes", registry: "localhost:70000", clusterDomain: "Cluster.local", services: { c: { image: "n:1" } } }), [
+            'namespace: "kube-system" is reserved for Kubernetes itself (`kube-*`); the stack would label it and delete it on destroy, so use a namespace of its own such as "k8s-chain"',
+            'registry: "localhost:70000" has port 70000; use a port from 1 to 65535',
+            'clusterDomain: "Cluster.local" is not valid; use a DNS domain such as "cluster.local" (lower-case DNS labels of at most 63 characters, 253 in all)',
+            'networkPolicies: "yes" is not a boolean; use true or false',
+        ]);
+        const flags = (v: unknown) => parse({ networkPolicies: v, services: { c: { image: "n:1" } } }).networkPolicies;
+        assert.deepStrictEqual([undefined, "true", "false", true, false].map(flags), [true, true, false, true, false]);
+    });
+
+    it("names the stack must not shadow: the API server's `kubernetes` Service in `default`, the default-deny policy's name", () => {
+        assert.deepStrictEqual(one({ kubernetes: { image: "n:1" }, "k8s-chain-default-deny": { image: "n:1" } }), [
+            'services.kubernetes: "kubernetes" in namespace "default" is the API server\'s own Service, which the stack would take over; rename the service or set `namespace`',
+            'services.k8s-chain-default-deny: "k8s-chain-default-deny" is reserved: the stack names its default-deny NetworkPolicy so; rename the service',
+        ]);
+        assert.strictEqual(parse({ namespace: "chain", services: { kubernetes: { image: "n:1" } } }).services.length, 1);
+    });
+
+    it("app folders outside the project", () => {
+        assert.deepStrictEqual(one({ a: { app: "../outside" }, b: { app: "/etc" }, c: { app: "." } }), [
+            'services.a.app: "../outside" is not inside the project (/project); give a folder under it, relative to it, e.g. "apps/a"',
+            'services.b.app: "/etc" is not inside the project (/project); give a folder under it, relative to it, e.g. "apps/b"',
+            'services.c.app: "." is not inside the project (/project); give a folder under it, relative to it, e.g. "apps/c"',
+        ]);
+    });
+
+    it("env values the apps refuse at start, and a drain that does not fit the grace period (apps built here only)", () => {
+        assert.deepStrictEqual(one({
+            "service-a": { app: "apps/service-a", env: { DOWNSTREAM_TIMEOUT_MS: "0", SHUTDOWN_DELAY_MS: "2s", LOG_LEVEL: "verbose" } },
+            "service-b": { app: "apps/service-b", env: { SHUTDOWN_TIMEOUT_MS: "25000" } },
+            prebuilt: { image: "n:1", env: { LOG_LEVEL: "verbose", SHUTDOWN_TIMEOUT_MS: "60000" } },
+        }), [
+            'services.service-a.env.DOWNSTREAM_TIMEOUT_MS: "0" is refused by the app at start; use an integer from 1 to 3600000 (milliseconds)',
+            'services.service-a.env.SHUTDOWN_DELAY_MS: "2s" is refused by the app at start; use an integer from 0 to 3600000 (milliseconds)',
+            'services.service-a.env.LOG_LEVEL: "verbose" is refused by the app at start; use one of fatal, error, warn, info, debug, trace, silent',
+            "services.service-b.env: SHUTDOWN_DELAY_MS (5000) + SHUTDOWN_TIMEOUT_MS (25000) = 30000 ms does not fit the pod's 30 s grace period, so Kubernetes would kill the drain; keep the sum under 30000 ms",
+        ]);
+        assert.strictEqual(parse({ services: { "service-c": { app: "apps/service-c", env: { SHUTDOWN_DELAY_MS: "10000", SHUTDOWN_TIMEOUT_MS: "19999", LOG_LEVEL: "debug" } } } }).services.length, 1);
+    });
+
+    it("a `services` that is not a map still gets every other problem listed", () => {
+        assert.deepStrictEqual(problemsOf({ namespace: "Bad NS", namspace: "x", rolloutTimeoutSeconds: "5", services: "oops" }), [
+            "namspace: unknown config key `k8s-chain:namspace`; valid keys are namespace, registry, imageTag, clusterDomain, renderDir, rolloutTimeoutSeconds, networkPolicies, services",
+            'namespace: "Bad NS" is not valid; use a DNS-1123 label such as "k8s-chain" (lower-case letters, digits and `-`, at most 63)',
+            "rolloutTimeoutSeconds: 5 is not a valid rollout timeout in seconds; use an integer from 10 to 3600",
+            'services: "oops" is not a map; use {"<name>": {"app": "apps/<name>"}}',
+        ]);
+    });
+
+    it("int32 fields: replicas above 2147483647", () => {
+        assert.deepStrictEqual(one({ a: { image: "n:1", replicas: 2147483648 } }), [
+            "services.a.replicas: 2147483648 is not a valid replica count; use an integer from 1 to 2147483647",
+        ]);
     });
 });
 

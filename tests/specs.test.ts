@@ -2,9 +2,11 @@ import * as assert from "assert";
 import { Deployment } from "kubernetes-models/apps/v1/Deployment";
 import { Service } from "kubernetes-models/v1/Service";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
+import { Namespace } from "kubernetes-models/v1/Namespace";
+import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
 import {
-    AWAIT_TIMEOUT_ANNOTATION, containerEnv, deploymentSpec, nodePortServiceName, nodePortServiceSpec, podDisruptionBudgetSpec,
-    PROBE_TIMING, probes, serviceSpec, serviceUrl,
+    AWAIT_TIMEOUT_ANNOTATION, containerEnv, defaultDenyPolicySpec, deploymentSpec, namespaceSpec, networkPolicySpec, nodePortServiceName,
+    nodePortServiceSpec, podDisruptionBudgetSpec, PROBE_TIMING, probes, RUN_AS, serviceSpec, serviceUrl,
 } from "../components/specs";
 import { PINNED, parse, seedServices } from "./support/catalogs";
 
@@ -60,7 +62,7 @@ describe("specs", () => {
         const svc = by.get("sample-app")!;
         const dep = deploymentSpec(svc, [], where, PINNED) as any;
         assert.strictEqual(dep.spec.replicas, 2);
-        assert.deepStrictEqual(dep.spec.selector.matchLabels, { app: "sample-app" });
+        assert.deepStrictEqual(dep.spec.selector.matchLabels, { "app.kubernetes.io/name": "sample-app" });
         assert.deepStrictEqual(dep.spec.template.metadata.labels.app, "sample-app");
         const c = dep.spec.template.spec.containers[0];
         assert.strictEqual(c.image, PINNED);
@@ -74,7 +76,7 @@ describe("specs", () => {
         assert.deepStrictEqual(s.metadata.name, "sample-app");
         assert.deepStrictEqual(s.spec, {
             type: "ClusterIP",
-            selector: { app: "sample-app" },
+            selector: { "app.kubernetes.io/name": "sample-app" },
             ports: [{ name: "http", protocol: "TCP", port: 80, targetPort: "http" }],
         });
         assert.deepStrictEqual(nodePortServiceSpec(svc, where), {
@@ -94,7 +96,7 @@ describe("specs", () => {
             },
             spec: {
                 type: "NodePort",
-                selector: { app: "sample-app" },
+                selector: { "app.kubernetes.io/name": "sample-app" },
                 ports: [{ name: "http", protocol: "TCP", port: 80, targetPort: "http", nodePort: 30080 }],
             },
         });
@@ -116,14 +118,14 @@ describe("specs", () => {
         const held = (svc: typeof x) => nodePortServiceSpec(svc, where) as any;
         assert.strictEqual(nodePortServiceName(30080), "node-port-30080");
         assert.deepStrictEqual([held(x).metadata.name, held(y).metadata.name], ["node-port-30080", "node-port-30080"]);
-        assert.deepStrictEqual(held(x).spec.selector, { tier: "edge", app: "x" });
-        assert.deepStrictEqual(held(y).spec.selector, { app: "y" });
+        assert.deepStrictEqual(held(x).spec.selector, { "app.kubernetes.io/name": "x" });
+        assert.deepStrictEqual(held(y).spec.selector, { "app.kubernetes.io/name": "y" });
         assert.deepStrictEqual(held(x).spec.ports, [{ name: "http", protocol: "TCP", port: 8081, targetPort: "http", nodePort: 30080 }]);
         // Without a pinned port: no such Service; `expose` alone decides the service's own Service.
         assert.strictEqual(nodePortServiceSpec(picked, where), undefined);
         assert.strictEqual(nodePortServiceSpec(inside, where), undefined);
         assert.deepStrictEqual((serviceSpec(picked, where) as any).spec,
-            { type: "NodePort", selector: { app: "picked" }, ports: [{ name: "http", protocol: "TCP", port: 80, targetPort: "http" }] });
+            { type: "NodePort", selector: { "app.kubernetes.io/name": "picked" }, ports: [{ name: "http", protocol: "TCP", port: 80, targetPort: "http" }] });
         assert.strictEqual((serviceSpec(inside, where) as any).spec.type, "ClusterIP");
         assert.strictEqual((serviceSpec(x, where) as any).spec.type, "ClusterIP");
     });
@@ -172,13 +174,18 @@ describe("specs", () => {
         const { by } = seed();
         const pod = (deploymentSpec(by.get("service-c")!, [], where, PINNED) as any).spec.template.spec;
         assert.deepStrictEqual(pod.securityContext, {
-            runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, seccompProfile: { type: "RuntimeDefault" },
+            runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, seccompProfile: { type: "RuntimeDefault" },
         });
         const c = pod.containers[0];
         assert.deepStrictEqual(c.securityContext, {
-            allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ["ALL"] },
+            allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001,
+            capabilities: { drop: ["ALL"] },
         });
-        assert.deepStrictEqual(c.resources, { requests: { cpu: "50m", memory: "64Mi" }, limits: { cpu: "500m", memory: "256Mi" } });
+        assert.ok(RUN_AS >= 10000, "UID/GID 10000 or more: above the host users' range");
+        assert.deepStrictEqual(c.resources, {
+            requests: { cpu: "50m", memory: "64Mi", "ephemeral-storage": "64Mi" },
+            limits: { cpu: "500m", memory: "256Mi", "ephemeral-storage": "256Mi" },
+        });
         assert.strictEqual(pod.automountServiceAccountToken, false);
     });
 
@@ -190,13 +197,108 @@ describe("specs", () => {
         assert.strictEqual((serviceSpec(svc, where) as any).metadata.namespace, "chain");
     });
 
-    it("adds catalog labels to every selector, so they change together", () => {
-        const cfg = parse({ services: { c: { image: "c:1", labels: { tier: "backend" } } } });
-        const svc = cfg.services[0];
-        const dep = deploymentSpec(svc, [], where, PINNED) as any;
-        assert.deepStrictEqual(dep.spec.selector.matchLabels, { tier: "backend", app: "c" });
-        assert.deepStrictEqual((serviceSpec(svc, where) as any).spec.selector, { tier: "backend", app: "c" });
-        assert.deepStrictEqual((podDisruptionBudgetSpec(svc, where) as any).spec.selector.matchLabels, { tier: "backend", app: "c" });
+    it("selects by the stack's identity label only: catalog labels go on metadata and the pod template, never in a selector", () => {
+        const plain = parse({ services: { c: { image: "c:1", expose: "NodePort", nodePort: 30080 } } }).services[0];
+        const labelled = parse({ services: { c: { image: "c:1", expose: "NodePort", nodePort: 30080, labels: { tier: "backend", "example.com/team": "x" } } } }).services[0];
+        const selectors = (svc: typeof plain) => {
+            const dep = deploymentSpec(svc, [], where, PINNED) as any;
+            return [
+                dep.spec.selector.matchLabels,
+                dep.spec.template.spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm.labelSelector.matchLabels,
+                (serviceSpec(svc, where) as any).spec.selector,
+                (nodePortServiceSpec(svc, where) as any).spec.selector,
+                (podDisruptionBudgetSpec(svc, where) as any).spec.selector.matchLabels,
+                (networkPolicySpec(svc, [], [], where) as any).spec.podSelector.matchLabels,
+            ];
+        };
+        assert.deepStrictEqual(selectors(plain), Array(6).fill({ "app.kubernetes.io/name": "c" }));
+        assert.deepStrictEqual(selectors(labelled), selectors(plain), "a label edit changes no selector, so it replaces nothing");
+        const dep = deploymentSpec(labelled, [], where, PINNED) as any;
+        const expected = {
+            tier: "backend", "example.com/team": "x", app: "c",
+            "app.kubernetes.io/name": "c", "app.kubernetes.io/part-of": "k8s-chain", "app.kubernetes.io/managed-by": "pulumi",
+        };
+        assert.deepStrictEqual(dep.metadata.labels, expected);
+        assert.deepStrictEqual(dep.spec.template.metadata.labels, expected);
+        assert.deepStrictEqual((serviceSpec(labelled, where) as any).metadata.labels, expected);
+    });
+
+    it("spreads replicas across nodes (preferred host anti-affinity: a single node still schedules them)", () => {
+        const { by } = seed();
+        const pod = (deploymentSpec(by.get("service-c")!, [], where, PINNED) as any).spec.template.spec;
+        assert.deepStrictEqual(pod.affinity, {
+            podAntiAffinity: {
+                preferredDuringSchedulingIgnoredDuringExecution: [{
+                    weight: 100,
+                    podAffinityTerm: { topologyKey: "kubernetes.io/hostname", labelSelector: { matchLabels: { "app.kubernetes.io/name": "service-c" } } },
+                }],
+            },
+        });
+    });
+
+    it("labels the stack's namespace for Pod Security enforce/audit/warn = restricted", () => {
+        assert.deepStrictEqual(namespaceSpec("chain"), {
+            apiVersion: "v1",
+            kind: "Namespace",
+            metadata: {
+                name: "chain",
+                labels: {
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "pod-security.kubernetes.io/audit": "restricted",
+                    "pod-security.kubernetes.io/warn": "restricted",
+                    "app.kubernetes.io/part-of": "k8s-chain",
+                    "app.kubernetes.io/managed-by": "pulumi",
+                },
+                annotations: { "pulumi.com/patchForce": "true" },
+            },
+        });
+    });
+
+    it("network policies: a default deny for the stack's pods, and per service its callers in, its callees, DNS and `egress` out", () => {
+        const cfg = parse({
+            services: {
+                a: { image: "a:1", calls: ["b"], egress: [{ cidr: "203.0.113.0/24", port: 443 }, { cidr: "2001:db8::/32", port: 123, protocol: "UDP" }] },
+                b: { image: "b:1", port: 9090 },
+                edge: { image: "e:1", expose: "LoadBalancer", calls: ["b"] },
+            },
+        });
+        const [a, b, edge] = cfg.services;
+        assert.deepStrictEqual(defaultDenyPolicySpec(where), {
+            apiVersion: "networking.k8s.io/v1",
+            kind: "NetworkPolicy",
+            metadata: {
+                name: "k8s-chain-default-deny",
+                namespace: "chain",
+                labels: { "app.kubernetes.io/part-of": "k8s-chain", "app.kubernetes.io/managed-by": "pulumi" },
+                annotations: { "pulumi.com/patchForce": "true" },
+            },
+            spec: { podSelector: { matchLabels: { "app.kubernetes.io/part-of": "k8s-chain" } }, policyTypes: ["Ingress", "Egress"] },
+        });
+        const dns = { ports: [{ protocol: "UDP", port: 53 }, { protocol: "TCP", port: 53 }] };
+        const policyOf = (svc: typeof a, callers: typeof a[], callees: typeof a[]) => (networkPolicySpec(svc, callers, callees, where) as any);
+        assert.deepStrictEqual(policyOf(b, [a, edge], []).spec, {
+            podSelector: { matchLabels: { "app.kubernetes.io/name": "b" } },
+            policyTypes: ["Ingress", "Egress"],
+            ingress: [{
+                from: [{ podSelector: { matchLabels: { "app.kubernetes.io/name": "a" } } }, { podSelector: { matchLabels: { "app.kubernetes.io/name": "edge" } } }],
+                ports: [{ protocol: "TCP", port: 9090 }],
+            }],
+            egress: [dns],
+        });
+        assert.deepStrictEqual(policyOf(a, [], [b]).spec, {
+            podSelector: { matchLabels: { "app.kubernetes.io/name": "a" } },
+            policyTypes: ["Ingress", "Egress"],
+            ingress: [],
+            egress: [
+                { to: [{ podSelector: { matchLabels: { "app.kubernetes.io/name": "b" } } }], ports: [{ protocol: "TCP", port: 9090 }] },
+                dns,
+                { to: [{ ipBlock: { cidr: "203.0.113.0/24" } }], ports: [{ protocol: "TCP", port: 443 }] },
+                { to: [{ ipBlock: { cidr: "2001:db8::/32" } }], ports: [{ protocol: "UDP", port: 123 }] },
+            ],
+        });
+        // Exposed: from anywhere, on its port only.
+        assert.deepStrictEqual(policyOf(edge, [], [b]).spec.ingress, [{ ports: [{ protocol: "TCP", port: 8080 }] }]);
+        assert.deepStrictEqual(policyOf(edge, [], [b]).metadata.name, "edge");
     });
 
     it("makes a PodDisruptionBudget only for two or more replicas", () => {
@@ -214,7 +316,7 @@ describe("specs", () => {
         const cfg = parse({
             services: {
                 ...seedServices(),
-                lb: { image: "nginx:1.27.3", expose: "LoadBalancer", replicas: 1, labels: { "example.com/tier": "edge" } },
+                lb: { image: "nginx:1.27.3", expose: "LoadBalancer", replicas: 1, labels: { "example.com/tier": "edge" }, egress: [{ cidr: "203.0.113.0/24", port: 443 }] },
             },
         });
         const by = new Map(cfg.services.map(s => [s.name, s]));
@@ -230,7 +332,11 @@ describe("specs", () => {
             if (pdb) {
                 new PodDisruptionBudget(named(pdb)).validate();
             }
+            const callers = cfg.services.filter(s => s.calls.includes(svc.name));
+            new NetworkPolicy(networkPolicySpec(svc, callers, svc.calls.map(c => by.get(c)!), where) as any).validate();
         }
+        new NetworkPolicy(defaultDenyPolicySpec(where) as any).validate();
+        new Namespace(namespaceSpec("chain") as any).validate();
         // The check can fail: a wrong type is refused.
         const bad = named(deploymentSpec(cfg.services[0], [], where, PINNED));
         bad.spec.replicas = "2";

@@ -14,16 +14,18 @@ const DEP = "kubernetes:apps/v1:Deployment";
 const SVC = "kubernetes:core/v1:Service";
 const PDB = "kubernetes:policy/v1:PodDisruptionBudget";
 const IMG = "docker:index/image:Image";
+const NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy";
 const ROOT = path.resolve(__dirname, "..");
 
 /**
  * Resources per service: component, Deployment, Service (+ PDB with 2 replicas) (+ AppImage and
- * Image when built) (+ the Service holding a pinned node port); plus one NodePorts component
- * when any port is pinned.
+ * Image when built) (+ the Service holding a pinned node port) (+ its NetworkPolicy); plus one
+ * NodePorts component when any port is pinned, and the default-deny NetworkPolicy.
  */
-function expectedCount(services: ReturnType<typeof parse>["services"]): number {
+function expectedCount(services: ReturnType<typeof parse>["services"], policies = true): number {
     const pinned = services.filter(s => s.nodePort !== undefined).length;
-    return services.reduce((n, s) => n + 3 + (s.replicas >= 2 ? 1 : 0) + (s.app ? 2 : 0), 0) + pinned + (pinned > 0 ? 1 : 0);
+    return services.reduce((n, s) => n + 3 + (s.replicas >= 2 ? 1 : 0) + (s.app ? 2 : 0) + (policies ? 1 : 0), 0)
+        + pinned + (pinned > 0 ? 1 : 0) + (policies ? 1 : 0);
 }
 
 /** Every resource's URN, by `type/name`, as the engine would key its state. */
@@ -71,12 +73,15 @@ describe("stack (Pulumi mocks)", function () {
         assert.ok(ms instanceof MicroService);
         assert.deepStrictEqual(recorded.map(r => `${r.type}/${r.name}`).sort(), [
             "k8s-chain:components:MicroService/c", `${DEP}/c-deployment`, `${PDB}/c-pdb`, `${SVC}/c-service`,
+            `${NETPOL}/c-network-policy`, `${NETPOL}/default-deny`,
         ].sort());
-        const [parentUrn, depParent, svcParent] = await Promise.all([
+        const [parentUrn, depParent, svcParent, polParent] = await Promise.all([
             valueOf(ms.urn), valueOf((ms.deployment as any).__parentResource?.urn), valueOf((ms.service as any).__parentResource?.urn),
+            valueOf((ms.networkPolicy as any).__parentResource?.urn),
         ]);
         assert.strictEqual(depParent, parentUrn);
         assert.strictEqual(svcParent, parentUrn);
+        assert.strictEqual(polParent, parentUrn);
     });
 
     it("leaves the service's own Service (no pinned port) and the auto-named Deployment to Pulumi's default replacement order", () => {
@@ -117,7 +122,7 @@ describe("stack (Pulumi mocks)", function () {
         assert.deepStrictEqual(held.inputs.metadata.name, "node-port-30081");
         assert.deepStrictEqual(held.inputs.spec, {
             type: "NodePort",
-            selector: { app: "service-a" },
+            selector: { "app.kubernetes.io/name": "service-a" },
             ports: [{ name: "http", protocol: "TCP", port: 80, targetPort: "http", nodePort: 30081 }],
         });
         // The owner's own Service (its DNS name) is a ClusterIP and holds no node port.
@@ -158,8 +163,8 @@ describe("stack (Pulumi mocks)", function () {
         const after = await run({ sampleApp: 30081, serviceA: 30080 });
         assert.deepStrictEqual(Object.keys(after.urns).length, 4 * 4 + 3);
         assert.deepStrictEqual(after.urns, before.urns);
-        assert.deepStrictEqual(before.selectors, [{ app: "sample-app" }, { app: "service-a" }]);
-        assert.deepStrictEqual(after.selectors, [{ app: "service-a" }, { app: "sample-app" }]);
+        assert.deepStrictEqual(before.selectors, [{ "app.kubernetes.io/name": "sample-app" }, { "app.kubernetes.io/name": "service-a" }]);
+        assert.deepStrictEqual(after.selectors, [{ "app.kubernetes.io/name": "service-a" }, { "app.kubernetes.io/name": "sample-app" }]);
         assert.deepStrictEqual([before.nodePorts, after.nodePorts], [[30080, 30081], [30081, 30080]]);
     });
 
@@ -184,7 +189,7 @@ describe("stack (Pulumi mocks)", function () {
         const before = await run("sample-app");
         const after = await run("service-c");
         assert.deepStrictEqual(after.urns, before.urns);
-        assert.deepStrictEqual([before.held, after.held], [{ app: "sample-app" }, { app: "service-c" }]);
+        assert.deepStrictEqual([before.held, after.held], [{ "app.kubernetes.io/name": "sample-app" }, { "app.kubernetes.io/name": "service-c" }]);
         assert.deepStrictEqual([before.types, after.types], [["ClusterIP", "ClusterIP"], ["NodePort", "ClusterIP"]]);
         assert.deepStrictEqual([before.nodePorts, after.nodePorts], [
             { "sample-app": 30080 },
@@ -199,6 +204,7 @@ describe("stack (Pulumi mocks)", function () {
         await settle(recorded, 1 + expectedCount(cfg.services));
         const ns = find(recorded, "kubernetes:core/v1:Namespace", "namespace");
         assert.strictEqual(ns.inputs.metadata.name, "chain");
+        assert.strictEqual(ns.inputs.metadata.labels["pod-security.kubernetes.io/enforce"], "restricted");
         assert.ok(ns.finished < find(recorded, DEP, "c-deployment").started);
         for (const r of [...byType(recorded, DEP), ...byType(recorded, SVC)]) {
             assert.strictEqual(r.inputs.metadata.namespace, "chain");
@@ -206,8 +212,39 @@ describe("stack (Pulumi mocks)", function () {
 
         recorded = installMocks();
         deployChain(parse({ services: { c: { image: PINNED, replicas: 1 } } }), { projectRoot: ROOT });
-        await settle(recorded, 3);
+        await settle(recorded, 5);
         assert.strictEqual(byType(recorded, "kubernetes:core/v1:Namespace").length, 0);
+    });
+
+    it("creates the default deny first and each service's NetworkPolicy before its Deployment; `networkPolicies: false` creates none", async () => {
+        recorded = installMocks({ readyDelayMs: 5 });
+        const cfg = parse({ namespace: "chain", services: seedServices() });
+        for (const s of cfg.services) { s.image = PINNED; s.app = undefined; }
+        const out = deployChain(cfg, { projectRoot: ROOT });
+        await settle(recorded, 1 + expectedCount(cfg.services));
+        const deny = find(recorded, NETPOL, "default-deny");
+        assert.strictEqual(deny.inputs.metadata.name, "k8s-chain-default-deny");
+        assert.ok(find(recorded, "kubernetes:core/v1:Namespace", "namespace").finished < deny.started);
+        for (const name of ["sample-app", "service-a", "service-b", "service-c"]) {
+            const pol = find(recorded, NETPOL, `${name}-network-policy`);
+            assert.ok(deny.finished < pol.started, `${name}'s policy after the default deny`);
+            assert.ok(pol.finished < find(recorded, DEP, `${name}-deployment`).started, `${name}'s policy before its pods`);
+            assert.strictEqual(pol.inputs.metadata.namespace, "chain");
+        }
+        // service-b: in from service-a, out to service-c and DNS.
+        const b = find(recorded, NETPOL, "service-b-network-policy").inputs.spec;
+        assert.deepStrictEqual(b.ingress[0].from, [{ podSelector: { matchLabels: { "app.kubernetes.io/name": "service-a" } } }]);
+        assert.deepStrictEqual(b.egress[0].to, [{ podSelector: { matchLabels: { "app.kubernetes.io/name": "service-c" } } }]);
+        assert.ok(out.defaultDeny);
+
+        recorded = installMocks();
+        const off = parse({ namespace: "chain", networkPolicies: "false", services: seedServices() });
+        for (const s of off.services) { s.image = PINNED; s.app = undefined; }
+        const outOff = deployChain(off, { projectRoot: ROOT });
+        await settle(recorded, 1 + expectedCount(off.services, false));
+        assert.deepStrictEqual(byType(recorded, NETPOL), []);
+        assert.strictEqual(outOff.defaultDeny, undefined);
+        assert.strictEqual(outOff.services["service-b"].networkPolicy, undefined);
     });
 
     it("with a registry: pushes each app image and pins its Deployment to the pushed digest", async () => {
@@ -295,7 +332,7 @@ describe("stack (Pulumi mocks)", function () {
         recorded = installMocks();
         const cfg = parse({ renderDir: "/tmp/rendered", services: { c: { image: PINNED, replicas: 1 } } });
         deployChain(cfg, { projectRoot: ROOT });
-        await settle(recorded, 4);
+        await settle(recorded, 6);
         const provider = find(recorded, "pulumi:providers:kubernetes", "render");
         assert.strictEqual(provider.inputs.renderYamlToDirectory, "/tmp/rendered");
     });
@@ -319,8 +356,9 @@ describe("the program (index.ts) with the dev stack's config", function () {
         const dev = YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.dev.yaml"), "utf8")).config;
         pulumi.runtime.setAllConfig(Object.fromEntries(Object.entries(dev).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)])));
         program = require("../index");
-        // Per service: component, Deployment, Service, PDB, AppImage, Image; and two pinned ports under NodePorts.
-        await settle(recorded, 4 * 6 + 3);
+        // Per service: component, Deployment, Service, PDB, NetworkPolicy, AppImage, Image; two pinned ports
+        // under NodePorts; the default deny.
+        await settle(recorded, 4 * 7 + 3 + 1);
     });
 
     after(() => pulumi.runtime.setAllConfig({}));
@@ -338,7 +376,7 @@ describe("the program (index.ts) with the dev stack's config", function () {
         assert.strictEqual(svc.type, "ClusterIP");
         const held = find(recorded, SVC, "node-port-30080").inputs.spec;
         assert.deepStrictEqual(held.ports, [{ name: "http", protocol: "TCP", port: 80, targetPort: "http", nodePort: 30080 }]);
-        assert.deepStrictEqual([held.type, held.selector], ["NodePort", { app: "sample-app" }]);
+        assert.deepStrictEqual([held.type, held.selector], ["NodePort", { "app.kubernetes.io/name": "sample-app" }]);
     });
 
     it("wires service-a -> service-b -> service-c by in-cluster URLs and exposes service-a as a NodePort", async () => {
@@ -347,7 +385,7 @@ describe("the program (index.ts) with the dev stack's config", function () {
         assert.deepStrictEqual(env("service-b").find((e: any) => e.name === "SERVICE_C_URL").value, "http://service-c.default.svc.cluster.local:80");
         const timeout = (n: string) => env(n).find((e: any) => e.name === "DOWNSTREAM_TIMEOUT_MS")?.value;
         assert.deepStrictEqual([timeout("service-a"), timeout("service-b"), timeout("service-c")], ["3000", "2000", undefined]);
-        assert.deepStrictEqual(find(recorded, SVC, "node-port-30081").inputs.spec.selector, { app: "service-a" });
+        assert.deepStrictEqual(find(recorded, SVC, "node-port-30081").inputs.spec.selector, { "app.kubernetes.io/name": "service-a" });
         assert.deepStrictEqual(await valueOf(program.nodePorts["sample-app"]), 30080);
         assert.deepStrictEqual(await valueOf(program.nodePorts["service-a"]), 30081);
     });

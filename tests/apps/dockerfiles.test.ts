@@ -26,7 +26,7 @@ describe("apps: Dockerfiles", function () {
       const froms = lines.filter((l) => l.startsWith("FROM "));
       assert.ok(froms.length >= 2, "multi-stage");
       for (const from of froms) assert.match(from, /^FROM \$\{NODE_IMAGE\}( AS [a-z-]+)?$/);
-      assert.ok(lines.includes("USER 1000:1000"));
+      assert.ok(lines.includes("USER 10001:10001"), "UID/GID 10000 or more, as the pod spec's runAsUser/runAsGroup");
       assert.equal(lines[lines.length - 1], `CMD ["node", "${app}/dist/server.js"]`);
       assert.ok(lines.includes("RUN npm ci --omit=dev --no-audit --no-fund"), "production dependencies only");
     });

@@ -107,11 +107,13 @@ describe("the real Pulumi engine (render mode)", function () {
             "pulumi:pulumi:Stack k8s-chain-engine",
             "pulumi:providers:kubernetes render",
             "kubernetes:core/v1:Namespace namespace",
+            "kubernetes:networking.k8s.io/v1:NetworkPolicy default-deny",
         ];
         for (const [name, svc] of Object.entries(services)) {
             want.push(`k8s-chain:components:MicroService ${name}`);
             want.push(`kubernetes:apps/v1:Deployment ${name}-deployment`);
             want.push(`kubernetes:core/v1:Service ${name}-service`);
+            want.push(`kubernetes:networking.k8s.io/v1:NetworkPolicy ${name}-network-policy`);
             if ((svc.replicas ?? 2) >= 2) {
                 want.push(`kubernetes:policy/v1:PodDisruptionBudget ${name}-pdb`);
             }
@@ -132,6 +134,10 @@ describe("the real Pulumi engine (render mode)", function () {
 
         const ns = of(objs, "Namespace");
         assert.deepStrictEqual(ns.map(n => n.metadata.name), [NAMESPACE]);
+        assert.strictEqual(ns[0].metadata.labels["pod-security.kubernetes.io/enforce"], "restricted");
+        // The default deny plus one policy per service, named after it.
+        assert.deepStrictEqual(of(objs, "NetworkPolicy").map(p => p.metadata.name).sort(),
+            ["k8s-chain-default-deny", ...Object.keys(services)].sort());
         for (const { obj, file } of objs) {
             if (obj.kind !== "Namespace") {
                 assert.strictEqual(obj.metadata?.namespace, NAMESPACE, `${file} is in namespace ${obj.metadata?.namespace}`);
@@ -241,30 +247,25 @@ describe("the real Pulumi engine (render mode)", function () {
         assert.deepStrictEqual((again.json.steps ?? []).filter(s => s.op !== "same").map(s => s.urn), []);
     });
 
-    it("new selector labels replace the Deployment (auto-named: create before delete) and up applies it", function () {
+    it("a label edit updates the Deployment in place: selectors hold only the stack's identity label, so nothing is replaced", function () {
         const before = deploymentOf(stack.rendered(), "service-c");
         services["service-c"].labels = { tier: "backend" };
         stack.setConfig(config());
 
-        const { result, json } = stack.previewJson("preview (selector change)");
+        const { result, json } = stack.previewJson("preview (label edit)");
         assert.strictEqual(result.code, 0, result.stderr);
-        const dep = stepsFor(json, "kubernetes:apps/v1:Deployment", "service-c-deployment");
-        assert.deepStrictEqual(ops(dep), ["create-replacement", "replace", "delete-replaced"], summary(json));
-        const replace = dep.find(s => s.op === "replace")!;
-        assert.ok((replace.replaceReasons ?? []).some(r => r.startsWith("spec.selector")),
-            `replaceReasons ${JSON.stringify(replace.replaceReasons)}`);
-        // The Service's selector is mutable: an in-place update, not a replacement.
+        assert.deepStrictEqual(ops(stepsFor(json, "kubernetes:apps/v1:Deployment", "service-c-deployment")), ["update"], summary(json));
         assert.deepStrictEqual(ops(stepsFor(json, "kubernetes:core/v1:Service", "service-c-service")), ["update"]);
-        // The PDB's selector is mutable in policy/v1 too.
-        assert.ok(!ops(stepsFor(json, "kubernetes:policy/v1:PodDisruptionBudget", "service-c-pdb")).includes("replace"));
+        assert.ok(!(json.steps ?? []).some(s => s.op === "replace" || s.op === "create-replacement"), summary(json));
 
-        stack.ok(["up", "--yes", "--skip-preview"], "up (selector change)");
+        stack.ok(["up", "--yes", "--skip-preview"], "up (label edit)");
         const objs = stack.rendered();
         const after = deploymentOf(objs, "service-c");
-        assert.notStrictEqual(after.metadata.name, before.metadata.name, "a new object, under a new auto-name");
-        assert.deepStrictEqual(after.spec.selector.matchLabels, { tier: "backend", app: "service-c" });
-        assert.deepStrictEqual(serviceOf(objs, "service-c").spec.selector, { tier: "backend", app: "service-c" });
-        const again = stack.previewJson("preview (after selector change)");
+        assert.strictEqual(after.metadata.name, before.metadata.name, "the same Deployment");
+        assert.deepStrictEqual(after.spec.selector.matchLabels, { "app.kubernetes.io/name": "service-c" });
+        assert.strictEqual(after.spec.template.metadata.labels.tier, "backend");
+        assert.deepStrictEqual(serviceOf(objs, "service-c").spec.selector, { "app.kubernetes.io/name": "service-c" });
+        const again = stack.previewJson("preview (after label edit)");
         assert.deepStrictEqual((again.json.steps ?? []).filter(s => s.op !== "same").map(s => s.urn), []);
     });
 
