@@ -229,6 +229,8 @@ describe("the real Pulumi engine (render mode)", function () {
         assert.deepStrictEqual(changes(json), [
             "update kubernetes:core/v1:Service node-port-30080",
             "update kubernetes:core/v1:Service sample-app-service",
+            // service-c is exposed now: its policy accepts traffic from anywhere.
+            "update kubernetes:networking.k8s.io/v1:NetworkPolicy service-c-network-policy",
         ], summary(json));
         stack.ok(["up", "--yes", "--skip-preview"], "up (move node port)");
         let objs = stack.rendered();
