@@ -324,8 +324,8 @@ metadata:
 spec:
   taints: $([ "${K8S_CHAIN_CLUSTER_KWOK_TAINT:-1}" = 1 ] && echo '[{key: kwok.x-k8s.io/node, value: fake, effect: NoSchedule}]' || echo '[]')
 status:
-  allocatable: {cpu: "32", memory: 256Gi, pods: "110"}
-  capacity: {cpu: "32", memory: 256Gi, pods: "110"}
+  allocatable: {cpu: "32", memory: 256Gi, ephemeral-storage: 100Gi, pods: "110"}
+  capacity: {cpu: "32", memory: 256Gi, ephemeral-storage: 100Gi, pods: "110"}
 EOF
     done
     wait_for "kwok nodes" 60 bash -c "$kc get nodes -l type=kwok -o jsonpath='{.items[*].status.conditions[?(@.type==\"Ready\")].status}' | grep -qv False"

@@ -12,7 +12,9 @@
 #    (trap on EXIT, INT and TERM); `scripts/cluster.sh stop` fails if anything is left behind.
 #
 # Knobs: K8S_CHAIN_CLUSTER_KEEP=1 keeps the run dirs (logs); K8S_CHAIN_CLUSTER_GREP=<pattern>
-# runs only the matching tests (mocha --grep).
+# runs only the matching tests (mocha --grep); K8S_CHAIN_CLUSTER_HOLD=<seconds> leaves the
+# cluster, registry and stack running that long after the tests, to look at them with
+# `scripts/cluster.sh env` and kubectl (INT ends the wait and cleans up).
 set -euo pipefail
 
 T0=$(date +%s%N)
@@ -102,5 +104,11 @@ export K8S_CHAIN_CLUSTER_IMAGES="$WORK/images.json" K8S_CHAIN_ENGINE_OUT="$WORK/
 cd "$ROOT"
 grep_args=()
 [ -n "${K8S_CHAIN_CLUSTER_GREP:-}" ] && grep_args=(--grep "$K8S_CHAIN_CLUSTER_GREP")
+rc=0
 step node_modules/.bin/mocha --no-config --require ts-node/register/transpile-only --timeout 0 \
-  "${grep_args[@]}" 'tests/cluster/*.cluster.ts'
+  "${grep_args[@]}" 'tests/cluster/*.cluster.ts' || rc=$?
+if [ -n "${K8S_CHAIN_CLUSTER_HOLD:-}" ]; then
+  log "holding everything for ${K8S_CHAIN_CLUSTER_HOLD} s: KUBECONFIG=$KUBECONFIG"
+  step sleep "$K8S_CHAIN_CLUSTER_HOLD"
+fi
+exit "$rc"

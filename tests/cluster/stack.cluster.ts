@@ -45,13 +45,13 @@ async function assertAllReady(ns: string, services: Record<string, any>): Promis
     }
 }
 
-async function assertChainAnswers(port = 30081): Promise<void> {
-    const r = await eventually(10_000, async () => {
+/** Waits (at most `withinMs`) for A's whole chain to answer on a node port. */
+async function assertChainAnswers(port = 30081, withinMs = 10_000): Promise<void> {
+    await eventually(withinMs, async () => {
         const res = await get(nodePortUrl(port));
         assert.strictEqual(res.status, 200, res.body);
-        return res;
+        assert.deepStrictEqual(JSON.parse(res.body), CHAIN);
     });
-    assert.deepStrictEqual(JSON.parse(r.body), CHAIN);
 }
 
 /**
@@ -169,7 +169,9 @@ describe("the real program on a real cluster", function () {
                 console.log(`        ${l}`);
             }
             // Whatever a failed scenario left: the stack's objects go with the cluster anyway.
-            stack.dispose();
+            if (!process.env.K8S_CHAIN_CLUSTER_HOLD) {
+                stack.dispose();
+            }
         }
     });
 
@@ -244,8 +246,13 @@ describe("the real program on a real cluster", function () {
     it("pinned node ports swap between two services, and move to another service, each in one up", async function () {
         services["sample-app"].nodePort = 30081;
         services["service-a"].nodePort = 30080;
-        await upOk("up (swap node ports 30080 <-> 30081)");
+        const swap = await upOk("up (swap node ports 30080 <-> 30081)");
+        const ports = await kubectlJson("get", "services", "-n", ns, "-l", "app.kubernetes.io/component=node-port");
+        const holders = Object.fromEntries(ports.items.map((s: any) => [s.spec.ports[0].nodePort, s.spec.selector["app.kubernetes.io/name"] ?? s.spec.selector.app]));
+        assert.deepStrictEqual(holders, { 30080: "service-a", 30081: "sample-app" }, `after the swap:\n${swap.stdout}`);
+        const t0 = Date.now();
         await assertChainAnswers(30080);
+        console.log(`      30080 answered as service-a ${Date.now() - t0} ms after the swap's up returned`);
         const seed = await eventually(5000, async () => {
             const res = await get(nodePortUrl(30081));
             assert.strictEqual(res.status, 200, res.body);
@@ -276,15 +283,17 @@ describe("the real program on a real cluster", function () {
         await assertChainAnswers(30081);
     });
 
-    it("a selector-changing edit replaces the Deployment in one up while the chain keeps answering", async function () {
+    it("a label edit rolls the pods in place (selectors hold only the stack's identity) while the chain keeps answering", async function () {
         if (!cluster.realNode) this.skip();
-        const uid = (await deploymentOf(ns, "service-c")).metadata.uid;
+        const before = await deploymentOf(ns, "service-c");
         services["service-c"].labels = { tier: "backend" };
-        const res = await underLoad("selector-changing label edit on service-c", async () => {
-            await upOk("up (selector-changing edit)");
+        const res = await underLoad("label edit on service-c", async () => {
+            await upOk("up (label edit)");
         });
         const d = await deploymentOf(ns, "service-c");
-        assert.notStrictEqual(d.metadata.uid, uid, "the Deployment was not replaced");
+        assert.strictEqual(d.metadata.uid, before.metadata.uid, "the Deployment was replaced");
+        assert.deepStrictEqual(d.spec.selector, before.spec.selector);
+        assert.strictEqual(d.spec.template.metadata.labels.tier, "backend");
         assert.ok(available(d));
         await assertChainAnswers();
         assert.deepStrictEqual(res.failures.map(f => f.what), []);
@@ -346,6 +355,20 @@ describe("the real program on a real cluster", function () {
         delete services["service-d"];
         await upOk("up (LoadBalancer removed)");
         await assert.rejects(kubectl("get", "service", "service-d", "-n", ns), /NotFound/);
+    });
+
+    it("a callee's servicePort change is one up; its callers roll onto the new port (failed requests counted)", async function () {
+        if (!cluster.realNode) this.skip();
+        services["service-b"].servicePort = 8081;
+        const res = await underLoad("service-b servicePort 80 -> 8081", async () => { await upOk("up (servicePort change)"); });
+        const a = await deploymentOf(ns, "service-a");
+        const env = a.spec.template.spec.containers[0].env;
+        assert.strictEqual(env.find((e: any) => e.name === "SERVICE_B_URL").value, `http://service-b.${ns}.svc.cluster.local:8081`);
+        await assertAllReady(ns, services);
+        await assertChainAnswers();
+        // Known gap (see the README): the Service changes port in place before its callers
+        // roll, so requests fail until they have; the count is reported, not hidden.
+        console.log(`      servicePort change: ${res.failures.length} failed of ${res.sent}`);
     });
 
     it("a namespace move is one up; callers are recreated after their callees in the new namespace", async function () {
