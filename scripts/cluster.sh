@@ -7,6 +7,7 @@
 #                              kubelet, kube-proxy, CoreDNS as a host process) and kwok nodes
 #   scripts/cluster.sh env     print KUBECONFIG=... and the other facts a client needs
 #   scripts/cluster.sh stop    stop everything and undo every change to the machine
+#   scripts/cluster.sh mem     resident memory of the cluster's processes (MiB)
 #   scripts/cluster.sh info    versions key, cache paths and sizes, recorded build time
 #
 # Environment:
@@ -333,7 +334,7 @@ EOF
   wait_for "service account default" 60 $kc get serviceaccount default -n default
   trap - EXIT INT TERM
   echo "$((SECONDS - t_start))" > "$run/start-seconds"
-  log "cluster up in $((SECONDS - t_start)) s: $($kc get nodes --no-headers | awk '{print $1"="$2}' | tr '\n' ' ')"
+  log "cluster up in $((SECONDS - t_start)) s, $(do_mem) MiB resident: $($kc get nodes --no-headers | awk '{print $1"="$2}' | tr '\n' ' ')"
 }
 
 start_node() {
@@ -576,6 +577,16 @@ leftovers() {
   fi
 }
 
+# Resident memory of the cluster's own processes (control plane, node daemons, kwok, shims;
+# not the pods' processes), in MiB.
+do_mem() {
+  local kb=0 pid r
+  for pid in $(our_pids); do
+    r=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null) && kb=$((kb + ${r:-0}))
+  done
+  echo "$((kb / 1024))"
+}
+
 do_env() {
   [ -f "$run/admin.kubeconfig" ] || die "no cluster at $run (scripts/cluster.sh start)"
   echo "KUBECONFIG=$run/admin.kubeconfig"
@@ -592,6 +603,7 @@ case "${1:-}" in
   start) do_start ;;
   stop) do_stop ;;
   env) do_env ;;
+  mem) do_mem ;;
   key) key ;;
   info)
     k="$(key)"
@@ -600,5 +612,5 @@ case "${1:-}" in
     [ -f "$cache_root/$k/build-seconds" ] && echo "build time: $(cat "$cache_root/$k/build-seconds") s"
     for d in "$cache_root/go/mod" "$cache_root/go/build" "$cache_root/$k/bin"; do [ -d "$d" ] && du -sh "$d"; done
     ;;
-  *) echo "usage: $0 build|start|stop|env|info" >&2; exit 2 ;;
+  *) echo "usage: $0 build|start|stop|env|mem|info" >&2; exit 2 ;;
 esac

@@ -105,8 +105,10 @@ cd "$ROOT"
 grep_args=()
 [ -n "${K8S_CHAIN_CLUSTER_GREP:-}" ] && grep_args=(--grep "$K8S_CHAIN_CLUSTER_GREP")
 rc=0
+t_tests=$(elapsed)
 step node_modules/.bin/mocha --no-config --require ts-node/register/transpile-only --timeout 0 \
   "${grep_args[@]}" 'tests/cluster/*.cluster.ts' || rc=$?
+log "tests took $(( ($(elapsed) - t_tests) / 1000 )) s; the cluster's processes hold $(bash "$ROOT/scripts/cluster.sh" mem) MiB resident now"
 if [ -n "${K8S_CHAIN_CLUSTER_HOLD:-}" ]; then
   log "holding everything for ${K8S_CHAIN_CLUSTER_HOLD} s: KUBECONFIG=$KUBECONFIG"
   step sleep "$K8S_CHAIN_CLUSTER_HOLD"
