@@ -11,6 +11,9 @@
 # 5. stops the cluster, dockerd and the registry and removes the temp dir on every exit path
 #    (trap on EXIT, INT and TERM); `scripts/cluster.sh stop` fails if anything is left behind.
 #
+# If the real node cannot start here, the suite says so and runs on kwok nodes only (scenarios
+# that need serving pods are skipped, i.e. pending); K8S_CHAIN_CLUSTER_REQUIRE_REAL_NODE=1 (set
+# by .ci/run) makes that a failure instead.
 # Knobs: K8S_CHAIN_CLUSTER_KEEP=1 keeps the run dirs (logs); K8S_CHAIN_CLUSTER_GREP=<pattern>
 # runs only the matching tests (mocha --grep); K8S_CHAIN_CLUSTER_HOLD=<seconds> leaves the
 # cluster, registry and stack running that long after the tests, to look at them with
@@ -95,7 +98,12 @@ log "images built and pushed in $(( ($(elapsed) - t_img) / 1000 )) s: $(tr -d '\
 
 # --- 3. the cluster ---------------------------------------------------------------------------
 CLUSTER_STARTED=1
-K8S_CHAIN_CLUSTER_REGISTRY="$REGISTRY" step bash "$ROOT/scripts/cluster.sh" start
+if ! K8S_CHAIN_CLUSTER_REGISTRY="$REGISTRY" step bash "$ROOT/scripts/cluster.sh" start; then
+  [ "${K8S_CHAIN_CLUSTER_REQUIRE_REAL_NODE:-}" = 1 ] && die "the cluster with its real node did not start (K8S_CHAIN_CLUSTER_REQUIRE_REAL_NODE=1)"
+  log "THE REAL NODE DID NOT START ON THIS MACHINE (output above): falling back to kwok nodes only;"
+  log "the scenarios that need pods to serve traffic or pull images are skipped and reported as pending"
+  K8S_CHAIN_CLUSTER_REAL_NODE=0 K8S_CHAIN_CLUSTER_KWOK_TAINT=0 step bash "$ROOT/scripts/cluster.sh" start
+fi
 bash "$ROOT/scripts/cluster.sh" env > "$WORK/cluster.env"
 set -a; . "$WORK/cluster.env"; set +a
 

@@ -16,6 +16,17 @@ const CHAIN = { service: "service-a", downstream: [{ service: "service-b", downs
 
 const nodePortUrl = (port: number, p = "/") => `http://127.0.0.1:${port}${p}`;
 
+/**
+ * Whether pods really serve (a real node). On kwok nodes only (the fallback when this machine
+ * cannot run the real node), the HTTP checks of a scenario are left out, and it says so.
+ */
+function servesHttp(): boolean {
+    if (!cluster.realNode) {
+        console.log("      (kwok nodes only: the HTTP checks of this scenario are not run)");
+    }
+    return cluster.realNode;
+}
+
 /** The Deployment of a service (by the stack's `app.kubernetes.io/name` label). */
 async function deploymentOf(ns: string, svc: string): Promise<any> {
     const list = await kubectlJson("get", "deployments", "-n", ns, "-l", `app.kubernetes.io/name=${svc}`);
@@ -145,7 +156,7 @@ describe("the real program on a real cluster", function () {
 
     before(async function () {
         if (!cluster.realNode) {
-            console.log("      NOTE: no real node on this machine: the scenarios that need pods serving are skipped");
+            console.log("      NOTE: NO REAL NODE: pods run on kwok nodes, which serve no traffic; the scenarios that need it are skipped (pending) and the others say which checks they leave out");
         }
         const engine = engineBin();
         stack = new EngineStack(engine, REPO);
@@ -180,13 +191,15 @@ describe("the real program on a real cluster", function () {
         const r = await upOk("up (dev catalog, first)");
         console.log(`      first up of the dev catalog: ${r.seconds.toFixed(1)} s (goal: under 45 s)`);
         await assertAllReady(ns, services);
-        const seed = await eventually(5000, async () => {
-            const res = await get(nodePortUrl(30080, "/health"));
-            assert.strictEqual(res.status, 200);
-            return res;
-        });
-        assert.deepStrictEqual(JSON.parse(seed.body), { status: "ok" });
-        await assertChainAnswers();
+        if (servesHttp()) {
+            const seed = await eventually(5000, async () => {
+                const res = await get(nodePortUrl(30080, "/health"));
+                assert.strictEqual(res.status, 200);
+                return res;
+            });
+            assert.deepStrictEqual(JSON.parse(seed.body), { status: "ok" });
+            await assertChainAnswers();
+        }
         // Ordering, from what the cluster itself reported while the engine ran.
         for (const l of assertOrdered(services, timeline(deploys.events, slices.events, ns, since))) {
             console.log(`      ${l}`);
@@ -216,7 +229,9 @@ describe("the real program on a real cluster", function () {
         });
         await kubectlJson("get", "service", "service-c", "-n", ns);
         await eventually(10_000, () => assertAllReady(ns, services));
-        await assertChainAnswers();
+        if (servesHttp()) {
+            await assertChainAnswers();
+        }
     });
 
     it("a new image rolls out in place with zero failed requests through the chain, repeatedly", async function () {
@@ -250,29 +265,35 @@ describe("the real program on a real cluster", function () {
         const ports = await kubectlJson("get", "services", "-n", ns, "-l", "app.kubernetes.io/component=node-port");
         const holders = Object.fromEntries(ports.items.map((s: any) => [s.spec.ports[0].nodePort, s.spec.selector["app.kubernetes.io/name"] ?? s.spec.selector.app]));
         assert.deepStrictEqual(holders, { 30080: "service-a", 30081: "sample-app" }, `after the swap:\n${swap.stdout}`);
-        const t0 = Date.now();
-        await assertChainAnswers(30080);
-        console.log(`      30080 answered as service-a ${Date.now() - t0} ms after the swap's up returned`);
-        const seed = await eventually(5000, async () => {
-            const res = await get(nodePortUrl(30081));
-            assert.strictEqual(res.status, 200, res.body);
-            return res;
-        });
-        assert.strictEqual(JSON.parse(seed.body).service, "sample-app");
+        if (servesHttp()) {
+            const t0 = Date.now();
+            await assertChainAnswers(30080);
+            console.log(`      30080 answered as service-a ${Date.now() - t0} ms after the swap's up returned`);
+            const seed = await eventually(5000, async () => {
+                const res = await get(nodePortUrl(30081));
+                assert.strictEqual(res.status, 200, res.body);
+                return res;
+            });
+            assert.strictEqual(JSON.parse(seed.body).service, "sample-app");
+        }
 
         // 30081 moves from sample-app to service-b; sample-app takes a new one.
         services["sample-app"].nodePort = 30082;
         services["service-b"].expose = "NodePort";
         services["service-b"].nodePort = 30081;
         await upOk("up (move node port 30081 to service-b)");
-        const b = await eventually(5000, async () => {
-            const res = await get(nodePortUrl(30081));
-            assert.strictEqual(res.status, 200, res.body);
-            assert.strictEqual(JSON.parse(res.body).service, "service-b");
-            return res;
-        });
-        assert.deepStrictEqual(JSON.parse(b.body), CHAIN.downstream[0]);
-        await eventually(5000, async () => assert.strictEqual((await get(nodePortUrl(30082, "/health"))).status, 200));
+        const moved = await kubectlJson("get", "service", "node-port-30081", "-n", ns);
+        assert.strictEqual(moved.spec.selector["app.kubernetes.io/name"], "service-b");
+        if (servesHttp()) {
+            const b = await eventually(5000, async () => {
+                const res = await get(nodePortUrl(30081));
+                assert.strictEqual(res.status, 200, res.body);
+                assert.strictEqual(JSON.parse(res.body).service, "service-b");
+                return res;
+            });
+            assert.deepStrictEqual(JSON.parse(b.body), CHAIN.downstream[0]);
+            await eventually(5000, async () => assert.strictEqual((await get(nodePortUrl(30082, "/health"))).status, 200));
+        }
 
         // And back to the dev catalog's ports.
         services = { ...services, "sample-app": { ...services["sample-app"], nodePort: 30080 },
@@ -280,7 +301,9 @@ describe("the real program on a real cluster", function () {
         delete services["service-b"].expose;
         delete services["service-b"].nodePort;
         await upOk("up (node ports back)");
-        await assertChainAnswers(30081);
+        if (servesHttp()) {
+            await assertChainAnswers(30081);
+        }
     });
 
     it("a label edit rolls the pods in place (selectors hold only the stack's identity) while the chain keeps answering", async function () {
