@@ -54,8 +54,8 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # Long steps run in the background and are waited for, so INT/TERM reach the trap at once.
-step() { "$@" & CHILD_PID=$!; wait "$CHILD_PID"; CHILD_PID=; }
-step_to() { local out=$1; shift; "$@" >"$out" & CHILD_PID=$!; wait "$CHILD_PID"; CHILD_PID=; }
+step() { local rc=0; "$@" & CHILD_PID=$!; wait "$CHILD_PID" || rc=$?; CHILD_PID=; return "$rc"; }
+step_to() { local out=$1 rc=0; shift; "$@" >"$out" & CHILD_PID=$!; wait "$CHILD_PID" || rc=$?; CHILD_PID=; return "$rc"; }
 
 # --- 1. engine and cluster binaries (cached; cold: about 25 and 20 min) --------------------
 log "engine: building or reusing"

@@ -53,9 +53,9 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-step() { "$@" & CHILD_PID=$!; wait "$CHILD_PID"; CHILD_PID=; }
+step() { local rc=0; "$@" & CHILD_PID=$!; wait "$CHILD_PID" || rc=$?; CHILD_PID=; return "$rc"; }
 # The same, with the command's stdout to a file (not the function's, which the trap would inherit).
-step_to() { local out=$1; shift; "$@" >"$out" & CHILD_PID=$!; wait "$CHILD_PID"; CHILD_PID=; }
+step_to() { local out=$1 rc=0; shift; "$@" >"$out" & CHILD_PID=$!; wait "$CHILD_PID" || rc=$?; CHILD_PID=; return "$rc"; }
 
 # --- 2. private engine, registry and base image -------------------------------------------
 start_dockerd
