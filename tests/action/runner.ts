@@ -32,9 +32,15 @@ import { evaluateTemplate } from "../support/expressions";
 // ---------------------------------------------------------------------------------------------
 // Building the action once.
 
-/** The vendored pulumi/actions source (read-only; copied before building). */
-export const ACTION_SOURCE =
-  process.env.K8S_CHAIN_ACTION_SOURCE ?? path.resolve(REPO, "..", "shared", "vendor", "pulumi-actions-v7");
+/**
+ * The vendored pulumi/actions source (read-only; copied before building): `K8S_CHAIN_ACTION_SOURCE`,
+ * else `shared/vendor` beside the checkout, else the workplace's `/work/shared/vendor` (a clone
+ * made elsewhere on this machine, as CI's may be, has no `../shared`).
+ */
+export const ACTION_SOURCE = process.env.K8S_CHAIN_ACTION_SOURCE
+  ?? [path.resolve(REPO, "..", "shared", "vendor", "pulumi-actions-v7"), "/work/shared/vendor/pulumi-actions-v7"]
+    .find(dir => fs.existsSync(path.join(dir, "action.yml")))
+  ?? path.resolve(REPO, "..", "shared", "vendor", "pulumi-actions-v7");
 
 const CACHE_ROOT = process.env.K8S_CHAIN_ACTION_CACHE ?? path.join(os.homedir(), ".cache", "k8s-chain", "action");
 
@@ -103,7 +109,7 @@ function actionKey(): string {
  */
 export function buildAction(log: (line: string) => void = () => {}): BuiltAction {
   if (!fs.existsSync(path.join(ACTION_SOURCE, "action.yml"))) {
-    throw new Error(`no pulumi/actions source at ${ACTION_SOURCE} (set K8S_CHAIN_ACTION_SOURCE)`);
+    throw new Error(`no pulumi/actions source at ${ACTION_SOURCE} nor /work/shared/vendor/pulumi-actions-v7 (set K8S_CHAIN_ACTION_SOURCE)`);
   }
   const key = actionKey();
   const dir = path.join(CACHE_ROOT, key);
