@@ -108,7 +108,7 @@ bash "$ROOT/scripts/cluster.sh" env > "$WORK/cluster.env"
 set -a; . "$WORK/cluster.env"; set +a
 
 # --- 4. the tests -----------------------------------------------------------------------------
-export K8S_CHAIN_CLUSTER_IMAGES="$WORK/images.json" K8S_CHAIN_ENGINE_OUT="$WORK/engine"
+export K8S_CHAIN_CLUSTER_IMAGES="$WORK/images.json"
 cd "$ROOT"
 grep_args=()
 [ -n "${K8S_CHAIN_CLUSTER_GREP:-}" ] && grep_args=(--grep "$K8S_CHAIN_CLUSTER_GREP")
