@@ -33,7 +33,6 @@ CACHE=${K8S_CHAIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/k8s-chain}
 install_docker_packages
 
 WORK=$(mktemp -d /tmp/k8s-chain-suite.XXXXXX)
-CHILD_PID=
 CLUSTER_STARTED=
 
 cleanup() {
@@ -52,10 +51,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-# Long steps run in the background and are waited for, so INT/TERM reach the trap at once.
-step() { local rc=0; "$@" & CHILD_PID=$!; wait "$CHILD_PID" || rc=$?; CHILD_PID=; return "$rc"; }
-step_to() { local out=$1 rc=0; shift; "$@" >"$out" & CHILD_PID=$!; wait "$CHILD_PID" || rc=$?; CHILD_PID=; return "$rc"; }
 
 # --- 1. engine and cluster binaries (cached; cold: about 25 and 20 min) --------------------
 log "engine: building or reusing"

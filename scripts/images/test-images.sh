@@ -32,8 +32,6 @@ APPS_DIR=$(cd "${K8S_CHAIN_APPS_DIR:-$ROOT/apps}" && pwd)
 install_docker_packages
 
 WORK=$(mktemp -d /tmp/k8s-chain-images.XXXXXX)
-CHILD_PID= # the step running in the foreground: run in the background and waited for, so
-           # that INT/TERM reach the trap at once instead of after the step ends
 
 cleanup() {
   local rc=$? pid m
@@ -53,9 +51,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-step() { local rc=0; "$@" & CHILD_PID=$!; wait "$CHILD_PID" || rc=$?; CHILD_PID=; return "$rc"; }
-# The same, with the command's stdout to a file (not the function's, which the trap would inherit).
-step_to() { local out=$1 rc=0; shift; "$@" >"$out" & CHILD_PID=$!; wait "$CHILD_PID" || rc=$?; CHILD_PID=; return "$rc"; }
 
 # --- 2. private engine, registry and base image -------------------------------------------
 start_dockerd
