@@ -593,7 +593,6 @@ do_env() {
   echo "K8S_CHAIN_CLUSTER_BIN=$(cat "$run/bin")"
   echo "K8S_CHAIN_CLUSTER_NODE_IP=$node_ip"
   echo "K8S_CHAIN_CLUSTER_REAL_NODE=$([ -f "$run/pids/kubelet" ] && echo 1 || echo 0)"
-  echo "K8S_CHAIN_CLUSTER_CONTAINERD=$run/containerd/containerd.sock"
   [ -f "$run/registry" ] && echo "K8S_CHAIN_CLUSTER_REGISTRY=$(cat "$run/registry")"
   return 0
 }

@@ -16,8 +16,7 @@ import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { parse as parseYaml } from "yaml";
-import { EngineStack, engineBin, REPO } from "../engine/harness";
+import { devServices, EngineStack, engineBin, pinned, REPO } from "../engine/harness";
 import { GitHubStandIn } from "./github-api";
 import { buildAction, BuiltAction, RunnerJob, StepResult } from "./runner";
 
@@ -28,20 +27,6 @@ const STACK = "engine";
 /** EngineStack's passphrase: the PULUMI_CONFIG_PASSPHRASE secret must open its stack. */
 const PASSPHRASE = "k8s-chain-engine-tests";
 const sha = (seed: string) => createHash("sha1").update(seed).digest("hex");
-
-/** A pinned, prebuilt reference per service (the docker provider is not built here). */
-const pinned = (name: string) => `localhost:5001/${name}@sha256:${createHash("sha256").update(name).digest("hex")}`;
-
-/** The dev stack's catalog (Pulumi.dev.yaml) with every `app:` swapped for a pinned `image:`. */
-function devCatalog(): Record<string, Record<string, unknown>> {
-  const dev = parseYaml(fs.readFileSync(path.join(REPO, "Pulumi.dev.yaml"), "utf8"));
-  const services = structuredClone(dev.config["k8s-chain:services"]) as Record<string, Record<string, unknown>>;
-  for (const [name, svc] of Object.entries(services)) {
-    delete svc.app;
-    svc.image = pinned(name);
-  }
-  return services;
-}
 
 function repository() {
   return { full_name: REPOSITORY, name: REPOSITORY.split("/")[1], owner: { login: REPOSITORY.split("/")[0] } };
@@ -103,7 +88,7 @@ describe("pulumi/actions runs the workflows' Pulumi steps (runner stand-in, real
   const timings: string[] = [];
   let jobCount = 0;
 
-  const goodConfig = () => ({ renderDir: laptop.renderDir, services: devCatalog() });
+  const goodConfig = () => ({ renderDir: laptop.renderDir, services: devServices() });
   const configValue = (key: string) => laptop.ok(["config", "get", `k8s-chain:${key}`]).stdout.trim();
 
   function job(workflow: string, id: string, event: { name: string; payload: Record<string, unknown> }, commit: string, ref: string): RunnerJob {
@@ -210,7 +195,7 @@ describe("pulumi/actions runs the workflows' Pulumi steps (runner stand-in, real
       assert.equal(comments.length, 1);
       const body = comments[0].body;
       assert.ok(body.startsWith(`#### :tropical_drink: \`preview\` on k8s-chain/${STACK}`), body.slice(0, 200));
-      for (const name of Object.keys(devCatalog())) {
+      for (const name of Object.keys(devServices())) {
         assert.match(body, new RegExp(`\\+ .*kubernetes:apps/v1:Deployment +${name}-deployment +create`), `${name}'s Deployment in:\n${body}`);
         assert.match(body, new RegExp(`\\+ .*kubernetes:core/v1:Service +${name}-service +create`), `${name}'s Service`);
       }
@@ -250,7 +235,7 @@ describe("pulumi/actions runs the workflows' Pulumi steps (runner stand-in, real
     });
 
     it("a pull request that breaks the config fails the step with the program's validation error", async () => {
-      const bad = devCatalog();
+      const bad = devServices();
       (bad["service-a"] as { calls: string[] }).calls = ["service-x"];
       bad["sample-app"].nodePort = 20000;
       laptop.setConfig({ renderDir: laptop.renderDir, services: bad });
@@ -288,7 +273,7 @@ describe("pulumi/actions runs the workflows' Pulumi steps (runner stand-in, real
       assert.equal(configValue("registry"), "localhost:5001");
 
       // Applied: the state has every resource and the provider rendered every object.
-      const services = Object.keys(devCatalog());
+      const services = Object.keys(devServices());
       const state = laptop.exportState().deployment.resources ?? [];
       for (const name of services) {
         assert.ok(state.some((s) => s.type === "kubernetes:apps/v1:Deployment" && s.urn.endsWith(`::${name}-deployment`)), `${name} in the state`);

@@ -8,7 +8,6 @@ import * as https from "https";
 import * as path from "path";
 import { promisify } from "util";
 import * as YAML from "yaml";
-import { REPO } from "../engine/harness";
 
 const run = promisify(execFile);
 
@@ -53,17 +52,6 @@ export function kubectlStdin(input: string, ...args: string[]): Promise<string> 
 
 export async function kubectlJson(...args: string[]): Promise<any> {
     return JSON.parse(await kubectl(...args, "-o", "json"));
-}
-
-/** The dev stack's catalog with every `app:` swapped for the image the suite pushed. */
-export function devServices(images: Record<string, string>): Record<string, any> {
-    const dev = YAML.parse(fs.readFileSync(path.join(REPO, "Pulumi.dev.yaml"), "utf8"));
-    const services = structuredClone(dev.config["k8s-chain:services"]) as Record<string, any>;
-    for (const [name, svc] of Object.entries(services)) {
-        delete svc.app;
-        svc.image = images[name];
-    }
-    return services;
 }
 
 /** A client for the API server with the admin credentials of the kubeconfig. */

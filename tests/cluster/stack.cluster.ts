@@ -3,9 +3,9 @@
 // Run with `npm run test:cluster` (scripts/test-cluster.sh starts and stops everything).
 import * as assert from "assert";
 import { execFileSync } from "child_process";
-import { EngineStack, engineBin, REPO, RunResult } from "../engine/harness";
+import { devServices, EngineStack, engineBin, REPO, RunResult } from "../engine/harness";
 import {
-    cluster, describeLoad, devServices, eventually, get, kubectl, kubectlJson, kubectlStdin, Load, LoadResult, pushedImages, Watch, WatchEvent,
+    cluster, describeLoad, eventually, get, kubectl, kubectlJson, kubectlStdin, Load, LoadResult, pushedImages, Watch, WatchEvent,
 } from "./harness";
 
 const NAMESPACE = "chain-e2e";
@@ -161,7 +161,7 @@ describe("the real program on a real cluster", function () {
         const engine = engineBin();
         stack = new EngineStack(engine, REPO);
         images = pushedImages();
-        services = devServices(images);
+        services = devServices(name => images[name]);
         stack.init(config());
         deploys = await Watch.start("/apis/apps/v1/deployments");
         slices = await Watch.start("/apis/discovery.k8s.io/v1/endpointslices");

@@ -3,12 +3,29 @@
 // dir, passphrase secrets, no plugin downloads, the kubernetes provider rendering YAML to a
 // folder (`k8s-chain:renderDir`) so no cluster is needed.
 import { spawn, spawnSync } from "child_process";
+import { createHash } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as YAML from "yaml";
 
 export const REPO = path.resolve(__dirname, "..", "..");
+
+/** A pinned, made-up reference per service, for suites that never pull it (the docker provider is not built here). */
+export function pinned(name: string): string {
+    return `localhost:5001/${name}@sha256:${createHash("sha256").update(name).digest("hex")}`;
+}
+
+/** The dev stack's catalog (`Pulumi.dev.yaml` in `dir`) with every `app:` swapped for `imageFor(name)`. */
+export function devServices(imageFor: (name: string) => string = pinned, dir: string = REPO): Record<string, any> {
+    const dev = YAML.parse(fs.readFileSync(path.join(dir, "Pulumi.dev.yaml"), "utf8"));
+    const services = structuredClone(dev.config["k8s-chain:services"]) as Record<string, any>;
+    for (const [name, svc] of Object.entries(services)) {
+        delete svc.app;
+        svc.image = imageFor(name);
+    }
+    return services;
+}
 
 /**
  * Builds the engine once (cached outside the repo, see scripts/engine.sh) and returns the folder

@@ -1,31 +1,12 @@
 // The real engine on the real program (index.ts): preview, render, replace, refuse.
 // Run with `npm run test:engine` (builds or reuses the engine, see scripts/engine.sh).
 import * as assert from "assert";
-import { createHash } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
-import * as YAML from "yaml";
-import { EngineStack, engineBin, PreviewJson, PreviewStep, REPO, RenderedObject, urnName, urnType } from "./harness";
+import { devServices, EngineStack, engineBin, pinned, PreviewJson, PreviewStep, REPO, RenderedObject, urnName, urnType } from "./harness";
 
 const NAMESPACE = "chain-engine";
 const NEW_NAMESPACE = "chain-engine-moved";
-
-/** A pinned, prebuilt reference per service (the docker provider is not built here). */
-function pinned(name: string): string {
-    return `localhost:5001/${name}@sha256:${createHash("sha256").update(name).digest("hex")}`;
-}
-
-/** The dev stack's catalog with every `app:` swapped for a pinned `image:`. */
-function devServices(): Record<string, any> {
-    const dir = process.env.K8S_CHAIN_ENGINE_PROGRAM || REPO;
-    const dev = YAML.parse(fs.readFileSync(path.join(dir, "Pulumi.dev.yaml"), "utf8"));
-    const services = structuredClone(dev.config["k8s-chain:services"]) as Record<string, any>;
-    for (const [name, svc] of Object.entries(services)) {
-        delete svc.app;
-        svc.image = pinned(name);
-    }
-    return services;
-}
 
 function of(objs: RenderedObject[], kind: string, pred: (o: any) => boolean = () => true): any[] {
     return objs.map(r => r.obj).filter(o => o.kind === kind && pred(o));
@@ -81,7 +62,7 @@ describe("the real Pulumi engine (render mode)", function () {
         const engine = engineBin();
         // K8S_CHAIN_ENGINE_PROGRAM: run another checkout of the project (default: this repo).
         stack = new EngineStack(engine, process.env.K8S_CHAIN_ENGINE_PROGRAM || REPO);
-        services = devServices();
+        services = devServices(pinned, process.env.K8S_CHAIN_ENGINE_PROGRAM || REPO);
         stack.init(config());
         const v = stack.ok(["version"]).stdout.trim();
         console.log(`      engine: pulumi ${v} (${engine.cli}), provider from ${engine.bin}; temp ${stack.root}`);
