@@ -100,6 +100,7 @@ export function deployChain(config: StackConfig, opts: ChainOptions): ChainOutpu
             placement,
             image,
             height: heights.get(name),
+            liveCluster: provider === undefined,
             waitFor: [...(namespace ? [namespace] : []), ...(defaultDeny ? [defaultDeny] : []), ...svc.calls.map(c => services[c])],
         }, resourceOpts);
         services[name] = ms;

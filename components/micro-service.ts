@@ -1,7 +1,11 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { ServiceConfig } from "./catalog";
-import { deploymentSpec, networkPolicySpec, Placement, podDisruptionBudgetSpec, serviceSpec, serviceUrl } from "./specs";
+import { Rollout } from "./rollout";
+import {
+    AWAIT_TIMEOUT_ANNOTATION, deploymentSpec, networkPolicySpec, Placement, podDisruptionBudgetSpec, servicePortKeeperSpec,
+    serviceSpec, serviceUrl, SKIP_AWAIT_ANNOTATION,
+} from "./specs";
 
 export interface MicroServiceArgs {
     /** The validated catalog entry. */
@@ -24,6 +28,14 @@ export interface MicroServiceArgs {
      * @default []
      */
     waitFor?: pulumi.Resource[];
+    /**
+     * The provider talks to a live cluster (false when it renders YAML to a folder): the
+     * stack then watches each rollout itself ({@link Rollout}) and keeps a changed port's
+     * predecessor until the callers have moved ({@link servicePortKeeperSpec}); neither
+     * means anything for files.
+     * @default true
+     */
+    liveCluster?: boolean;
 }
 
 /**
@@ -36,6 +48,10 @@ export class MicroService extends pulumi.ComponentResource {
     public readonly service: k8s.core.v1.Service;
     public readonly podDisruptionBudget?: k8s.policy.v1.PodDisruptionBudget;
     public readonly networkPolicy?: k8s.networking.v1.NetworkPolicy;
+    /** The stack's own watch of the Deployment's rollout (live clusters only). */
+    public readonly rollout?: Rollout;
+    /** The patch that co-owns the Service's current port (live clusters only). */
+    public readonly portKeeper?: k8s.core.v1.ServicePatch;
     /** The in-cluster URL callers use. */
     public readonly url: string;
     /**
@@ -75,9 +91,37 @@ export class MicroService extends pulumi.ComponentResource {
                 { parent: this, dependsOn: waitFor });
         }
 
-        this.deployment = new k8s.apps.v1.Deployment(`${name}-deployment`,
-            deploymentSpec(svc, callees, placement, image, args.height ?? 0),
+        const live = args.liveCluster ?? true;
+        if (live) {
+            // Co-owns the Service's current port, so a changed servicePort keeps the old one
+            // until this `up` ends (see servicePortKeeperSpec). Keyed by the port: a change
+            // creates a new keeper and drops the old one.
+            this.portKeeper = new k8s.core.v1.ServicePatch(`${name}-port-${svc.servicePort}`,
+                servicePortKeeperSpec(svc, placement),
+                { parent: this, dependsOn: [this.service] });
+        }
+
+        const spec = deploymentSpec(svc, callees, placement, image, args.height ?? 0);
+        if (live) {
+            // The Rollout below does the waiting: the provider's await can neither roll a failed
+            // release back nor be trusted to wait for Ready pods (see rollout.ts).
+            // (deploymentSpec returns plain values; the casts only undo its Input<> typing.)
+            const meta = spec.metadata as k8s.types.input.meta.v1.ObjectMeta;
+            const annotations: Record<string, string> = { ...meta.annotations as Record<string, string>, [SKIP_AWAIT_ANNOTATION]: "true" };
+            delete annotations[AWAIT_TIMEOUT_ANNOTATION];
+            spec.metadata = { ...meta, annotations };
+        }
+        this.deployment = new k8s.apps.v1.Deployment(`${name}-deployment`, spec,
             { parent: this, dependsOn: [...waitFor, this.service, ...(this.networkPolicy ? [this.networkPolicy] : [])] });
+        if (live) {
+            this.rollout = new Rollout(`${name}-rollout`, {
+                service: name,
+                namespace: placement.namespace,
+                deployment: this.deployment.metadata.name,
+                generation: this.deployment.metadata.generation,
+                timeoutSeconds: placement.rolloutTimeoutSeconds,
+            }, { parent: this, dependsOn: [this.deployment] });
+        }
 
         const pdb = podDisruptionBudgetSpec(svc, placement);
         if (pdb) {
@@ -95,6 +139,7 @@ export class MicroService extends pulumi.ComponentResource {
             service: this.service,
             podDisruptionBudget: this.podDisruptionBudget,
             networkPolicy: this.networkPolicy,
+            rollout: this.rollout,
             url: this.url,
             nodePort: this.nodePort,
         });

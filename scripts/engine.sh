@@ -130,6 +130,14 @@ do_build() {
     echo "$((SECONDS - t0))" >> "$cache_root/$k/build-seconds"
     log "engine ready in $((SECONDS - t0))s: $bindir"
   fi
+  # The launcher the CLI's releases ship for dynamic providers (the stack's Rollout watch is
+  # one): the engine runs it in the program's folder, and it runs the provider host of the
+  # program's own @pulumi/pulumi. Not a Go build, so outside the cache key.
+  if [ ! -x "$bindir/pulumi-resource-pulumi-nodejs" ]; then
+    printf '#!/bin/sh\nexec node ./node_modules/@pulumi/pulumi/cmd/dynamic-provider "$@"\n' >"$bindir/.dyn.tmp"
+    chmod +x "$bindir/.dyn.tmp"
+    mv "$bindir/.dyn.tmp" "$bindir/pulumi-resource-pulumi-nodejs"
+  fi
   flock -u 9
   echo "$bindir"
   if [ $want_cli = 1 ]; then echo "$bindir/pulumi"; else echo "$inst"; fi

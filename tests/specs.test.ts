@@ -77,7 +77,7 @@ describe("specs", () => {
         assert.deepStrictEqual(s.spec, {
             type: "ClusterIP",
             selector: { "app.kubernetes.io/name": "sample-app" },
-            ports: [{ name: "http", protocol: "TCP", port: 80, targetPort: "http" }],
+            ports: [{ name: "http-80", protocol: "TCP", port: 80, targetPort: "http" }],
         });
         assert.deepStrictEqual(nodePortServiceSpec(svc, where), {
             apiVersion: "v1",
@@ -125,7 +125,7 @@ describe("specs", () => {
         assert.strictEqual(nodePortServiceSpec(picked, where), undefined);
         assert.strictEqual(nodePortServiceSpec(inside, where), undefined);
         assert.deepStrictEqual((serviceSpec(picked, where) as any).spec,
-            { type: "NodePort", selector: { "app.kubernetes.io/name": "picked" }, ports: [{ name: "http", protocol: "TCP", port: 80, targetPort: "http" }] });
+            { type: "NodePort", selector: { "app.kubernetes.io/name": "picked" }, ports: [{ name: "http-80", protocol: "TCP", port: 80, targetPort: "http" }] });
         assert.strictEqual((serviceSpec(inside, where) as any).spec.type, "ClusterIP");
         assert.strictEqual((serviceSpec(x, where) as any).spec.type, "ClusterIP");
     });

@@ -15,16 +15,19 @@ const SVC = "kubernetes:core/v1:Service";
 const PDB = "kubernetes:policy/v1:PodDisruptionBudget";
 const IMG = "docker:index/image:Image";
 const NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy";
+const ROLLOUT = "pulumi-nodejs:dynamic/k8s-chain:Rollout";
+const KEEPER = "kubernetes:core/v1:ServicePatch";
 const ROOT = path.resolve(__dirname, "..");
 
 /**
  * Resources per service: component, Deployment, Service (+ PDB with 2 replicas) (+ AppImage and
  * Image when built) (+ the Service holding a pinned node port) (+ its NetworkPolicy); plus one
- * NodePorts component when any port is pinned, and the default-deny NetworkPolicy.
+ * NodePorts component when any port is pinned, and the default-deny NetworkPolicy. Against a
+ * live cluster (no `renderDir`), each service also has its Rollout watch and its port keeper.
  */
-function expectedCount(services: ReturnType<typeof parse>["services"], policies = true): number {
+function expectedCount(services: ReturnType<typeof parse>["services"], policies = true, live = true): number {
     const pinned = services.filter(s => s.nodePort !== undefined).length;
-    return services.reduce((n, s) => n + 3 + (s.replicas >= 2 ? 1 : 0) + (s.app ? 2 : 0) + (policies ? 1 : 0), 0)
+    return services.reduce((n, s) => n + 3 + (s.replicas >= 2 ? 1 : 0) + (s.app ? 2 : 0) + (policies ? 1 : 0) + (live ? 2 : 0), 0)
         + pinned + (pinned > 0 ? 1 : 0) + (policies ? 1 : 0);
 }
 
@@ -54,8 +57,11 @@ describe("stack (Pulumi mocks)", function () {
 
         const dep = (n: string) => find(recorded, DEP, `${n}-deployment`);
         const svc = (n: string) => find(recorded, SVC, `${n}-service`);
+        const rollout = (n: string) => find(recorded, ROLLOUT, `${n}-rollout`);
         for (const [caller, callee] of [["service-a", "service-b"], ["service-b", "service-c"]]) {
             assert.ok(dep(callee).finished < dep(caller).started, `${callee}'s Deployment must be ready before ${caller}'s starts`);
+            assert.ok(rollout(callee).finished < dep(caller).started, `${callee}'s rollout must be watched to the end before ${caller}'s Deployment starts`);
+            assert.ok(dep(callee).finished < rollout(callee).started, `${callee}'s rollout watch starts once its Deployment is applied`);
             assert.ok(svc(callee).finished < dep(caller).started, `${callee}'s Service must be ready before ${caller}'s Deployment starts`);
         }
         // Independent services are not serialized: sample-app and service-c start before either is ready.
@@ -73,7 +79,7 @@ describe("stack (Pulumi mocks)", function () {
         assert.ok(ms instanceof MicroService);
         assert.deepStrictEqual(recorded.map(r => `${r.type}/${r.name}`).sort(), [
             "k8s-chain:components:MicroService/c", `${DEP}/c-deployment`, `${PDB}/c-pdb`, `${SVC}/c-service`,
-            `${NETPOL}/c-network-policy`, `${NETPOL}/default-deny`,
+            `${NETPOL}/c-network-policy`, `${NETPOL}/default-deny`, `${ROLLOUT}/c-rollout`, `${KEEPER}/c-port-80`,
         ].sort());
         const [parentUrn, depParent, svcParent, polParent] = await Promise.all([
             valueOf(ms.urn), valueOf((ms.deployment as any).__parentResource?.urn), valueOf((ms.service as any).__parentResource?.urn),
@@ -127,7 +133,7 @@ describe("stack (Pulumi mocks)", function () {
         });
         // The owner's own Service (its DNS name) is a ClusterIP and holds no node port.
         assert.deepStrictEqual(find(recorded, SVC, "service-a-service").inputs.spec.ports,
-            [{ name: "http", protocol: "TCP", port: 80, targetPort: "http" }]);
+            [{ name: "http-80", protocol: "TCP", port: 80, targetPort: "http" }]);
         assert.strictEqual(find(recorded, SVC, "service-a-service").inputs.spec.type, "ClusterIP");
         // Sent once its owner is ready: the owner's Deployment and Service have finished.
         assert.ok(find(recorded, DEP, "service-a-deployment").finished < held.started);
@@ -318,9 +324,13 @@ describe("stack (Pulumi mocks)", function () {
         deployChain(cfg, { projectRoot: ROOT });
         await settle(recorded, expectedCount(cfg.services));
         const deps = byType(recorded, DEP);
+        // The stack's Rollout waits for each Deployment, within the same bound; the provider does not.
         assert.deepStrictEqual(deps.map(d => [d.name, d.inputs.spec.progressDeadlineSeconds, d.inputs.metadata.annotations]), [
-            ["c-deployment", 45, { "pulumi.com/patchForce": "true", "pulumi.com/timeoutSeconds": "45" }],
-            ["lb-deployment", 45, { "pulumi.com/patchForce": "true", "pulumi.com/timeoutSeconds": "45" }],
+            ["c-deployment", 45, { "pulumi.com/patchForce": "true", "pulumi.com/skipAwait": "true" }],
+            ["lb-deployment", 45, { "pulumi.com/patchForce": "true", "pulumi.com/skipAwait": "true" }],
+        ]);
+        assert.deepStrictEqual(byType(recorded, ROLLOUT).map(r => [r.name, r.inputs.service, r.inputs.timeoutSeconds]), [
+            ["c-rollout", "c", 45], ["lb-rollout", "lb", 45],
         ]);
         assert.deepStrictEqual(byType(recorded, SVC).map(s => [s.name, s.inputs.spec.type, s.inputs.metadata.annotations]), [
             ["c-service", "ClusterIP", { "pulumi.com/patchForce": "true", "pulumi.com/skipAwait": "true" }],
@@ -335,6 +345,11 @@ describe("stack (Pulumi mocks)", function () {
         await settle(recorded, 6);
         const provider = find(recorded, "pulumi:providers:kubernetes", "render");
         assert.strictEqual(provider.inputs.renderYamlToDirectory, "/tmp/rendered");
+        // Files have no rollout to watch, and a port keeper would overwrite the Service's file:
+        // the provider waits (bounded) as before.
+        assert.deepStrictEqual(byType(recorded, ROLLOUT).length + byType(recorded, KEEPER).length, 0);
+        assert.deepStrictEqual(find(recorded, DEP, "c-deployment").inputs.metadata.annotations,
+            { "pulumi.com/patchForce": "true", "pulumi.com/timeoutSeconds": "120" });
     });
 
     it("AppImage alone: local tag without a registry, digest with one", async () => {
@@ -372,7 +387,7 @@ describe("the program (index.ts) with the dev stack's config", function () {
             assert.deepStrictEqual(probe.httpGet, { path: "/health", port: "http" });
         }
         const svc = find(recorded, SVC, "sample-app-service").inputs.spec;
-        assert.deepStrictEqual(svc.ports, [{ name: "http", protocol: "TCP", port: 80, targetPort: "http" }]);
+        assert.deepStrictEqual(svc.ports, [{ name: "http-80", protocol: "TCP", port: 80, targetPort: "http" }]);
         assert.strictEqual(svc.type, "ClusterIP");
         const held = find(recorded, SVC, "node-port-30080").inputs.spec;
         assert.deepStrictEqual(held.ports, [{ name: "http", protocol: "TCP", port: 80, targetPort: "http", nodePort: 30080 }]);
