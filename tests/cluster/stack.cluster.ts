@@ -56,6 +56,24 @@ async function assertAllReady(ns: string, services: Record<string, any>): Promis
     }
 }
 
+/**
+ * The service is wholly on one release: its Deployment's template passes `check` (on its
+ * container), it is available, and every pod left (terminating ones gone) runs that template.
+ */
+async function assertOnRelease(ns: string, svc: string, check: (container: any) => void): Promise<void> {
+    const d = await deploymentOf(ns, svc);
+    check(d.spec.template.spec.containers[0]);
+    await eventually(60_000, async () => {
+        const now = await deploymentOf(ns, svc);
+        assert.ok(available(now), `${svc}: not available: ${JSON.stringify(now.status)}`);
+        const pods = await kubectlJson("get", "pods", "-n", ns, "-l", `app.kubernetes.io/name=${svc}`);
+        assert.strictEqual(pods.items.length, now.spec.replicas, `${svc}: pods ${pods.items.map((p: any) => p.metadata.name)}`);
+        for (const p of pods.items) {
+            check(p.spec.containers[0]);
+        }
+    });
+}
+
 /** Waits (at most `withinMs`) for A's whole chain to answer on a node port. */
 async function assertChainAnswers(port = 30081, withinMs = 10_000): Promise<void> {
     await eventually(withinMs, async () => {
@@ -335,9 +353,13 @@ describe("the real program on a real cluster", function () {
         console.log(`      bad image: up failed after ${s.toFixed(1)} s (bound ${ROLLOUT_TIMEOUT_S} s)`);
         assert.notStrictEqual(bad.code, 0, "up succeeded with an image that does not exist");
         assert.ok(s < ROLLOUT_TIMEOUT_S + 30, `up took ${s} s`);
-        assert.match(bad.stdout + bad.stderr, /service-c/);
-        // The old pods kept serving.
+        assert.match(bad.stdout + bad.stderr,
+            new RegExp(`service-c: its release did not become ready within ${ROLLOUT_TIMEOUT_S}s \\(rolloutTimeoutSeconds\\): pod service-c-[^:]+: (ErrImagePull|ImagePullBackOff)`));
+        assert.match(bad.stdout + bad.stderr, /Rolled it back to its last good release \(revision \d+\)/);
+        // The old pods kept serving, and the cluster is back on the last good release: the
+        // Deployment itself, not only its old pods (no half-rolled Deployment).
         await assertChainAnswers();
+        await assertOnRelease(ns, "service-c", c => assert.strictEqual(c.image, good));
         // The pull went to the local registry, never to a name outside the machine.
         const events = await kubectlJson("get", "events", "-n", ns, "--field-selector", "reason=Failed");
         const pulls = events.items.map((e: any) => e.message as string).filter((m: string) => m.startsWith("Failed to pull image"));
@@ -361,8 +383,11 @@ describe("the real program on a real cluster", function () {
         console.log(`      failing health route: up failed after ${s1.toFixed(1)} s`);
         assert.notStrictEqual(unhealthy.code, 0);
         assert.ok(s1 < ROLLOUT_TIMEOUT_S + 30, `up took ${s1} s`);
-        assert.match(unhealthy.stdout + unhealthy.stderr, /service-b/);
+        assert.match(unhealthy.stdout + unhealthy.stderr,
+            /service-b: its release did not become ready within \d+s \(rolloutTimeoutSeconds\): pod service-b-\S+ running but not ready/);
+        assert.match(unhealthy.stdout + unhealthy.stderr, /Rolled it back to its last good release/);
         await assertChainAnswers();
+        await assertOnRelease(ns, "service-b", c => assert.strictEqual(c.readinessProbe.httpGet.path, "/health"));
         delete services["service-b"].healthPath;
         await upOk("up (health route fixed)");
         await assertAllReady(ns, services);
@@ -391,9 +416,11 @@ describe("the real program on a real cluster", function () {
         assert.strictEqual(env.find((e: any) => e.name === "SERVICE_B_URL").value, `http://service-b.${ns}.svc.cluster.local:8081`);
         await assertAllReady(ns, services);
         await assertChainAnswers();
-        // Known gap (see the README): the Service changes port in place before its callers
-        // roll, so requests fail until they have; the count is reported, not hidden.
+        // The old port was kept until the callers had rolled, then went with its keeper.
+        const svc = await kubectlJson("get", "service", "service-b", "-n", ns);
+        assert.deepStrictEqual(svc.spec.ports.map((p: any) => p.port), [8081]);
         console.log(`      servicePort change: ${res.failures.length} failed of ${res.sent}`);
+        assert.deepStrictEqual(res.failures.map(f => f.what), []);
     });
 
     it("a namespace move is one up; callers are recreated after their callees in the new namespace", async function () {
