@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `npm run test:images`: build every app image on a private, throwaway Docker engine, push it
-# to a private registry, pull it back by digest and run it read-only as 1000:1000.
+# to a private registry, pull it back by digest and run it read-only as 10001:10001.
 #
 # 1. installs Debian's docker.io, docker-registry and debootstrap if missing (needs root);
 # 2. builds or reuses the cached Node base image (scripts/images/base-image.sh);

@@ -196,12 +196,12 @@ export interface RunOpts {
   env: Record<string, string>;
 }
 
-/** docker run -d by reference, read-only, as 1000:1000, on the host's network. */
+/** docker run -d by reference, read-only, as 10001:10001, on the host's network. */
 export async function runContainer(app: string, o: RunOpts): Promise<{ started: number; url: string }> {
   const envArgs = Object.entries({ PORT: String(o.port), ...o.env }).flatMap(([k, v]) => ["-e", `${k}=${v}`]);
   const started = Date.now();
   await dockerOk(app, `docker run ${o.name}`, [
-    "run", "-d", "--name", o.name, "--read-only", "--user", "1000:1000", "--network", "host", ...envArgs, o.ref,
+    "run", "-d", "--name", o.name, "--read-only", "--user", "10001:10001", "--network", "host", ...envArgs, o.ref,
   ]);
   return { started, url: `http://127.0.0.1:${o.port}` };
 }

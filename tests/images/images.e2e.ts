@@ -4,7 +4,7 @@
 //
 // Per app: docker build (apps/ as context, the local base image as NODE_IMAGE), push, read
 // the pushed digest, remove every local copy, pull by digest, run by digest read-only as
-// 1000:1000 on the host network, GET /health. Across containers: A -> B -> C wired as the
+// 10001:10001 on the host network, GET /health. Across containers: A -> B -> C wired as the
 // stack wires them; B stopped -> A answers 502; SIGTERM -> exit 0 within the drain delay + 1 s.
 import * as assert from "assert";
 import { execFileSync } from "child_process";
@@ -53,7 +53,7 @@ describe("app images on a private Docker engine and registry", function () {
   });
 
   for (const app of APPS) {
-    it(`${app}: builds, pushes, pulls back by digest, runs --read-only as 1000:1000 and answers /health`, async function () {
+    it(`${app}: builds, pushes, pulls back by digest, runs --read-only as 10001:10001 and answers /health`, async function () {
       const tag = `${env.registry}/${app}:test`;
       const buildMs = await build(app, tag);
 
@@ -93,7 +93,7 @@ describe("app images on a private Docker engine and registry", function () {
       assert.strictEqual(c.HostConfig.ReadonlyRootfs, true, `${app}: root filesystem is not read-only`);
       // Seen from inside: the uid/gid node runs as, and that the root filesystem refuses writes.
       const ids = await execIn(app, name, "console.log(process.getuid() + ':' + process.getgid())");
-      assert.strictEqual(ids, "1000:1000", `${app}: node runs as ${ids}, expected 1000:1000`);
+      assert.strictEqual(ids, "10001:10001", `${app}: node runs as ${ids}, expected 10001:10001`);
       const write = await execIn(app, name,
         "const fs=require('fs');for(const p of ['/probe',process.cwd()+'/probe','/tmp/probe']){try{fs.writeFileSync(p,'x');console.log('wrote '+p)}catch(e){console.log(e.code)}}");
       assert.ok(!write.includes("wrote"), `${app}: a write succeeded on the read-only root filesystem: ${write}`);
