@@ -57,10 +57,10 @@ interface PodJson {
  * kubernetes provider's await (on a real node it once reported a rollout complete 22-45 s
  * before the new pods were Ready): the controller has seen this generation, every replica is
  * updated and available, no old replica is counted, and no pod of the Deployment is still
- * terminating (an old pod draining can still call a callee, so a callee's old port must
- * outlive it).
+ * terminating, unless `drained` is false (an old pod draining can still call a callee, so a
+ * callee's old port must outlive it).
  */
-export function judgeRollout(inputs: RolloutInputs, dep: DeploymentJson, pods: PodJson[]): RolloutVerdict {
+export function judgeRollout(inputs: RolloutInputs, dep: DeploymentJson, pods: PodJson[], drained = true): RolloutVerdict {
     const status = dep.status ?? {};
     if (dep.metadata.generation > inputs.generation) {
         return {
@@ -88,7 +88,7 @@ export function judgeRollout(inputs: RolloutInputs, dep: DeploymentJson, pods: P
         };
     }
     const terminating = pods.filter(p => p.metadata.deletionTimestamp !== undefined).length;
-    if (terminating > 0) {
+    if (drained && terminating > 0) {
         return { state: "waiting", why: `${terminating} old pod(s) still draining` };
     }
     return { state: "ready" };
@@ -179,11 +179,17 @@ async function kubectl(args: string[]): Promise<string> {
 
 /** Polls until the release is ready, or fails (after a rollback when there is a release to go back to). */
 async function watchRollout(inputs: RolloutInputs): Promise<Record<string, unknown>> {
-    const ns = ["-n", inputs.namespace];
-    const look = async (generation: number) => {
-        const dep: DeploymentJson = await kubectlJson(["get", "deployment", inputs.deployment, ...ns]);
-        const pods: PodJson[] = (await kubectlJson(["get", "pods", ...ns, "-l", selectorArg(dep.spec.selector.matchLabels)])).items;
-        return { dep, verdict: judgeRollout({ ...inputs, generation }, dep, pods) };
+    // One kubectl call a look: the Deployment and its pods share the service's name label.
+    const look = async (generation: number, drained = true) => {
+        const items: Array<DeploymentJson & PodJson & { kind: string; metadata: { name: string } }> = (await kubectlJson([
+            "get", "deployments,pods", "-n", inputs.namespace, "-l", `app.kubernetes.io/name=${inputs.service}`,
+        ])).items;
+        const dep = items.find(o => o.kind === "Deployment" && o.metadata.name === inputs.deployment);
+        if (dep === undefined) {
+            throw new Error(`${inputs.service}: its Deployment ${inputs.namespace}/${inputs.deployment} is gone`);
+        }
+        const pods = items.filter(o => o.kind === "Pod");
+        return { dep, verdict: judgeRollout({ ...inputs, generation }, dep, pods, drained) };
     };
     const sleep = (ms: number) => new Promise(r => setTimeout(r, ms));
     const started = Date.now();
@@ -194,7 +200,8 @@ async function watchRollout(inputs: RolloutInputs): Promise<Record<string, unkno
     for (;;) {
         const { dep, verdict } = await look(inputs.generation);
         if (verdict.state === "ready") {
-            return { revision: dep.metadata.annotations?.["deployment.kubernetes.io/revision"] ?? "", seconds: (Date.now() - started) / 1000 };
+            // The inputs stay in the outputs: the next diff compares against them.
+            return { ...inputs, revision: dep.metadata.annotations?.["deployment.kubernetes.io/revision"] ?? "", seconds: (Date.now() - started) / 1000 };
         }
         if (verdict.state === "overridden") {
             throw new Error(`${inputs.service}: ${verdict.why}. Run \`pulumi up --refresh\` to apply this program's release again.`);
@@ -204,13 +211,13 @@ async function watchRollout(inputs: RolloutInputs): Promise<Record<string, unkno
             throw new Error(`${inputs.service}: its release did not become ready within ${inputs.timeoutSeconds}s ` +
                 `(rolloutTimeoutSeconds): ${last}. ${await rollBack(inputs, dep, look)}`);
         }
-        await sleep(1000);
+        await sleep(500);
     }
 }
 
 /** Puts the Deployment back on the release before this one, if there is one; says what it did. */
 async function rollBack(inputs: RolloutInputs, dep: DeploymentJson,
-    look: (generation: number) => Promise<{ dep: DeploymentJson; verdict: RolloutVerdict }>): Promise<string> {
+    look: (generation: number, drained?: boolean) => Promise<{ dep: DeploymentJson; verdict: RolloutVerdict }>): Promise<string> {
     const current = Number(dep.metadata.annotations?.["deployment.kubernetes.io/revision"] ?? 0);
     const sets = (await kubectlJson(["get", "replicasets", "-n", inputs.namespace, "-l", selectorArg(dep.spec.selector.matchLabels)])).items as
         Array<{ metadata: { ownerReferences?: Array<{ uid: string }>; annotations?: Record<string, string> } }>;
@@ -223,14 +230,15 @@ async function rollBack(inputs: RolloutInputs, dep: DeploymentJson,
     }
     const target = Math.max(...earlier);
     await kubectl(["rollout", "undo", `deployment/${inputs.deployment}`, "-n", inputs.namespace, `--to-revision=${target}`]);
-    // The old pods never stopped serving; wait (bounded) until the new release's pods are gone.
+    // The old pods never stopped serving; wait (bounded) until the Deployment is back on them
+    // (the failed pods may still be terminating: they never served).
     const undone: DeploymentJson = await kubectlJson(["get", "deployment", inputs.deployment, "-n", inputs.namespace]);
     const until = Date.now() + inputs.timeoutSeconds * 1000;
     let settled = false;
     while (!settled && Date.now() < until) {
-        settled = (await look(undone.metadata.generation)).verdict.state === "ready";
+        settled = (await look(undone.metadata.generation, false)).verdict.state === "ready";
         if (!settled) {
-            await new Promise(r => setTimeout(r, 1000));
+            await new Promise(r => setTimeout(r, 500));
         }
     }
     return `Rolled it back to its last good release (revision ${target}), which kept serving throughout` +

@@ -384,7 +384,7 @@ describe("the real program on a real cluster", function () {
         assert.notStrictEqual(unhealthy.code, 0);
         assert.ok(s1 < ROLLOUT_TIMEOUT_S + 30, `up took ${s1} s`);
         assert.match(unhealthy.stdout + unhealthy.stderr,
-            /service-b: its release did not become ready within \d+s \(rolloutTimeoutSeconds\): pod service-b-\S+ running but not ready/);
+            /service-b: its release did not become ready within \d+s \(rolloutTimeoutSeconds\): pod service-b-\S+ (running but not ready|restarted \d+ time)/);
         assert.match(unhealthy.stdout + unhealthy.stderr, /Rolled it back to its last good release/);
         await assertChainAnswers();
         await assertOnRelease(ns, "service-b", c => assert.strictEqual(c.readinessProbe.httpGet.path, "/health"));
