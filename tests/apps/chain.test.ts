@@ -63,8 +63,8 @@ describe("apps: the A -> B -> C chain", function () {
   });
 
   it("names itself after its folder, or SERVICE_NAME", async function () {
-    const plain = await startService("sample-app");
-    assert.equal((await get(`${plain.url}/`)).body, '{"service":"sample-app","downstream":[]}');
+    const plain = await startService("unnamed", { SERVICE_NAME: "" });
+    assert.equal((await get(`${plain.url}/`)).body, '{"service":"chain-service","downstream":[]}');
     const named = await startService("sample-app", { SERVICE_NAME: "web" });
     assert.equal((await get(`${named.url}/`)).body, '{"service":"web","downstream":[]}');
   });
@@ -99,15 +99,16 @@ describe("apps: the A -> B -> C chain", function () {
     assert.equal(downstream.requests[0].headers.connection, "keep-alive");
   });
 
-  it("GET /health answers 200 {\"status\":\"ok\"} without calling any downstream", async function () {
+  it("GET /health answers 200 {\"status\":\"ok\"} and GET /livez 200 {\"status\":\"alive\"}, without calling any downstream", async function () {
     const downstream = await fakeServer((_req, res) => res.end("{}"));
     const a = await startService("service-a", { DOWNSTREAM_URLS: downstream.url });
-    for (const path of ["/health", "/health?probe=1"]) {
-      const reply = await get(`${a.url}${path}`);
-      assert.equal(reply.status, 200);
-      assert.equal(reply.body, '{"status":"ok"}');
+    for (const [path, body] of [["/health", '{"status":"ok"}'], ["/health?probe=1", '{"status":"ok"}'], ["/livez", '{"status":"alive"}']]) {
+      const reply = await get(`${a.url}${path}`, { "x-request-timeout-ms": "0" });
+      assert.equal(reply.status, 200, path);
+      assert.equal(reply.body, body);
       assert.equal(reply.headers["content-type"], "application/json");
     }
     assert.equal(downstream.requests.length, 0);
+    assert.equal(downstream.connections, 0);
   });
 });

@@ -73,16 +73,61 @@ describe("apps: failures", function () {
     }
   });
 
-  it("a timeout further down reaches A as B's 504, reported by A as 502", async function () {
+  it("a timeout further down reaches the top unchanged: B's 504 names C, whatever A's own timeout", async function () {
     const hang = await hangingServer();
     const b = await startService("service-b", { DOWNSTREAM_URLS: hang.url, DOWNSTREAM_TIMEOUT_MS: "300" });
     const a = await startService("service-a", { DOWNSTREAM_URLS: b.url, DOWNSTREAM_TIMEOUT_MS: "3000" });
+    const reply = await get(`${a.url}/`, { "x-request-id": "relay-1" });
+    assert.equal(reply.status, 504);
+    assert.equal(reply.body, `{"service":"service-b","error":"timed out after 300 ms","failed":"${hang.url}"}`);
+    const warn = await a.waitForLog((l) => l.msg === "downstream failed" && l.reqId === "relay-1", "downstream failed");
+    assert.deepEqual([warn.url, warn.error], [b.url, "timed out further down"]);
+  });
+
+  it("credentials in a downstream URL never reach a body or a log line; they are sent as Basic auth", async function () {
+    const dead = (await refusedUrl()).replace("http://", "http://alice:s3cret%40x@");
+    const hang = await hangingServer();
+    const withAuth = hang.url.replace("http://", "http://bob:hunter2@");
+    const a = await startService("service-a", { DOWNSTREAM_URLS: dead, DOWNSTREAM_TIMEOUT_MS: "5000" });
+    const b = await startService("service-b", { DOWNSTREAM_URLS: withAuth, DOWNSTREAM_TIMEOUT_MS: "300" });
+    const refused = await get(`${a.url}/`);
+    assert.equal(refused.status, 502);
+    assert.equal(refused.body, `{"service":"service-a","error":"connection refused","failed":"${dead.replace("alice:s3cret%40x@", "***@")}"}`);
+    const timedOut = await get(`${b.url}/`);
+    assert.equal(timedOut.status, 504);
+    assert.equal(timedOut.body, `{"service":"service-b","error":"timed out after 300 ms","failed":"${hang.url.replace("http://", "http://***@")}"}`);
+    assert.equal(hang.requests[0].headers.authorization, `Basic ${Buffer.from("bob:hunter2").toString("base64")}`);
+    await a.waitForLog((l) => l.msg === "downstream failed", "downstream failed");
+    await b.waitForLog((l) => l.msg === "downstream failed", "downstream failed");
+    for (const service of [a, b]) {
+      const text = JSON.stringify(service.logs) + service.stderr();
+      for (const secret of ["s3cret", "hunter2", "alice", "bob"]) assert.ok(!text.includes(secret), `${service.name} logged ${secret}: ${text}`);
+      assert.ok(text.includes("***@"), "the URL is still shown, redacted");
+    }
+  });
+
+  it("a downstream answering JSON nested too deep gets 502 (not 500), and the process keeps serving", async function () {
+    const deep = await fakeServer((_req, res) => res.end("[".repeat(100_000) + "]".repeat(100_000)));
+    const justFine = await fakeServer((_req, res) => res.end("[".repeat(512) + "]".repeat(512)));
+    const a = await startService("service-a", { DOWNSTREAM_URLS: deep.url });
     const reply = await get(`${a.url}/`);
     assert.equal(reply.status, 502);
-    assert.equal(
-      reply.body,
-      `{"service":"service-a","error":"service-b answered 504: timed out after 300 ms (${hang.url})","failed":"${b.url}"}`,
-    );
+    assert.equal(reply.body, `{"service":"service-a","error":"answered 200 with JSON nested deeper than 512 levels","failed":"${deep.url}"}`);
+    const b = await startService("service-b", { DOWNSTREAM_URLS: justFine.url });
+    const fine = await get(`${b.url}/`);
+    assert.equal(fine.status, 200);
+    assert.equal(fine.body, `{"service":"service-b","downstream":[${"[".repeat(512)}${"]".repeat(512)}]}`);
+    assert.equal((await get(`${a.url}/health`)).status, 200);
+  });
+
+  it("a downstream URL with a path, query or fragment is called as GET / on its origin (the contract)", async function () {
+    const downstream = await fakeServer((_req, res) => res.end('{"service":"d"}'));
+    const withPath = `${downstream.url}api/v1?x=1#frag`;
+    const a = await startService("service-a", { DOWNSTREAM_URLS: withPath });
+    const reply = await get(`${a.url}/`);
+    assert.equal(reply.status, 200);
+    assert.equal(reply.body, '{"service":"service-a","downstream":[{"service":"d"}]}');
+    assert.equal(downstream.requests[0].url, "/");
   });
 
   it("a non-2xx or non-JSON answer from a foreign downstream is a 502", async function () {
@@ -115,6 +160,17 @@ describe("apps: failures", function () {
     assert.equal(post.status, 405);
     assert.equal(post.headers.allow, "GET, HEAD");
     assert.equal(post.body, '{"service":"service-a","error":"method not allowed","method":"POST"}');
+  });
+
+  it("an absolute-form request target (RFC 9112) is routed like its path", async function () {
+    const a = await startService("service-a");
+    const health = await rawExchange(a.port, `GET http://127.0.0.1:${a.port}/health?probe=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
+    assert.match(health, /^HTTP\/1\.1 200 OK\r\n/);
+    assert.ok(health.endsWith('\r\n\r\n{"status":"ok"}'), health);
+    const root = await rawExchange(a.port, "GET HTTP://example.com HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n");
+    assert.ok(root.endsWith('\r\n\r\n{"service":"service-a","downstream":[]}'), root);
+    const missing = await rawExchange(a.port, "GET http://example.com/nope HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n");
+    assert.ok(missing.endsWith('{"service":"service-a","error":"not found","path":"/nope"}'), missing);
   });
 
   it("junk bytes, a huge header or a cut-off request never crash the process", async function () {

@@ -1,11 +1,14 @@
-// Real-process harness for the sample services: spawn `node apps/<name>/dist/server.js` on
-// PORT=0, learn the bound port from its "listening" log line, talk to it over loopback.
+// Real-process harness for the sample services: spawn `node apps/chain-service/dist/server.js`
+// (the one program every dev-stack service runs) as SERVICE_NAME=<name> on PORT=0, learn the
+// bound port from its "listening" log line, talk to it over loopback.
 import { spawn, type ChildProcess } from "node:child_process";
 import http from "node:http";
 import net from "node:net";
 import path from "node:path";
 
 export const ROOT = path.resolve(__dirname, "..", "..");
+/** The app folder every service of these tests runs (apps/<APP>/dist/server.js). */
+export const APP = "chain-service";
 
 /** Bounds every wait in these tests (mocha's own timeout is 20 s). */
 const WAIT_MS = 10_000;
@@ -52,11 +55,14 @@ export async function stopAll(): Promise<void> {
 /** A started process whose port is not known yet (see `startService`). */
 export type Spawned = Omit<Service, "port" | "url">;
 
-/** Spawns a built app with PORT=0 and `env` (the SERVICE_NAME, DOWNSTREAM_*, SHUTDOWN_* and LOG_LEVEL of the test run are dropped). */
+/**
+ * Spawns the built app as SERVICE_NAME=`name` with PORT=0 and `env` (which may set SERVICE_NAME
+ * itself; "" leaves the app's default). The DOWNSTREAM_*, SHUTDOWN_* and LOG_LEVEL of the test run are dropped.
+ */
 export function spawnService(name: string, env: Record<string, string> = {}): Spawned {
-  const script = path.join(ROOT, "apps", name, "dist", "server.js");
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, PORT: "0", ...env };
-  for (const key of ["SERVICE_NAME", "DOWNSTREAM_URLS", "DOWNSTREAM_TIMEOUT_MS", "SHUTDOWN_DELAY_MS", "SHUTDOWN_TIMEOUT_MS", "LOG_LEVEL"]) {
+  const script = path.join(ROOT, "apps", APP, "dist", "server.js");
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, PORT: "0", SERVICE_NAME: name, ...env };
+  for (const key of ["DOWNSTREAM_URLS", "DOWNSTREAM_TIMEOUT_MS", "SHUTDOWN_DELAY_MS", "SHUTDOWN_TIMEOUT_MS", "LOG_LEVEL"]) {
     if (!(key in env)) delete childEnv[key];
   }
   const proc = spawn(process.execPath, [script], { env: childEnv, stdio: ["ignore", "pipe", "pipe"] });
@@ -109,7 +115,7 @@ export function spawnService(name: string, env: Record<string, string> = {}): Sp
   return { name, proc, logs, waitForLog, exited, stderr: () => stderr };
 }
 
-/** Starts a built app with PORT=0 and `env`, resolved once it logged `listening` with its port. */
+/** Starts the built app as `name` with PORT=0 and `env`, resolved once it logged `listening` with its port. */
 export async function startService(name: string, env: Record<string, string> = {}): Promise<Service> {
   const spawned = spawnService(name, env);
   const line = await spawned.waitForLog((l) => l.msg === "listening", '"listening"');

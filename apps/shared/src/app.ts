@@ -1,26 +1,40 @@
 import { randomUUID } from "node:crypto";
 import http, { STATUS_CODES } from "node:http";
+import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Config } from "./config";
-import { CANCELLED, callDownstream, createDownstreamAgent, type CallResult } from "./downstream";
+import { Call, createDownstreamAgent, downstreamOf, type CallResult } from "./downstream";
 import type { Logger } from "./logger";
 
 /** A sample service: an HTTP server that is not listening yet, and its shutdown steps. */
 export interface App {
   /** Not listening: the caller picks the port (`server.ts`: PORT on 0.0.0.0; tests: 0). */
   readonly server: http.Server;
-  /** True once `startDraining` ran: `/health` answers 503, every response closes its connection. */
+  /** True once `startDraining` ran: every route still answers normally, each response closes its connection. */
   readonly draining: boolean;
   /** `GET /` requests being answered right now. */
   readonly inFlight: number;
-  /** Step 1 of shutdown: fail readiness, keep serving. */
-  startDraining(): void;
-  /** Step 2: stop accepting, let in-flight requests finish, close downstream connections. */
+  /**
+   * Step 1 of shutdown: keep serving every route, close each connection after its response,
+   * and answer every request by `answerBy` (performance.now()'s clock): downstream calls that
+   * would wait longer are cut short and answered 504.
+   */
+  startDraining(answerBy: number): void;
+  /** Step 2: stop accepting, close idle and silent connections, let in-flight requests finish. */
   close(): Promise<void>;
 }
 
+/** The header that carries a request's remaining budget, in ms, relative (app contract). */
+export const TIMEOUT_HEADER = "x-request-timeout-ms";
+/**
+ * What a hop keeps for itself out of the budget it was given: each downstream call is bounded
+ * by the budget less this, so a callee's timeout fires before its caller's, and its 504 has
+ * time to travel back up. Over a chain of n hops the last one waits n x 50 ms less than the first.
+ */
+export const DEADLINE_MARGIN_MS = 50;
+
 const HEALTH_OK = Buffer.from('{"status":"ok"}');
-const HEALTH_DRAINING = Buffer.from('{"status":"shutting down"}');
+const LIVE = Buffer.from('{"status":"alive"}');
 
 /** An incoming `x-request-id` is kept when it looks like an id; otherwise a UUID replaces it. */
 const REQUEST_ID = /^[\w.:@/+=-]{1,128}$/;
@@ -29,79 +43,137 @@ export function requestIdOf(header: string | string[] | undefined): string {
   return typeof header === "string" && REQUEST_ID.test(header) ? header : randomUUID();
 }
 
-/** The app factory: routes, downstream fan-out, malformed-request handling. Never listens. */
+/** The budget in `x-request-timeout-ms` (whole ms); undefined when absent or not a plain integer (then ignored). */
+export function budgetOf(header: string | string[] | undefined): number | undefined {
+  return typeof header === "string" && /^\d{1,9}$/.test(header) ? Number(header) : undefined;
+}
+
+/**
+ * The path of a request target: origin-form (`/health?x`) or absolute-form
+ * (`http://host/health?x`, which RFC 9112 says a server must accept); `/` when it has none.
+ */
+export function pathOf(target: string): string {
+  let start = 0;
+  if (target.charCodeAt(0) !== 47 /* / */) {
+    const authority = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?#]*/.exec(target);
+    if (authority !== null) start = authority[0].length;
+  }
+  let end = target.length;
+  for (let i = start; i < end; i++) {
+    const c = target.charCodeAt(i);
+    if (c === 63 /* ? */ || c === 35 /* # */) end = i;
+  }
+  return start === end ? "/" : target.slice(start, end);
+}
+
+/** The app factory: routes, downstream fan-out with deadlines, malformed requests, draining. Never listens. */
 export function createApp(config: Config, log: Logger): App {
   const agent = createDownstreamAgent();
   const service = config.serviceName;
+  const serviceJson = JSON.stringify(service);
+  const downstreams = config.downstreamUrls.map(downstreamOf);
   let draining = false;
+  let answerBy = Infinity;
+  let closing = false;
   let inFlight = 0;
+  /** Downstream calls under way, to cut short when the drain needs it. */
+  const calls = new Set<Call>();
+  /** Every open connection, to close the idle and silent ones on `close()`. */
+  const sockets = new Set<Socket>();
+
+  function send(res: http.ServerResponse, status: number, body: Buffer | string, reqId: string, extra?: string[]): void {
+    const headers = ["content-type", "application/json", "content-length", String(Buffer.byteLength(body)), "x-request-id", reqId];
+    if (draining) headers.push("connection", "close");
+    if (extra !== undefined) headers.push(...extra);
+    res.writeHead(status, headers);
+    res.end(body);
+  }
+
+  const sendJson = (res: http.ServerResponse, status: number, value: unknown, reqId: string, extra?: string[]) =>
+    send(res, status, JSON.stringify(value), reqId, extra);
 
   const server = http.createServer((req, res) => {
     const reqId = requestIdOf(req.headers["x-request-id"]);
-    res.setHeader("x-request-id", reqId);
-    if (draining) res.setHeader("connection", "close");
-    const url = req.url ?? "/";
-    const query = url.indexOf("?");
-    const path = query === -1 ? url : url.slice(0, query);
+    const path = pathOf(req.url ?? "/");
+    const method = req.method;
+    const known = path === "/" || path === "/health" || path === "/livez";
 
-    if (path !== "/health" && path !== "/") {
-      sendJson(res, 404, { service, error: "not found", path });
-      log.info({ reqId, method: req.method, path, status: 404 }, "request");
-    } else if (req.method !== "GET" && req.method !== "HEAD") {
-      res.setHeader("allow", "GET, HEAD");
-      sendJson(res, 405, { service, error: "method not allowed", method: req.method });
-      log.info({ reqId, method: req.method, path, status: 405 }, "request");
-    } else if (path === "/health") {
-      send(res, draining ? 503 : 200, draining ? HEALTH_DRAINING : HEALTH_OK);
-      if (log.isLevelEnabled("debug")) log.debug({ reqId, method: req.method, path, status: res.statusCode }, "request");
-    } else if (config.downstreamUrls.length === 0) {
-      sendJson(res, 200, { service, downstream: [] });
-      log.info({ reqId, method: req.method, path, status: 200, calls: 0 }, "request");
+    if (!known) {
+      sendJson(res, 404, { service, error: "not found", path }, reqId);
+      log.info({ reqId, method, path, status: 404 }, "request");
+    } else if (method !== "GET" && method !== "HEAD") {
+      sendJson(res, 405, { service, error: "method not allowed", method }, reqId, ["allow", "GET, HEAD"]);
+      log.info({ reqId, method, path, status: 405 }, "request");
+    } else if (path !== "/") {
+      // /health (readiness) and /livez (liveness): 200 while the process runs, drain included.
+      send(res, 200, path === "/health" ? HEALTH_OK : LIVE, reqId);
+      if (log.isLevelEnabled("debug")) log.debug({ reqId, method, path, status: 200 }, "request");
+    } else if (downstreams.length === 0) {
+      send(res, 200, `{"service":${serviceJson},"downstream":[]}`, reqId);
+      log.info({ reqId, method, path, status: 200, calls: 0 }, "request");
     } else {
       inFlight++;
       res.once("close", () => inFlight--);
       fanOut(req, res, reqId).catch((err: unknown) => {
         log.error({ reqId, err }, "unexpected error");
-        if (!res.headersSent) sendJson(res, 500, { service, error: "internal error" });
+        if (!res.headersSent) sendJson(res, 500, { service, error: "internal error" }, reqId);
         else res.destroy();
       });
     }
   });
 
-  /** `GET /`: every downstream at once; the first failure answers (and cancels the rest). */
+  /**
+   * `GET /`: every downstream at once, each bounded by the smaller of DOWNSTREAM_TIMEOUT_MS and
+   * the request's budget less the margin (and by the drain's end); the first failure answers
+   * (and cancels the rest). A spent budget answers 504 without calling anyone.
+   */
   async function fanOut(req: http.IncomingMessage, res: http.ServerResponse, reqId: string): Promise<void> {
     const started = performance.now();
-    const calls = config.downstreamUrls.map((url) => ({ url, controller: new AbortController(), done: false }));
+    const budget = budgetOf(req.headers[TIMEOUT_HEADER]);
+    const ownMs = budget === undefined ? config.downstreamTimeoutMs : Math.min(config.downstreamTimeoutMs, budget - DEADLINE_MARGIN_MS);
+    const boundMs = Math.min(ownMs, Math.floor(answerBy - started));
+    if (boundMs <= 0) {
+      const error = ownMs <= 0
+        ? `request budget spent: ${TIMEOUT_HEADER} ${budget} leaves no time for a downstream call (${DEADLINE_MARGIN_MS} ms margin)`
+        : "shutting down: no time left for a downstream call";
+      sendJson(res, 504, { service, error, failed: downstreams[0].shown }, reqId);
+      log.info({ reqId, method: req.method, path: "/", status: 504, budget, error }, "request");
+      return;
+    }
+    const pending = downstreams.map((target) => new Call(agent, target, reqId, boundMs));
+    for (const call of pending) calls.add(call);
     // Once the answer is decided (or the client has gone), calls still running are cancelled.
     const cancelRest = () => {
-      for (const call of calls) if (!call.done) call.controller.abort(CANCELLED);
+      for (const call of pending) {
+        calls.delete(call);
+        call.cancel();
+      }
     };
     res.once("close", cancelRest);
-    const outcome = await firstFailureOrAll(
-      calls.map((call) =>
-        callDownstream(agent, call.url, reqId, config.downstreamTimeoutMs, call.controller).then((result) => {
-          call.done = true;
-          return result;
-        }),
-      ),
-    );
+    const outcome = await firstFailureOrAll(pending.map((call) => call.result));
     cancelRest();
     const ms = Math.round((performance.now() - started) * 10) / 10;
     if (res.destroyed) {
       log.info({ reqId, method: req.method, path: "/", ms }, "client closed the connection before the answer");
     } else if (Array.isArray(outcome)) {
-      sendJson(res, 200, { service, downstream: outcome.map((r) => r.body) });
+      send(res, 200, `{"service":${serviceJson},"downstream":[${outcome.map((r) => r.body).join(",")}]}`, reqId);
       log.info({ reqId, method: req.method, path: "/", status: 200, ms, calls: outcome.length }, "request");
     } else {
-      sendJson(res, outcome.status, { service, error: outcome.error, failed: outcome.url });
-      log.warn({ reqId, url: outcome.url, error: outcome.error, callMs: outcome.ms }, "downstream failed");
+      if (outcome.relay !== undefined) send(res, 504, outcome.relay, reqId);
+      else sendJson(res, outcome.status, { service, error: outcome.error, failed: outcome.url }, reqId);
+      log.warn({ reqId, url: outcome.url, error: outcome.error, callMs: outcome.ms, boundMs }, "downstream failed");
       log.info({ reqId, method: req.method, path: "/", status: outcome.status, ms }, "request");
     }
   }
 
+  server.on("connection", (socket: Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
+
   server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => {
     const answering = (socket as Duplex & { _httpMessage?: http.ServerResponse })._httpMessage;
-    if (err.code === "ECONNRESET" || !socket.writable || answering?.headersSent) {
+    if (closing || err.code === "ECONNRESET" || !socket.writable || answering?.headersSent) {
       socket.destroy();
       return;
     }
@@ -123,44 +195,44 @@ export function createApp(config: Config, log: Logger): App {
     get inFlight() {
       return inFlight;
     },
-    startDraining() {
+    startDraining(by: number) {
       draining = true;
+      answerBy = by;
+      for (const call of calls) call.shorten(by);
     },
     close() {
+      closing = true;
       return new Promise<void>((resolve) => {
         // The callback runs once every connection has ended (or at once when never listening).
         server.close(() => {
-          agent.close().then(resolve, resolve);
+          agent.destroy().then(resolve, resolve);
         });
-        server.closeIdleConnections();
+        // A connection with no response under way is idle (keep-alive between requests),
+        // silent (connected, nothing sent) or part-way through its headers: none of them is
+        // owed an answer, and Node counts only the first as idle. The others end after their
+        // response, which carries `connection: close` since the drain began.
+        for (const socket of sockets) {
+          if (!(socket as Socket & { _httpMessage?: unknown })._httpMessage) socket.destroy();
+        }
       });
     },
   };
-}
-
-function send(res: http.ServerResponse, status: number, body: Buffer): void {
-  res.writeHead(status, { "content-type": "application/json", "content-length": body.length });
-  res.end(body);
-}
-
-function sendJson(res: http.ServerResponse, status: number, value: unknown): void {
-  send(res, status, Buffer.from(JSON.stringify(value)));
 }
 
 type Failure = Extract<CallResult, { ok: false }>;
 type Success = Extract<CallResult, { ok: true }>;
 
 /** Resolves with the first failure as soon as it happens, or with every success in order. */
-function firstFailureOrAll(calls: Promise<CallResult>[]): Promise<Success[] | Failure> {
+function firstFailureOrAll(results: Promise<CallResult>[]): Promise<Success[] | Failure> {
   return new Promise((resolve) => {
-    const results: Success[] = new Array(calls.length);
-    let left = calls.length;
-    if (left === 0) resolve(results);
-    calls.forEach((call, i) => {
-      void call.then((result) => {
-        if (!result.ok) return resolve(result);
-        results[i] = result;
-        if (--left === 0) resolve(results);
+    const done: Success[] = new Array(results.length);
+    let left = results.length;
+    if (left === 0) resolve(done);
+    results.forEach((result, i) => {
+      void result.then((r) => {
+        if (!r.ok) return resolve(r);
+        done[i] = r;
+        if (--left === 0) resolve(done);
       });
     });
   });

@@ -6,9 +6,12 @@ export interface Config {
   readonly serviceName: string;
   /** Base URLs whose `GET /` is called by `GET /`, in order. @default [] */
   readonly downstreamUrls: readonly string[];
-  /** Bound on each downstream call: connect, headers and body. @default 2000 */
+  /**
+   * Bound on each downstream call (connect, headers and body), and the budget of a request
+   * that comes without `x-request-timeout-ms`. @default 2000
+   */
   readonly downstreamTimeoutMs: number;
-  /** How long to keep serving after SIGTERM while `/health` answers 503. @default 0 */
+  /** How long to keep serving every route normally after SIGTERM. @default 0 */
   readonly shutdownDelayMs: number;
   /** After the delay, how long in-flight requests get before a forced exit 1. @default 10000 */
   readonly shutdownTimeoutMs: number;
@@ -17,6 +20,11 @@ export interface Config {
 }
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+/** Every `scheme://user:password@` in `text` becomes `scheme://***@` (`http://user:pass@host/x` -> `http://***@host/x`). */
+export function redactUrl(text: string): string {
+  return text.replace(/([a-zA-Z][a-zA-Z0-9+.-]*:\/\/)[^\s/?#]*@/g, "$1***@");
+}
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -57,7 +65,7 @@ export function loadConfig(env: Env, defaultServiceName: string): Config {
       // reported below
     }
     if (protocol !== "http:" && protocol !== "https:") {
-      problems.push(`\`DOWNSTREAM_URLS\` entries must be http:// or https:// URLs (got ${JSON.stringify(url)})`);
+      problems.push(`\`DOWNSTREAM_URLS\` entries must be http:// or https:// URLs (got ${JSON.stringify(redactUrl(url))})`);
     }
   }
 

@@ -1,6 +1,7 @@
 import type { AddressInfo } from "node:net";
 import { createApp } from "./app";
-import { loadConfig, type Config } from "./config";
+
+import { loadConfig, redactUrl, type Config } from "./config";
 import { createLogger } from "./logger";
 import { createShutdown } from "./shutdown";
 
@@ -43,7 +44,7 @@ export function runService(defaultServiceName: string): void {
     const { port } = app.server.address() as AddressInfo;
     const { downstreamUrls, downstreamTimeoutMs, shutdownDelayMs, shutdownTimeoutMs } = config;
     log.info(
-      { address: "0.0.0.0", port, downstreamUrls, downstreamTimeoutMs, shutdownDelayMs, shutdownTimeoutMs },
+      { address: "0.0.0.0", port, downstreamUrls: downstreamUrls.map(redactUrl), downstreamTimeoutMs, shutdownDelayMs, shutdownTimeoutMs },
       "listening",
     );
   });

@@ -1,8 +1,8 @@
-import type { App } from "./app";
+import { DEADLINE_MARGIN_MS, type App } from "./app";
 import type { Logger } from "./logger";
 
 export interface ShutdownOptions {
-  /** Keep serving this long after the signal while `/health` answers 503. */
+  /** Keep serving every route normally this long after the signal (endpoints and kube-proxy catch up). */
   readonly delayMs: number;
   /** Then give in-flight requests this long before a forced exit 1. */
   readonly timeoutMs: number;
@@ -12,9 +12,12 @@ export interface ShutdownOptions {
 }
 
 /**
- * The shutdown sequence, run once whatever signal (or how many) arrives: health 503 at once;
- * after `delayMs` stop accepting and wait for in-flight requests; exit 0, or 1 when they are
- * still running `timeoutMs` later. Worst case from the signal to exit: delayMs + timeoutMs.
+ * The shutdown sequence, run once whatever signal (or how many) arrives: keep answering every
+ * route (`/health` included) for `delayMs`, each response closing its connection; then stop
+ * accepting, close idle and silent connections, let in-flight requests finish, exit 0. Every
+ * request is answered by `delayMs + timeoutMs - margin` after the signal (downstream calls
+ * that would wait longer are cut short: 504), so the forced exit 1 at `delayMs + timeoutMs`
+ * is a backstop that a working process does not reach.
  */
 export function createShutdown(app: App, { delayMs, timeoutMs, log, exit }: ShutdownOptions): (signal: string) => void {
   let started = false;
@@ -24,8 +27,8 @@ export function createShutdown(app: App, { delayMs, timeoutMs, log, exit }: Shut
       return;
     }
     started = true;
-    app.startDraining();
-    log.info({ signal, delayMs }, "shutdown started: /health answers 503, still serving");
+    app.startDraining(performance.now() + delayMs + Math.max(0, timeoutMs - DEADLINE_MARGIN_MS));
+    log.info({ signal, delayMs }, "shutdown started: still serving every route");
     setTimeout(() => {
       const force = setTimeout(() => {
         log.error({ inFlight: app.inFlight, timeoutMs }, "forced exit: in-flight requests still running");
