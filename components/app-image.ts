@@ -6,10 +6,16 @@ export interface AppImageArgs {
     context: string;
     /** The Dockerfile (absolute). */
     dockerfile: string;
-    /** The repository name, e.g. `service-a`. */
+    /** The repository name, e.g. `chain-service`. */
     repository: string;
-    /** The tag to build with; never `latest`. */
-    tag: string;
+    /** The tag to build with; never `latest` (by default a digest of the build inputs, see image-tag.ts). */
+    tag: pulumi.Input<string>;
+    /**
+     * Build args (`REVISION`, which the Dockerfile writes as the image's
+     * `org.opencontainers.image.revision` label).
+     * @default {}
+     */
+    args?: pulumi.Input<Record<string, string>>;
     /**
      * Image repository prefix (`ghcr.io/org`, `localhost:5001`). Set: push, and run the pushed
      * digest. Unset: build into the local engine only and run the tag.
@@ -24,7 +30,10 @@ export interface AppImageArgs {
     buildOnPreview?: boolean;
 }
 
-/** An app's Docker image, built from its folder with `@pulumi/docker`. */
+/**
+ * An app's Docker image, built from its folder with `@pulumi/docker`: one per distinct app
+ * folder, shared by every service built from it.
+ */
 export class AppImage extends pulumi.ComponentResource {
     public readonly image: docker.Image;
     /**
@@ -34,7 +43,7 @@ export class AppImage extends pulumi.ComponentResource {
     public readonly ref: pulumi.Output<string>;
 
     /**
-     * @param name The service name; the child is named `${name}-image`.
+     * @param name The app's name (its folder's); the child is named `${name}-image`.
      * @param args Context, Dockerfile, repository, tag and registry.
      * @param opts Resource options.
      */
@@ -42,12 +51,12 @@ export class AppImage extends pulumi.ComponentResource {
         super("k8s-chain:components:AppImage", name, {}, opts);
         const pushed = args.registry !== undefined;
         const imageName = pushed
-            ? `${args.registry}/${args.repository}:${args.tag}`
-            : `${args.repository}:${args.tag}`;
+            ? pulumi.interpolate`${args.registry}/${args.repository}:${args.tag}`
+            : pulumi.interpolate`${args.repository}:${args.tag}`;
 
         this.image = new docker.Image(`${name}-image`, {
             imageName,
-            build: { context: args.context, dockerfile: args.dockerfile },
+            build: { context: args.context, dockerfile: args.dockerfile, args: args.args ?? {} },
             skipPush: !pushed,
             buildOnPreview: args.buildOnPreview ?? false,
         }, { parent: this });

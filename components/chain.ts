@@ -6,7 +6,7 @@ import * as path from "path";
 import { AppImage } from "./app-image";
 import { ServiceConfig, StackConfig } from "./catalog";
 import { callHeights, creationOrder } from "./graph";
-import { imageTagFor } from "./image-tag";
+import { BuildInputs, ImageVersion, imageVersion, REVISION_ANNOTATION } from "./image-tag";
 import { MicroService } from "./micro-service";
 import { NodePorts } from "./node-ports";
 import { defaultDenyPolicySpec, namespaceSpec } from "./specs";
@@ -14,8 +14,11 @@ import { defaultDenyPolicySpec, namespaceSpec } from "./specs";
 export interface ChainOptions {
     /** The folder `app` paths are relative to. */
     projectRoot: string;
-    /** The tag for a built image; defaults to {@link imageTagFor} on its build context. */
-    tagFor?: (contextDir: string) => string;
+    /**
+     * The tag and revision of a built image; defaults to {@link imageVersion} of its build
+     * inputs (a digest of them, or the configured `imageTag`).
+     */
+    versionFor?: (inputs: BuildInputs) => Promise<ImageVersion & { args?: Record<string, string> }>;
 }
 
 export interface ChainOutputs {
@@ -72,26 +75,35 @@ export function deployChain(config: StackConfig, opts: ChainOptions): ChainOutpu
         : undefined;
     const callersOf = (name: string) => config.services.filter(s => s.calls.includes(name));
 
-    const tagFor = opts.tagFor ?? ((dir: string) => imageTagFor(dir, config.imageTag));
-    const tags = new Map<string, string>();
-    const imageFor = (svc: ServiceConfig): pulumi.Output<string> => {
-        if (svc.image !== undefined) {
-            return pulumi.output(svc.image);
+    // One AppImage per distinct app folder, shared by every service built from it; its tag
+    // (a digest of the build inputs) and revision are worked out only here, asynchronously.
+    const versionFor = opts.versionFor ?? ((inputs: BuildInputs) => imageVersion(inputs, config.imageTag));
+    const builds = new Map<string, { ref: pulumi.Output<string>; revision: pulumi.Output<string | undefined> }>();
+    const appNames = new Set<string>();
+    const buildFor = (app: string) => {
+        const { context, dockerfile } = buildContext(opts.projectRoot, app);
+        let build = builds.get(dockerfile);
+        if (build === undefined) {
+            const version = versionFor({ context, dockerfile });
+            const name = imageName(app, appNames);
+            appNames.add(name);
+            const image = new AppImage(name, {
+                context, dockerfile, repository: name, registry: config.registry,
+                tag: version.then(v => v.tag),
+                args: version.then(v => v.args ?? {}),
+            });
+            build = { ref: image.ref, revision: pulumi.output(version.then(v => v.revision)) };
+            builds.set(dockerfile, build);
         }
-        const { context, dockerfile } = buildContext(opts.projectRoot, svc.app!);
-        // Apps sharing a context share a tag: hash (or ask git about) each context once.
-        const tag = tags.get(context) ?? tagFor(context);
-        tags.set(context, tag);
-        return new AppImage(svc.name, {
-            context, dockerfile, repository: svc.name, tag, registry: config.registry,
-        }).ref;
+        return build;
     };
 
     const services: Record<string, MicroService> = {};
     const outputs: ChainOutputs = { urls: {}, nodePorts: {}, images: {}, services, defaultDeny };
     for (const name of order) {
         const svc = byName.get(name)!;
-        const image = imageFor(svc);
+        const build = svc.app !== undefined ? buildFor(svc.app) : undefined;
+        const image = build?.ref ?? pulumi.output(svc.image!);
         const ms = new MicroService(name, {
             service: svc,
             callees: svc.calls.map(c => byName.get(c)!),
@@ -102,7 +114,7 @@ export function deployChain(config: StackConfig, opts: ChainOptions): ChainOutpu
             height: heights.get(name),
             liveCluster: provider === undefined,
             waitFor: [...(namespace ? [namespace] : []), ...(defaultDeny ? [defaultDeny] : []), ...svc.calls.map(c => services[c])],
-        }, resourceOpts);
+        }, build ? { ...resourceOpts, transformations: [revisionAnnotation(build.revision)] } : resourceOpts);
         services[name] = ms;
         outputs.urls[name] = ms.url;
         outputs.images[name] = image;
@@ -118,4 +130,29 @@ export function deployChain(config: StackConfig, opts: ChainOptions): ChainOutpu
         Object.assign(outputs.nodePorts, outputs.pinnedPorts.nodePorts);
     }
     return outputs;
+}
+
+/**
+ * The image repository (and AppImage name) of an app folder: its last segment, lower-cased;
+ * the whole path, `-`-joined, when another folder already took that name.
+ */
+export function imageName(app: string, taken: ReadonlySet<string>): string {
+    const segments = app.split(/[\\/]+/).filter(s => s !== "" && s !== ".");
+    const short = segments[segments.length - 1].toLowerCase();
+    return taken.has(short) ? segments.join("-").toLowerCase() : short;
+}
+
+/**
+ * Adds {@link REVISION_ANNOTATION} to a Deployment's own metadata (never its pod template, so a
+ * revision alone rolls no pod); a no-op for every other resource and when the revision is unknown.
+ */
+export function revisionAnnotation(revision: pulumi.Output<string | undefined>): pulumi.ResourceTransformation {
+    return ({ type, props, opts }) => {
+        if (type !== "kubernetes:apps/v1:Deployment") {
+            return undefined;
+        }
+        const metadata = pulumi.all([props.metadata, revision]).apply(([meta, rev]) => rev === undefined ? meta
+            : { ...meta, annotations: { ...meta?.annotations, [REVISION_ANNOTATION]: rev } });
+        return { props: { ...props, metadata }, opts };
+    };
 }

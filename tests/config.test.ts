@@ -20,7 +20,7 @@ describe("reading the stack config", () => {
 
     it("fails with a RunError (printed without a stack trace) listing the problems", () => {
         expectRunError({
-            "k8s-chain:services": JSON.stringify({ "service-a": { app: "apps/service-a", calls: ["service-x"] } }),
+            "k8s-chain:services": JSON.stringify({ "service-a": { app: "apps/chain-service", calls: ["service-x"] } }),
         }, [
             "k8s-chain config has 1 problem; nothing was created:",
             '  - services.service-a.calls: unknown service "service-x" (known: none)',
@@ -31,7 +31,7 @@ describe("reading the stack config", () => {
         expectRunError({
             "k8s-chain:registy": "localhost:5001",
             "kubernetes:context": "kind-kind",
-            "k8s-chain:services": JSON.stringify({ "service-c": { app: "apps/service-c" } }),
+            "k8s-chain:services": JSON.stringify({ "service-c": { app: "apps/chain-service" } }),
         }, [
             "k8s-chain config has 1 problem; nothing was created:",
             "  - registy: unknown config key `k8s-chain:registy`; valid keys are namespace, registry, imageTag, clusterDomain, renderDir, rolloutTimeoutSeconds, networkPolicies, services",
@@ -41,7 +41,7 @@ describe("reading the stack config", () => {
     it("refuses a rollout timeout out of range, naming the key, the value and the range", () => {
         expectRunError({
             "k8s-chain:rolloutTimeoutSeconds": "5",
-            "k8s-chain:services": JSON.stringify({ "service-c": { app: "apps/service-c" } }),
+            "k8s-chain:services": JSON.stringify({ "service-c": { app: "apps/chain-service" } }),
         }, [
             "k8s-chain config has 1 problem; nothing was created:",
             "  - rolloutTimeoutSeconds: 5 is not a valid rollout timeout in seconds; use an integer from 10 to 3600",
@@ -56,11 +56,11 @@ describe("reading the stack config", () => {
             "k8s-chain:clusterDomain": "k8s.local",
             "k8s-chain:renderDir": "out",
             "k8s-chain:rolloutTimeoutSeconds": "300",
-            "k8s-chain:services": JSON.stringify({ "service-c": { app: "apps/service-c" } }),
+            "k8s-chain:services": JSON.stringify({ "service-c": { app: "apps/chain-service" } }),
         });
         const cfg = readStackConfig(ROOT);
         assert.deepStrictEqual([cfg.namespace, cfg.registry, cfg.imageTag, cfg.clusterDomain, cfg.renderDir, cfg.rolloutTimeoutSeconds],
             ["chain", "localhost:5001", "v1", "k8s.local", "out", 300]);
-        assert.strictEqual(cfg.services[0].app, "apps/service-c");
+        assert.strictEqual(cfg.services[0].app, "apps/chain-service");
     });
 });

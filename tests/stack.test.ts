@@ -1,6 +1,8 @@
 import * as assert from "assert";
 import * as path from "path";
 import * as fs from "fs";
+import * as os from "os";
+import { execFileSync } from "child_process";
 import * as YAML from "yaml";
 import * as pulumi from "@pulumi/pulumi";
 import { byType, find, installMocks, Recorded, settle, valueOf } from "./support/mocks";
@@ -27,9 +29,13 @@ const ROOT = path.resolve(__dirname, "..");
  */
 function expectedCount(services: ReturnType<typeof parse>["services"], policies = true, live = true): number {
     const pinned = services.filter(s => s.nodePort !== undefined).length;
-    return services.reduce((n, s) => n + 3 + (s.replicas >= 2 ? 1 : 0) + (s.app ? 2 : 0) + (policies ? 1 : 0) + (live ? 2 : 0), 0)
-        + pinned + (pinned > 0 ? 1 : 0) + (policies ? 1 : 0);
+    const apps = new Set(services.filter(s => s.app !== undefined).map(s => s.app)).size;
+    return services.reduce((n, s) => n + 3 + (s.replicas >= 2 ? 1 : 0) + (policies ? 1 : 0) + (live ? 2 : 0), 0)
+        + 2 * apps + pinned + (pinned > 0 ? 1 : 0) + (policies ? 1 : 0);
 }
+
+/** A fixed tag and revision for built images, standing in for the digest of their inputs. */
+const fixed = (tag: string, revision?: string) => async () => ({ tag, revision, args: revision ? { REVISION: revision } : {} });
 
 /** Every resource's URN, by `type/name`, as the engine would key its state. */
 async function urnsOf(out: ChainOutputs): Promise<Record<string, string>> {
@@ -253,44 +259,101 @@ describe("stack (Pulumi mocks)", function () {
         assert.strictEqual(outOff.services["service-b"].networkPolicy, undefined);
     });
 
-    it("with a registry: pushes each app image and pins its Deployment to the pushed digest", async () => {
+    it("with a registry: pushes the app image once and pins every Deployment built from it to the pushed digest", async () => {
         recorded = installMocks();
         const cfg = parse({ registry: "localhost:5001", services: seedServices() });
-        const out = deployChain(cfg, { projectRoot: ROOT, tagFor: () => "0123abc" });
+        const out = deployChain(cfg, { projectRoot: ROOT, versionFor: fixed("0123abc", "c0ffee") });
         await settle(recorded, expectedCount(cfg.services));
-        const img = find(recorded, IMG, "service-a-image");
-        assert.strictEqual(img.inputs.imageName, "localhost:5001/service-a:0123abc");
+        assert.deepStrictEqual(byType(recorded, IMG).map(r => r.name), ["chain-service-image"]);
+        const img = find(recorded, IMG, "chain-service-image");
+        assert.strictEqual(img.inputs.imageName, "localhost:5001/chain-service:0123abc");
         assert.strictEqual(img.inputs.skipPush, false);
         assert.strictEqual(img.inputs.buildOnPreview, false);
-        assert.deepStrictEqual(img.inputs.build, { context: path.join(ROOT, "apps"), dockerfile: path.join(ROOT, "apps/service-a/Dockerfile") });
+        assert.deepStrictEqual(img.inputs.build, {
+            context: path.join(ROOT, "apps"), dockerfile: path.join(ROOT, "apps/chain-service/Dockerfile"), args: { REVISION: "c0ffee" },
+        });
         const digestRef = img.state.repoDigest;
-        assert.match(digestRef, /^localhost:5001\/service-a@sha256:[0-9a-f]{64}$/);
-        const container = find(recorded, DEP, "service-a-deployment").inputs.spec.template.spec.containers[0];
-        assert.strictEqual(container.image, digestRef);
-        assert.strictEqual(await valueOf(out.images["service-a"]), digestRef);
+        assert.match(digestRef, /^localhost:5001\/chain-service@sha256:[0-9a-f]{64}$/);
+        for (const name of ["sample-app", "service-a", "service-b", "service-c"]) {
+            const dep = find(recorded, DEP, `${name}-deployment`).inputs;
+            assert.strictEqual(dep.spec.template.spec.containers[0].image, digestRef, name);
+            assert.strictEqual(await valueOf(out.images[name]), digestRef, name);
+            // The revision is on the Deployment itself, never on the pod template (a revision alone rolls nothing).
+            assert.strictEqual(dep.metadata.annotations["k8s-chain.dev/revision"], "c0ffee", name);
+            assert.strictEqual(dep.spec.template.metadata.annotations?.["k8s-chain.dev/revision"], undefined, name);
+        }
     });
 
     it("without a registry: builds into the local engine only and runs an immutable tag, never latest", async () => {
         recorded = installMocks();
-        const cfg = parse({ services: { "service-c": { app: "apps/service-c" } } });
-        const out = deployChain(cfg, { projectRoot: ROOT, tagFor: () => "0123abc" });
+        const cfg = parse({ services: { "service-c": { app: "apps/chain-service" } } });
+        const out = deployChain(cfg, { projectRoot: ROOT, versionFor: fixed("0123abc") });
         await settle(recorded, expectedCount(cfg.services));
-        const img = find(recorded, IMG, "service-c-image");
-        assert.strictEqual(img.inputs.imageName, "service-c:0123abc");
+        const img = find(recorded, IMG, "chain-service-image");
+        assert.strictEqual(img.inputs.imageName, "chain-service:0123abc");
         assert.strictEqual(img.inputs.skipPush, true);
-        assert.strictEqual(find(recorded, DEP, "service-c-deployment").inputs.spec.template.spec.containers[0].image, "service-c:0123abc");
-        assert.strictEqual(await valueOf(out.images["service-c"]), "service-c:0123abc");
+        const dep = find(recorded, DEP, "service-c-deployment").inputs;
+        assert.strictEqual(dep.spec.template.spec.containers[0].image, "chain-service:0123abc");
+        assert.strictEqual(await valueOf(out.images["service-c"]), "chain-service:0123abc");
+        // No revision known (outside git): no annotation.
+        assert.strictEqual(dep.metadata.annotations["k8s-chain.dev/revision"], undefined);
     });
 
-    it("shares one tag between apps of the same build context, computing it once", async () => {
+    it("builds each distinct app folder once, asking for its version once, and names a second folder of the same name apart", async () => {
         recorded = installMocks();
         const asked: string[] = [];
-        const cfg = parse({ services: seedServices() });
-        deployChain(cfg, { projectRoot: ROOT, tagFor: dir => { asked.push(dir); return "t1"; } });
+        const cfg = parse({
+            services: { ...seedServices(), web: { app: "apps/web" }, "web-2": { app: "other/web" } },
+        }, ["apps/chain-service", "apps/web", "other/web"]);
+        deployChain(cfg, { projectRoot: ROOT, versionFor: async ({ dockerfile }) => { asked.push(path.relative(ROOT, dockerfile)); return { tag: "t1" }; } });
         await settle(recorded, expectedCount(cfg.services));
-        assert.deepStrictEqual(asked, [path.join(ROOT, "apps")]);
+        assert.deepStrictEqual(asked, ["apps/chain-service/Dockerfile", "apps/web/Dockerfile", "other/web/Dockerfile"]);
         assert.deepStrictEqual(byType(recorded, IMG).map(r => r.inputs.imageName).sort(),
-            ["sample-app:t1", "service-a:t1", "service-b:t1", "service-c:t1"]);
+            ["chain-service:t1", "other-web:t1", "web:t1"]);
+        assert.deepStrictEqual(find(recorded, IMG, "other-web-image").inputs.build.context, path.join(ROOT, "other"));
+    });
+
+    it("across commits of a git repo: a commit that touches no build input changes no image and no Deployment; a source change rolls all four", async function () {
+        this.timeout(60000);
+        // A repo holding a copy of the apps/ context (sources and manifests) and a README.
+        const repo = fs.mkdtempSync(path.join(os.tmpdir(), "k8s-chain-commits-"));
+        const git = (...args: string[]) => execFileSync("git", args, { cwd: repo, encoding: "utf8" }).trim();
+        const commit = (msg: string) => { git("add", "-A"); git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", msg); return git("rev-parse", "HEAD"); };
+        fs.cpSync(path.join(ROOT, "apps"), path.join(repo, "apps"), { recursive: true, filter: src => !/\/(node_modules|dist)$/.test(src) });
+        fs.writeFileSync(path.join(repo, "README.md"), "# one\n");
+        const run = async () => {
+            recorded = installMocks();
+            const cfg = parse({ services: seedServices() });
+            deployChain(cfg, { projectRoot: repo });
+            await settle(recorded, expectedCount(cfg.services));
+            const deps = Object.fromEntries(byType(recorded, DEP).map(r => [r.name, r.inputs]));
+            return { images: byType(recorded, IMG).map(r => r.inputs), deps };
+        };
+        try {
+            git("init", "-q");
+            const first = commit("first");
+            const before = await run();
+            assert.strictEqual(before.images.length, 1);
+            assert.strictEqual(before.images[0].build.args.REVISION, first);
+            assert.strictEqual(before.deps["service-a-deployment"].metadata.annotations["k8s-chain.dev/revision"], first);
+
+            fs.writeFileSync(path.join(repo, "README.md"), "# two\n");
+            fs.writeFileSync(path.join(repo, "apps", "chain-service", "NOTES.md"), "docs inside the context, ignored by .dockerignore\n");
+            commit("docs only");
+            assert.deepStrictEqual(await run(), before);
+
+            fs.appendFileSync(path.join(repo, "apps", "chain-service", "src", "server.ts"), "// changed\n");
+            const third = commit("source");
+            const after = await run();
+            assert.notStrictEqual(after.images[0].imageName, before.images[0].imageName);
+            assert.strictEqual(after.images[0].build.args.REVISION, third);
+            for (const [name, dep] of Object.entries(after.deps)) {
+                assert.strictEqual(dep.spec.template.spec.containers[0].image, after.images[0].imageName, name);
+                assert.strictEqual(dep.metadata.annotations["k8s-chain.dev/revision"], third, name);
+            }
+        } finally {
+            fs.rmSync(repo, { recursive: true, force: true });
+        }
     });
 
     it("exports urls, nodePorts (NodePort services only) and images", async () => {
@@ -299,7 +362,7 @@ describe("stack (Pulumi mocks)", function () {
             namespace: "chain",
             services: { ...seedServices(), picked: { image: PINNED, expose: "NodePort" }, lb: { image: PINNED, expose: "LoadBalancer" } },
         });
-        const out = deployChain(cfg, { projectRoot: ROOT, tagFor: () => "t1" });
+        const out = deployChain(cfg, { projectRoot: ROOT, versionFor: fixed("t1") });
         assert.deepStrictEqual(out.urls, {
             "sample-app": "http://sample-app.chain.svc.cluster.local:80",
             "service-a": "http://service-a.chain.svc.cluster.local:80",
@@ -371,9 +434,9 @@ describe("the program (index.ts) with the dev stack's config", function () {
         const dev = YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.dev.yaml"), "utf8")).config;
         pulumi.runtime.setAllConfig(Object.fromEntries(Object.entries(dev).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)])));
         program = require("../index");
-        // Per service: component, Deployment, Service, PDB, NetworkPolicy, AppImage, Image; two pinned ports
-        // under NodePorts; the default deny.
-        await settle(recorded, 4 * 7 + 3 + 1);
+        // Per service: component, Deployment, Service, PDB, NetworkPolicy, Rollout, port keeper; one AppImage
+        // and Image for the one app folder; two pinned ports under NodePorts; the default deny.
+        await settle(recorded, 4 * 7 + 2 + 3 + 1);
     });
 
     after(() => pulumi.runtime.setAllConfig({}));
@@ -405,14 +468,15 @@ describe("the program (index.ts) with the dev stack's config", function () {
         assert.deepStrictEqual(await valueOf(program.nodePorts["service-a"]), 30081);
     });
 
-    it("builds each app from its own folder with an immutable, non-latest tag", async () => {
+    it("builds the one app folder once, with a tag that is a digest of its inputs, and runs it in all four Deployments", async () => {
         const images = byType(recorded, IMG);
-        assert.deepStrictEqual(images.map(i => i.name).sort(), ["sample-app-image", "service-a-image", "service-b-image", "service-c-image"]);
-        for (const img of images) {
-            const tag = img.inputs.imageName.split(":")[1];
-            assert.ok(tag && tag !== "latest", `tag of ${img.inputs.imageName}`);
-            assert.ok(fs.existsSync(img.inputs.build.dockerfile), img.inputs.build.dockerfile);
+        assert.deepStrictEqual(images.map(i => i.name), ["chain-service-image"]);
+        const img = images[0].inputs;
+        assert.match(img.imageName, /^chain-service:inputs-[0-9a-f]{32}$/);
+        assert.ok(fs.existsSync(img.build.dockerfile), img.build.dockerfile);
+        for (const name of ["sample-app", "service-a", "service-b", "service-c"]) {
+            assert.strictEqual(find(recorded, DEP, `${name}-deployment`).inputs.spec.template.spec.containers[0].image, img.imageName, name);
+            assert.strictEqual(await valueOf(program.images[name]), img.imageName, name);
         }
-        assert.strictEqual(await valueOf(program.images["service-b"]), find(recorded, IMG, "service-b-image").inputs.imageName);
     });
 });

@@ -10,8 +10,12 @@ export function fakeFs(appFolders: string[], root = "/project") {
     };
 }
 
-/** Parses a raw config against a fake file system that has the usual four apps. */
-export function parse(raw: RawStackConfig, apps = ["apps/sample-app", "apps/service-a", "apps/service-b", "apps/service-c"]): StackConfig {
+/**
+ * Parses a raw config against a fake file system that has the dev stack's app folder
+ * (`apps/chain-service`) and, for validation tests that name a folder per service, `apps/<name>`
+ * for the four seed services (the fake file system only; the repository has one folder).
+ */
+export function parse(raw: RawStackConfig, apps = ["apps/chain-service", "apps/sample-app", "apps/service-a", "apps/service-b", "apps/service-c"]): StackConfig {
     return parseStackConfig(raw, fakeFs(apps));
 }
 
@@ -25,13 +29,13 @@ export function problemsOf(raw: RawStackConfig, apps?: string[]): string[] {
     throw new Error("expected the config to be refused");
 }
 
-/** The seed's system, as a raw catalog. */
+/** The seed's system, as a raw catalog: four services built from the one app folder. */
 export function seedServices(): Record<string, any> {
     return {
-        "sample-app": { app: "apps/sample-app", expose: "NodePort", nodePort: 30080 },
-        "service-a": { app: "apps/service-a", calls: ["service-b"], expose: "NodePort", nodePort: 30081 },
-        "service-b": { app: "apps/service-b", calls: ["service-c"] },
-        "service-c": { app: "apps/service-c" },
+        "sample-app": { app: "apps/chain-service", expose: "NodePort", nodePort: 30080 },
+        "service-a": { app: "apps/chain-service", calls: ["service-b"], expose: "NodePort", nodePort: 30081 },
+        "service-b": { app: "apps/chain-service", calls: ["service-c"] },
+        "service-c": { app: "apps/chain-service" },
     };
 }
 
