@@ -67,6 +67,12 @@ export const APP_ENV_INTS = {
 } as const;
 /** The apps' default `SHUTDOWN_TIMEOUT_MS` (apps/shared/src/config.ts). */
 export const APP_SHUTDOWN_TIMEOUT_DEFAULT_MS = 10_000;
+/** The apps' default `DOWNSTREAM_TIMEOUT_MS` (apps/shared/src/config.ts): the budget of a request with no `x-request-timeout-ms`. */
+export const APP_DOWNSTREAM_TIMEOUT_DEFAULT_MS = 2000;
+/** What each hop keeps out of the budget it forwards (apps/shared/src/app.ts `DEADLINE_MARGIN_MS`). */
+export const APP_DEADLINE_MARGIN_MS = 50;
+/** The least a caller at the end of a chain must still have for its downstream call, once every hop above kept its margin. */
+export const MIN_CALL_BUDGET_MS = 100;
 export const APP_LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
 /** One service of the catalog, with every default resolved. */
@@ -524,12 +530,20 @@ export function reservedLabelProblem(key: string): string | undefined {
     return undefined;
 }
 
+/** The timing an app built here will run with: its env, else the defaults; undefined where the env value is refused (reported apart). */
+interface AppTiming {
+    downstreamTimeoutMs?: number;
+    shutdownDelayMs?: number;
+    shutdownTimeoutMs?: number;
+}
+
 /**
  * The env values an app built from this project parses at start (apps/shared/src/config.ts),
- * checked as the app would, plus the drain's fit inside the pod's grace period: an app that
- * refuses its env exits 1 at start, and a drain longer than the grace period is cut by SIGKILL.
+ * checked as the app would, and how its own timing fits together: the drain inside the pod's
+ * grace period (else SIGKILL cuts it), and the longest a request waits inside the shutdown
+ * timeout (the app answers every request by then, so a longer wait would end in a 504).
  */
-function appEnvProblems(svc: ServiceConfig, at: string, graceSeconds: number, defaultDelayMs: number): string[] {
+function appEnvProblems(svc: ServiceConfig, at: string, graceSeconds: number, defaultDelayMs: number): { problems: string[]; timing: AppTiming } {
     const problems: string[] = [];
     const ints: Record<string, number> = {};
     for (const [key, range] of Object.entries(APP_ENV_INTS)) {
@@ -548,11 +562,81 @@ function appEnvProblems(svc: ServiceConfig, at: string, graceSeconds: number, de
     if (level !== undefined && level !== "" && !(APP_LOG_LEVELS as readonly string[]).includes(level)) {
         problems.push(`${at}.env.LOG_LEVEL: ${show(svc.env.LOG_LEVEL)} is refused by the app at start; use one of ${APP_LOG_LEVELS.join(", ")}`);
     }
-    const delay = ints.SHUTDOWN_DELAY_MS ?? (svc.env.SHUTDOWN_DELAY_MS === undefined ? defaultDelayMs : undefined);
-    const timeout = ints.SHUTDOWN_TIMEOUT_MS ?? (svc.env.SHUTDOWN_TIMEOUT_MS === undefined ? APP_SHUTDOWN_TIMEOUT_DEFAULT_MS : undefined);
+    const orDefault = (key: keyof typeof APP_ENV_INTS, fallback: number) =>
+        ints[key] ?? (svc.env[key] === undefined || svc.env[key].trim() === "" ? fallback : undefined);
+    const timing: AppTiming = {
+        downstreamTimeoutMs: orDefault("DOWNSTREAM_TIMEOUT_MS", APP_DOWNSTREAM_TIMEOUT_DEFAULT_MS),
+        // The stack sets SHUTDOWN_DELAY_MS unless `env` does (an empty value: the app's 0).
+        shutdownDelayMs: svc.env.SHUTDOWN_DELAY_MS === undefined ? defaultDelayMs : orDefault("SHUTDOWN_DELAY_MS", 0),
+        shutdownTimeoutMs: orDefault("SHUTDOWN_TIMEOUT_MS", APP_SHUTDOWN_TIMEOUT_DEFAULT_MS),
+    };
+    const { downstreamTimeoutMs: wait, shutdownDelayMs: delay, shutdownTimeoutMs: timeout } = timing;
     if (delay !== undefined && timeout !== undefined && delay + timeout >= graceSeconds * 1000) {
         problems.push(`${at}.env: SHUTDOWN_DELAY_MS (${delay}) + SHUTDOWN_TIMEOUT_MS (${timeout}) = ${delay + timeout} ms does not fit ` +
             `the pod's ${graceSeconds} s grace period, so Kubernetes would kill the drain; keep the sum under ${graceSeconds * 1000} ms`);
+    }
+    if (svc.calls.length > 0 && wait !== undefined && timeout !== undefined && wait + APP_DEADLINE_MARGIN_MS > timeout) {
+        problems.push(`${at}.env: DOWNSTREAM_TIMEOUT_MS (${wait}) + the apps' ${APP_DEADLINE_MARGIN_MS} ms deadline margin = ` +
+            `${wait + APP_DEADLINE_MARGIN_MS} ms does not fit SHUTDOWN_TIMEOUT_MS (${timeout}), so a request taken as the drain ends ` +
+            `would be cut short with a 504; keep DOWNSTREAM_TIMEOUT_MS at most ${timeout - APP_DEADLINE_MARGIN_MS} or raise ` +
+            `SHUTDOWN_TIMEOUT_MS to at least ${wait + APP_DEADLINE_MARGIN_MS}`);
+    }
+    return { problems, timing };
+}
+
+/**
+ * Deadlines down every chain of apps built here: a request entering at `k` (no header) has
+ * k's DOWNSTREAM_TIMEOUT_MS, and each hop below keeps the apps' margin out of what it forwards,
+ * so the caller `hops` levels down has that budget less `hops` margins for its own call. For
+ * each such `k`, the longest run of callers below it must leave MIN_CALL_BUDGET_MS (an entry
+ * lower in the chain with a smaller budget is checked as its own `k`). Services with a prebuilt
+ * image end a run: whether they honour the header is unknown.
+ */
+function deadlineProblems(services: ServiceConfig[], timings: Map<string, AppTiming>): string[] {
+    const byName = new Map(services.map(s => [s.name, s]));
+    const isAppCaller = (name: string) => timings.has(name) && byName.get(name)!.calls.length > 0;
+    /** The longest path of app-built callers below `name` (names after it), memoised; cycles are reported elsewhere. */
+    const longest = new Map<string, string[]>();
+    const visiting = new Set<string>();
+    const below = (name: string): string[] => {
+        const known = longest.get(name);
+        if (known !== undefined) {
+            return known;
+        }
+        if (visiting.has(name)) {
+            return [];
+        }
+        visiting.add(name);
+        let best: string[] = [];
+        for (const callee of byName.get(name)!.calls) {
+            if (callee !== name && isAppCaller(callee)) {
+                const path = [callee, ...below(callee)];
+                if (path.length > best.length) {
+                    best = path;
+                }
+            }
+        }
+        visiting.delete(name);
+        longest.set(name, best);
+        return best;
+    };
+    const problems: string[] = [];
+    for (const svc of services) {
+        const budget = timings.get(svc.name)?.downstreamTimeoutMs;
+        if (!isAppCaller(svc.name) || budget === undefined) {
+            continue;
+        }
+        const path = below(svc.name);
+        const left = budget - path.length * APP_DEADLINE_MARGIN_MS;
+        if (path.length > 0 && left < MIN_CALL_BUDGET_MS) {
+            const chain = [svc.name, ...path];
+            const shown = chain.length > 6 ? [...chain.slice(0, 2), "...", ...chain.slice(-2)] : chain;
+            const set = svc.env.DOWNSTREAM_TIMEOUT_MS === undefined || svc.env.DOWNSTREAM_TIMEOUT_MS.trim() === "" ? " (the apps' default)" : "";
+            problems.push(`services.${svc.name}.env.DOWNSTREAM_TIMEOUT_MS: ${budget} ms${set} is the budget of a request entering at ${svc.name}; ` +
+                `the ${path.length} caller${path.length === 1 ? "" : "s"} below it (${shown.join(" -> ")}) ${path.length === 1 ? "keeps" : "each keep"} the ${APP_DEADLINE_MARGIN_MS} ms deadline margin, ` +
+                `leaving ${path[path.length - 1]} ${left} ms for its call, under the ${MIN_CALL_BUDGET_MS} ms a call needs; ` +
+                `set it to at least ${MIN_CALL_BUDGET_MS + path.length * APP_DEADLINE_MARGIN_MS} or shorten the chain`);
+        }
     }
     return problems;
 }
@@ -564,6 +648,8 @@ export const SHUTDOWN_DELAY_MS = 5000;
 /** Rules that need the whole catalog: callees, cycles, shared node ports, env collisions, reserved names. */
 function checkCatalog(services: ServiceConfig[], problems: string[], namespace: string): void {
     const names = new Set(services.map(s => s.name));
+    /** The timing of every service built from an app folder here, for the deadline check. */
+    const timings = new Map<string, AppTiming>();
     const known = [...names].sort();
     for (const svc of services) {
         svc.calls.forEach((callee, i) => {
@@ -588,7 +674,9 @@ function checkCatalog(services: ServiceConfig[], problems: string[], namespace: 
             }
         }
         if (svc.app !== undefined) {
-            problems.push(...appEnvProblems(svc, `services.${svc.name}`, TERMINATION_GRACE_SECONDS, SHUTDOWN_DELAY_MS));
+            const app = appEnvProblems(svc, `services.${svc.name}`, TERMINATION_GRACE_SECONDS, SHUTDOWN_DELAY_MS);
+            problems.push(...app.problems);
+            timings.set(svc.name, app.timing);
         }
         if (svc.name === DEFAULT_DENY_POLICY_NAME) {
             problems.push(`services.${svc.name}: ${show(svc.name)} is reserved: the stack names its default-deny NetworkPolicy so; rename the service`);
@@ -597,6 +685,7 @@ function checkCatalog(services: ServiceConfig[], problems: string[], namespace: 
             problems.push(`services.${svc.name}: "kubernetes" in namespace "default" is the API server's own Service, which the stack would take over; rename the service or set \`namespace\``);
         }
     }
+    problems.push(...deadlineProblems(services.map(s => ({ ...s, calls: s.calls.filter(c => names.has(c)) })), timings));
     const graph = new Map(services.map(s => [s.name, s.calls.filter(c => c !== s.name && names.has(c))]));
     for (const cycle of findCycles(graph)) {
         problems.push(`services.${cycle[0]}.calls: call cycle ${cycle.join(" -> ")}; the chain must end, so remove one of these calls`);

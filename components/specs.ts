@@ -63,8 +63,9 @@ export function providerAnnotations(where: Placement, wait: "bounded" | "none" =
 }
 
 /**
- * Probe timing, all on `healthPath` at the `http` port (a route that touches nothing
- * downstream, so no probe follows the call chain; the seed's readiness on `/` did).
+ * Probe timing, all at the `http` port, on routes that touch nothing downstream (so no probe
+ * follows the call chain; the seed's readiness on `/` did): startup and readiness on
+ * `healthPath`, liveness on the app's liveness route (see {@link livenessPath}).
  *
  * - **startup**: every second from the container's start, so a pod is Ready about a second
  *   after it first answers, not after a fixed initial delay (the seed's 15 s delay and 10 s
@@ -84,22 +85,23 @@ export const PROBE_TIMING = {
     liveness: { periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 6 },
 } as const;
 
-// SHUTDOWN_DELAY_MS (5000, re-exported from catalog.ts, which checks `env` against it): how
-// long a pod keeps serving after SIGTERM while its readiness fails, so kube-proxy and ingresses
-// stop sending it traffic before it closes (the app reads `SHUTDOWN_DELAY_MS`).
-/**
- * Per-call timeout of a service whose callees call nobody (the apps' own default). Each level
- * further up the chain waits one step longer, so a caller outlasts its callee's own timeout
- * and the error that comes back names the service that really hung, not the first caller
- * to give up (with equal timeouts, A's call to B expires just as B's call to C does).
- */
-export const DOWNSTREAM_TIMEOUT_BASE_MS = 2000;
-export const DOWNSTREAM_TIMEOUT_STEP_MS = 1000;
+/** The liveness route of the apps built from this project (apps/shared/src/app.ts): 200 while the process runs, drain included. */
+export const LIVENESS_PATH = "/livez";
 
-/** The `DOWNSTREAM_TIMEOUT_MS` for a service `height` calls above the end of its chain; none for a leaf. */
-export function downstreamTimeoutMs(height: number): number | undefined {
-    return height === 0 ? undefined : DOWNSTREAM_TIMEOUT_BASE_MS + DOWNSTREAM_TIMEOUT_STEP_MS * (height - 1);
+/**
+ * The liveness probe's path: {@link LIVENESS_PATH} for a service built from an app folder here
+ * (the app serves it); `healthPath` for a prebuilt image, which may not serve `/livez` (a
+ * liveness probe on a route that 404s would restart the pod forever).
+ */
+export function livenessPath(svc: Pick<ServiceConfig, "app" | "healthPath">): string {
+    return svc.app !== undefined ? LIVENESS_PATH : svc.healthPath;
 }
+
+// SHUTDOWN_DELAY_MS (5000, re-exported from catalog.ts, which checks `env` against it): how
+// long a pod keeps answering every route after SIGTERM while its endpoints and kube-proxy catch
+// up (the app reads `SHUTDOWN_DELAY_MS`). No per-call timeout is set: a request's remaining
+// budget travels with it (`x-request-timeout-ms`), so the apps' own DOWNSTREAM_TIMEOUT_MS
+// (default 2000 ms, or `env`) bounds a request that enters anywhere in the chain.
 
 // TERMINATION_GRACE_SECONDS (30, re-exported from catalog.ts): Kubernetes kills the pod after
 // this; it must exceed the drain delay plus in-flight work (validation checks the apps' env against it).
@@ -155,12 +157,11 @@ export function objectLabels(svc: ServiceConfig): Record<string, string> {
 
 /**
  * The container env: `SERVICE_NAME`, `PORT`, one `<CALLEE>_URL` per callee, `DOWNSTREAM_URLS`
- * (in `calls` order), the drain delay and (for a caller) the per-call timeout, then the
- * catalog's `env` (which may override those two but not the wiring: validation refuses that).
- * @param height the service's {@link callHeights} entry, for its timeout. @default 0
+ * (in `calls` order), the drain delay, then the catalog's `env` (which may override the delay,
+ * and set `DOWNSTREAM_TIMEOUT_MS`, but not the wiring: validation refuses that).
  */
 export function containerEnv(
-    svc: ServiceConfig, callees: ReadonlyArray<ServiceConfig>, where: Pick<Placement, "namespace" | "clusterDomain">, height = 0,
+    svc: ServiceConfig, callees: ReadonlyArray<ServiceConfig>, where: Pick<Placement, "namespace" | "clusterDomain">,
 ): EnvVar[] {
     const urls = callees.map(c => serviceUrl(c, where));
     const env: EnvVar[] = [
@@ -169,14 +170,8 @@ export function containerEnv(
         ...callees.map((c, i) => ({ name: urlEnvName(c.name), value: urls[i] })),
         { name: "DOWNSTREAM_URLS", value: urls.join(",") },
     ];
-    const tuning: Record<string, number | undefined> = {
-        SHUTDOWN_DELAY_MS,
-        DOWNSTREAM_TIMEOUT_MS: downstreamTimeoutMs(height),
-    };
-    for (const [name, value] of Object.entries(tuning)) {
-        if (value !== undefined && svc.env[name] === undefined) {
-            env.push({ name, value: String(value) });
-        }
+    if (svc.env.SHUTDOWN_DELAY_MS === undefined) {
+        env.push({ name: "SHUTDOWN_DELAY_MS", value: String(SHUTDOWN_DELAY_MS) });
     }
     for (const [name, value] of Object.entries(svc.env)) {
         env.push({ name, value });
@@ -186,12 +181,12 @@ export function containerEnv(
 
 /** The three probes of a service's container (see {@link PROBE_TIMING}). */
 export function probes(svc: ServiceConfig) {
-    const on = (timing: (typeof PROBE_TIMING)[keyof typeof PROBE_TIMING]) =>
-        ({ httpGet: { path: svc.healthPath, port: "http" }, ...timing });
+    const on = (path: string, timing: (typeof PROBE_TIMING)[keyof typeof PROBE_TIMING]) =>
+        ({ httpGet: { path, port: "http" }, ...timing });
     return {
-        startupProbe: on(PROBE_TIMING.startup),
-        readinessProbe: on(PROBE_TIMING.readiness),
-        livenessProbe: on(PROBE_TIMING.liveness),
+        startupProbe: on(svc.healthPath, PROBE_TIMING.startup),
+        readinessProbe: on(svc.healthPath, PROBE_TIMING.readiness),
+        livenessProbe: on(livenessPath(svc), PROBE_TIMING.liveness),
     };
 }
 
@@ -212,7 +207,8 @@ export function deploymentSpec(
     callees: ReadonlyArray<ServiceConfig>,
     where: Placement,
     image: pulumi.Input<string>,
-    height = 0,
+    /** @deprecated ignored: timeouts no longer follow the call height (callers may stop passing it). */
+    _height?: number,
 ): Deployment {
     const labels = objectLabels(svc);
     return {
@@ -253,7 +249,7 @@ export function deploymentSpec(
                         // A digest or an immutable tag never changes under a name, so a node's copy is good.
                         imagePullPolicy: "IfNotPresent",
                         ports: [{ name: "http", containerPort: svc.port, protocol: "TCP" }],
-                        env: containerEnv(svc, callees, where, height),
+                        env: containerEnv(svc, callees, where),
                         ...probes(svc),
                         resources: {
                             requests: { ...RESOURCES.requests },

@@ -2,8 +2,13 @@ import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
-import { ConfigError, imagePinProblem, parseStackConfig, ROLLOUT_TIMEOUT_SECONDS, urlEnvName } from "../components/catalog";
+import {
+    APP_DEADLINE_MARGIN_MS, APP_DOWNSTREAM_TIMEOUT_DEFAULT_MS, APP_SHUTDOWN_TIMEOUT_DEFAULT_MS, ConfigError, imagePinProblem, parseStackConfig,
+    ROLLOUT_TIMEOUT_SECONDS, urlEnvName,
+} from "../components/catalog";
 import { nodePortServiceName } from "../components/specs";
+import { DEADLINE_MARGIN_MS } from "../apps/shared/src/app";
+import { loadConfig } from "../apps/shared/src/config";
 import { PINNED, parse, problemsOf, seedServices } from "./support/catalogs";
 
 describe("catalog: defaults", () => {
@@ -363,6 +368,53 @@ describe("catalog: as strict as the API server, the runtime and the apps", () =>
             "services.service-b.env: SHUTDOWN_DELAY_MS (5000) + SHUTDOWN_TIMEOUT_MS (25000) = 30000 ms does not fit the pod's 30 s grace period, so Kubernetes would kill the drain; keep the sum under 30000 ms",
         ]);
         assert.strictEqual(parse({ services: { "service-c": { app: "apps/service-c", env: { SHUTDOWN_DELAY_MS: "10000", SHUTDOWN_TIMEOUT_MS: "19999", LOG_LEVEL: "debug" } } } }).services.length, 1);
+    });
+
+    it("budgets, drain, shutdown timeout and grace period fit together: every problem in one error, naming field, value and fix", () => {
+        // A request taken as the drain ends waits up to DOWNSTREAM_TIMEOUT_MS; the app answers
+        // everything by SHUTDOWN_TIMEOUT_MS less the 50 ms margin after it.
+        assert.deepStrictEqual(one({
+            edge: { app: "apps/chain-service", calls: ["mid"], env: { DOWNSTREAM_TIMEOUT_MS: "15000" } },
+            mid: { app: "apps/chain-service", calls: ["leaf"], env: { SHUTDOWN_TIMEOUT_MS: "1000" } },
+            leaf: { app: "apps/chain-service", env: { DOWNSTREAM_TIMEOUT_MS: "60000", SHUTDOWN_DELAY_MS: "20000" } },
+            prebuilt: { image: "n:1", calls: ["leaf"], env: { DOWNSTREAM_TIMEOUT_MS: "60000" } },
+        }), [
+            "services.edge.env: DOWNSTREAM_TIMEOUT_MS (15000) + the apps' 50 ms deadline margin = 15050 ms does not fit SHUTDOWN_TIMEOUT_MS (10000), so a request taken as the drain ends would be cut short with a 504; keep DOWNSTREAM_TIMEOUT_MS at most 9950 or raise SHUTDOWN_TIMEOUT_MS to at least 15050",
+            "services.mid.env: DOWNSTREAM_TIMEOUT_MS (2000) + the apps' 50 ms deadline margin = 2050 ms does not fit SHUTDOWN_TIMEOUT_MS (1000), so a request taken as the drain ends would be cut short with a 504; keep DOWNSTREAM_TIMEOUT_MS at most 950 or raise SHUTDOWN_TIMEOUT_MS to at least 2050",
+            "services.leaf.env: SHUTDOWN_DELAY_MS (20000) + SHUTDOWN_TIMEOUT_MS (10000) = 30000 ms does not fit the pod's 30 s grace period, so Kubernetes would kill the drain; keep the sum under 30000 ms",
+        ]);
+        // The dev stack's defaults fit: 2000 ms budgets, a 5000 ms drain, a 10000 ms shutdown timeout, 30 s grace.
+        assert.strictEqual(parse({ services: seedServices() }).services.length, 4);
+    });
+
+    it("deadlines down a chain of any depth: each entry's budget must outlast the margins of the callers below it", () => {
+        // 41 services in a row, each calling the next: entering at s0, the caller 39 hops down
+        // (s39) has 2000 - 39 x 50 = 50 ms left; s1 leaves s39 100 ms, the least that fits.
+        const chain: Record<string, unknown> = {};
+        for (let i = 0; i <= 40; i++) {
+            chain[`s${i}`] = { app: "apps/chain-service", ...(i < 40 ? { calls: [`s${i + 1}`] } : {}) };
+        }
+        assert.deepStrictEqual(one(chain), [
+            "services.s0.env.DOWNSTREAM_TIMEOUT_MS: 2000 ms (the apps' default) is the budget of a request entering at s0; the 39 callers below it (s0 -> s1 -> ... -> s38 -> s39) each keep the 50 ms deadline margin, leaving s39 50 ms for its call, under the 100 ms a call needs; set it to at least 2050 or shorten the chain",
+        ]);
+        (chain.s0 as { env?: Record<string, string> }).env = { DOWNSTREAM_TIMEOUT_MS: "2050" };
+        assert.strictEqual(parse({ services: chain }).services.length, 41);
+        // A short budget further down is checked as its own entry (and a prebuilt image ends the run).
+        assert.deepStrictEqual(one({
+            a: { app: "apps/chain-service", calls: ["b", "x"] },
+            b: { app: "apps/chain-service", calls: ["c"], env: { DOWNSTREAM_TIMEOUT_MS: "120" } },
+            c: { app: "apps/chain-service", calls: ["d"] },
+            d: { app: "apps/chain-service" },
+            x: { image: "x:1", calls: ["c"] },
+        }), [
+            "services.b.env.DOWNSTREAM_TIMEOUT_MS: 120 ms is the budget of a request entering at b; the 1 caller below it (b -> c) keeps the 50 ms deadline margin, leaving c 70 ms for its call, under the 100 ms a call needs; set it to at least 150 or shorten the chain",
+        ]);
+    });
+
+    it("the deadline constants match the apps'", () => {
+        assert.strictEqual(APP_DEADLINE_MARGIN_MS, DEADLINE_MARGIN_MS);
+        const defaults = loadConfig({}, "x");
+        assert.deepStrictEqual([APP_DOWNSTREAM_TIMEOUT_DEFAULT_MS, APP_SHUTDOWN_TIMEOUT_DEFAULT_MS], [defaults.downstreamTimeoutMs, defaults.shutdownTimeoutMs]);
     });
 
     it("a `services` that is not a map still gets every other problem listed", () => {

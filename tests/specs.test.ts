@@ -45,19 +45,18 @@ describe("specs", () => {
         ]);
     });
 
-    it("gives each caller a per-call timeout one step longer than its callee's, so the real culprit is reported", () => {
+    it("sets no per-call timeout: none from the call height, the apps' own unless `env` sets one", () => {
         const { by, callees } = seed();
-        const timeout = (n: string, height: number) =>
-            containerEnv(by.get(n)!, callees(n), where, height).find(e => e.name === "DOWNSTREAM_TIMEOUT_MS")?.value;
-        assert.strictEqual(timeout("service-c", 0), undefined);
-        assert.strictEqual(timeout("service-b", 1), "2000");
-        assert.strictEqual(timeout("service-a", 2), "3000");
+        for (const name of ["service-a", "service-b", "service-c"]) {
+            const names = containerEnv(by.get(name)!, callees(name), where).map(e => e.name);
+            assert.deepStrictEqual(names.filter(n => !n.endsWith("_URL")), ["SERVICE_NAME", "PORT", "DOWNSTREAM_URLS", "SHUTDOWN_DELAY_MS"], name);
+        }
         const own = parse({ services: { a: { image: "a:1", calls: ["b"], env: { DOWNSTREAM_TIMEOUT_MS: "500" } }, b: { image: "b:1" } } });
-        assert.deepStrictEqual(containerEnv(own.services[0], [own.services[1]], where, 1).filter(e => e.name === "DOWNSTREAM_TIMEOUT_MS"),
-            [{ name: "DOWNSTREAM_TIMEOUT_MS", value: "500" }], "`env` overrides it, once");
+        assert.deepStrictEqual(containerEnv(own.services[0], [own.services[1]], where).filter(e => e.name === "DOWNSTREAM_TIMEOUT_MS"),
+            [{ name: "DOWNSTREAM_TIMEOUT_MS", value: "500" }], "`env` sets it, once");
     });
 
-    it("builds the seed's sample-app: 2 replicas, probes on /health at the named port, NodePort 30080, 80 -> 8080", () => {
+    it("builds the seed's sample-app: 2 replicas, startup and readiness on /health, liveness on /livez, NodePort 30080, 80 -> 8080", () => {
         const { by } = seed();
         const svc = by.get("sample-app")!;
         const dep = deploymentSpec(svc, [], where, PINNED) as any;
@@ -70,7 +69,7 @@ describe("specs", () => {
         const health = { path: "/health", port: "http" };
         assert.deepStrictEqual(c.startupProbe, { httpGet: health, periodSeconds: 1, timeoutSeconds: 2, failureThreshold: 60 });
         assert.deepStrictEqual(c.readinessProbe, { httpGet: health, periodSeconds: 2, timeoutSeconds: 2, failureThreshold: 2 });
-        assert.deepStrictEqual(c.livenessProbe, { httpGet: health, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 6 });
+        assert.deepStrictEqual(c.livenessProbe, { httpGet: { path: "/livez", port: "http" }, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 6 });
         // Its own Service (the DNS name) is a ClusterIP; the pinned port has a Service of its own.
         const s = serviceSpec(svc, where) as any;
         assert.deepStrictEqual(s.metadata.name, "sample-app");
@@ -130,12 +129,23 @@ describe("specs", () => {
         assert.strictEqual((serviceSpec(x, where) as any).spec.type, "ClusterIP");
     });
 
-    it("probes: startup every second with no initial delay, then readiness and liveness; none follows the call chain", () => {
-        const cfg = parse({ services: { a: { image: "a:1", calls: ["b"], healthPath: "/ready" }, b: { image: "b:1" } } });
-        const p = probes(cfg.services[0]);
-        assert.deepStrictEqual(Object.keys(p), ["startupProbe", "readinessProbe", "livenessProbe"]);
-        for (const probe of Object.values(p)) {
-            assert.deepStrictEqual(probe.httpGet, { path: "/ready", port: "http" });
+    it("probes: startup every second with no initial delay, readiness on healthPath, liveness on /livez (healthPath for a prebuilt image); none follows the call chain", () => {
+        const cfg = parse({
+            services: {
+                a: { app: "apps/chain-service", calls: ["b"], healthPath: "/ready" },
+                b: { image: "b:1", healthPath: "/ready" },
+            },
+        });
+        const built = probes(cfg.services[0]);
+        assert.deepStrictEqual(Object.keys(built), ["startupProbe", "readinessProbe", "livenessProbe"]);
+        assert.deepStrictEqual(
+            [built.startupProbe.httpGet, built.readinessProbe.httpGet, built.livenessProbe.httpGet],
+            [{ path: "/ready", port: "http" }, { path: "/ready", port: "http" }, { path: "/livez", port: "http" }],
+        );
+        // A prebuilt image may not serve /livez: liveness stays on its health path.
+        assert.deepStrictEqual(probes(cfg.services[1]).livenessProbe.httpGet, { path: "/ready", port: "http" });
+        for (const probe of [...Object.values(built), ...Object.values(probes(cfg.services[1]))]) {
+            assert.notStrictEqual(probe.httpGet.path, "/", "no probe on the route that calls downstream");
             assert.strictEqual("initialDelaySeconds" in probe, false, "no fixed initial delay: the startup probe gates the others");
         }
         // A start of up to about a minute is covered before the kubelet restarts the container.
