@@ -3,7 +3,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as path from "path";
-import { AppImage } from "./app-image";
+import type { AppImage } from "./app-image";
 import { ServiceConfig, StackConfig } from "./catalog";
 import { callHeights, creationOrder } from "./graph";
 import { BuildInputs, ImageVersion, imageVersion, REVISION_ANNOTATION } from "./image-tag";
@@ -87,7 +87,10 @@ export function deployChain(config: StackConfig, opts: ChainOptions): ChainOutpu
             const version = versionFor({ context, dockerfile });
             const name = imageName(app, appNames);
             appNames.add(name);
-            const image = new AppImage(name, {
+            // Loaded here, not at the top: @pulumi/docker costs load time that a catalog of
+            // prebuilt images never needs.
+            const { AppImage: AppImageClass } = require("./app-image") as { AppImage: typeof AppImage };
+            const image = new AppImageClass(name, {
                 context, dockerfile, repository: name, registry: config.registry,
                 tag: version.then(v => v.tag),
                 args: version.then(v => v.args ?? {}),

@@ -35,7 +35,7 @@ function expectedCount(services: ReturnType<typeof parse>["services"], policies 
 }
 
 /** A fixed tag and revision for built images, standing in for the digest of their inputs. */
-const fixed = (tag: string, revision?: string) => async () => ({ tag, revision, args: revision ? { REVISION: revision } : {} });
+const fixed = (tag: string, revision?: string) => async () => ({ tag, revision, args: revision ? { REVISION: revision } : {} as Record<string, string> });
 
 /** Every resource's URN, by `type/name`, as the engine would key its state. */
 async function urnsOf(out: ChainOutputs): Promise<Record<string, string>> {
@@ -441,14 +441,15 @@ describe("the program (index.ts) with the dev stack's config", function () {
 
     after(() => pulumi.runtime.setAllConfig({}));
 
-    it("matches the seed: sample-app with 2 replicas, NodePort 30080, port 80 -> 8080, probes on /health", () => {
+    it("matches the seed: sample-app with 2 replicas, NodePort 30080, port 80 -> 8080, startup and readiness on /health, liveness on /livez", () => {
         const dep = find(recorded, DEP, "sample-app-deployment").inputs;
         assert.strictEqual(dep.spec.replicas, 2);
         const c = dep.spec.template.spec.containers[0];
         assert.strictEqual(c.ports[0].containerPort, 8080);
-        for (const probe of [c.startupProbe, c.readinessProbe, c.livenessProbe]) {
+        for (const probe of [c.startupProbe, c.readinessProbe]) {
             assert.deepStrictEqual(probe.httpGet, { path: "/health", port: "http" });
         }
+        assert.deepStrictEqual(c.livenessProbe.httpGet, { path: "/livez", port: "http" });
         const svc = find(recorded, SVC, "sample-app-service").inputs.spec;
         assert.deepStrictEqual(svc.ports, [{ name: "http-80", protocol: "TCP", port: 80, targetPort: "http" }]);
         assert.strictEqual(svc.type, "ClusterIP");
@@ -462,7 +463,8 @@ describe("the program (index.ts) with the dev stack's config", function () {
         assert.deepStrictEqual(env("service-a").find((e: any) => e.name === "DOWNSTREAM_URLS").value, "http://service-b.default.svc.cluster.local:80");
         assert.deepStrictEqual(env("service-b").find((e: any) => e.name === "SERVICE_C_URL").value, "http://service-c.default.svc.cluster.local:80");
         const timeout = (n: string) => env(n).find((e: any) => e.name === "DOWNSTREAM_TIMEOUT_MS")?.value;
-        assert.deepStrictEqual([timeout("service-a"), timeout("service-b"), timeout("service-c")], ["3000", "2000", undefined]);
+        // No per-call timeout from the call height: the request's budget travels with it (x-request-timeout-ms).
+        assert.deepStrictEqual([timeout("service-a"), timeout("service-b"), timeout("service-c")], [undefined, undefined, undefined]);
         assert.deepStrictEqual(find(recorded, SVC, "node-port-30081").inputs.spec.selector, { "app.kubernetes.io/name": "service-a" });
         assert.deepStrictEqual(await valueOf(program.nodePorts["sample-app"]), 30080);
         assert.deepStrictEqual(await valueOf(program.nodePorts["service-a"]), 30081);

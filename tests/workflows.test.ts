@@ -470,16 +470,18 @@ describe("GitHub workflows (.github/workflows)", function () {
       await assertPulumiStackAndBackend(previewStep(), job());
     });
 
-    it("config-map: imageTag is the PR's head commit; registry only when vars.IMAGE_REGISTRY is set", async () => {
+    it("config-map: no imageTag (the stack's digest of each image's inputs); registry only when vars.IMAGE_REGISTRY is set", async () => {
       const input = String(previewStep().with?.["config-map"]);
       const github = { sha, event: { pull_request: { head: { sha: headSha } } } };
       const without = parseYaml(await evaluateTemplate(input, { github, vars: {} }));
-      assert.deepEqual(without, { "k8s-chain:imageTag": { value: headSha, secret: false } });
+      assert.ok(without === null || without === undefined || Object.keys(without).length === 0, JSON.stringify(without));
       const withRegistry = parseYaml(await evaluateTemplate(input, { github, vars: { IMAGE_REGISTRY: "ghcr.io/acme" } }));
-      assert.deepEqual(withRegistry, {
-        "k8s-chain:imageTag": { value: headSha, secret: false },
-        "k8s-chain:registry": { value: "ghcr.io/acme", secret: false },
-      });
+      assert.deepEqual(withRegistry, { "k8s-chain:registry": { value: "ghcr.io/acme", secret: false } });
+    });
+
+    it("checks out the whole history (each image's revision is the last commit that touched its inputs)", () => {
+      const checkout = findStep(job(), usesAction("actions/checkout"), "using actions/checkout");
+      assert.equal(String(checkout.with?.["fetch-depth"]), "0");
     });
 
     it("writes the kubeconfig when the secret is there, and previews without one otherwise", () => {
@@ -531,13 +533,17 @@ describe("GitHub workflows (.github/workflows)", function () {
       await assertPulumiStackAndBackend(step, job());
     });
 
-    it("config-map sets imageTag to the commit SHA and registry to vars.IMAGE_REGISTRY", async () => {
+    it("config-map sets the registry to vars.IMAGE_REGISTRY and no imageTag (a commit that touches no build input rolls nothing)", async () => {
       const input = String(upStep().with?.["config-map"]);
       const evaluated = await evaluateTemplate(input, { github: { sha }, vars: { IMAGE_REGISTRY: "docker.io/alice" } });
       assert.deepEqual(parseYaml(evaluated), {
-        "k8s-chain:imageTag": { value: sha, secret: false },
         "k8s-chain:registry": { value: "docker.io/alice", secret: false },
       });
+    });
+
+    it("checks out the whole history (each image's revision is the last commit that touched its inputs)", () => {
+      const checkout = findStep(job(), usesAction("actions/checkout"), "using actions/checkout");
+      assert.equal(String(checkout.with?.["fetch-depth"]), "0");
     });
 
     it("logs in to the registry (docker/login-action, secrets as inputs) and writes the kubeconfig before pulumi up", () => {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `npm run test:images`: build every app image on a private, throwaway Docker engine, push it
+# `npm run test:images`: build the app image (apps/chain-service) on a private, throwaway Docker engine, push it
 # to a private registry, pull it back by digest and run it read-only as 10001:10001.
 #
 # 1. installs Debian's docker.io, docker-registry and debootstrap if missing (needs root);

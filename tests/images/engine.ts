@@ -159,25 +159,19 @@ export function checkDockerfile(app: string, appsDir: string): string {
 
 /**
  * docker build with the apps/ folder as context and the local base image, logging to the
- * temp dir; throws `<app>: docker build failed ...` with the log's last lines.
+ * temp dir; throws `<app>: docker build failed ...` with the log's last lines. It reads the
+ * app's own Dockerfile: there is one (apps/chain-service), so no other folder's Dockerfile of the
+ * same name, size and mtime can be served from BuildKit's cache in its place (moby/buildkit#1368,
+ * which the suite checks directly).
  */
-let builds = 0;
-
-export async function build(app: string, tag: string, appsDir = env.appsDir): Promise<number> {
+export async function build(app: string, tag: string, appsDir = env.appsDir, args: Record<string, string> = {}): Promise<number> {
   const file = checkDockerfile(app, appsDir);
-  // BuildKit syncs the Dockerfile's folder into a cache shared by every build with the same
-  // context, and skips a file whose size and mtime it has seen: in a fresh clone
-  // service-a/Dockerfile and service-b/Dockerfile have the same size and often the same
-  // (coarse) mtime, and service-b was then built from service-a's Dockerfile (seen here).
-  // A copy under a name used once makes each build read its own Dockerfile.
-  const own = path.join(env.work, "dockerfiles", `${app}-${++builds}.Dockerfile`);
-  fs.mkdirSync(path.dirname(own), { recursive: true });
-  fs.copyFileSync(file, own);
   const t0 = Date.now();
   const r = await docker([
     "build", "--network", "host", "--progress", "plain",
     "--build-arg", `NODE_IMAGE=${env.baseImage}`,
-    "-f", own, "-t", tag, appsDir,
+    ...Object.entries(args).flatMap(([k, v]) => ["--build-arg", `${k}=${v}`]),
+    "-f", file, "-t", tag, appsDir,
   ]);
   const log = path.join(env.work, `build-${app}-${t0}.log`);
   fs.writeFileSync(log, r.stdout + r.stderr);
