@@ -2,6 +2,7 @@
 // whole stack can be built under Pulumi's mocks with any catalog.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import * as fs from "fs";
 import * as path from "path";
 import type { AppImage } from "./app-image";
 import { ServiceConfig, StackConfig } from "./catalog";
@@ -79,6 +80,13 @@ export function deployChain(config: StackConfig, opts: ChainOptions): ChainOutpu
     // (a digest of the build inputs) and revision are worked out only here, asynchronously.
     const versionFor = opts.versionFor ?? ((inputs: BuildInputs) => imageVersion(inputs, config.imageTag));
     const builds = new Map<string, { ref: pulumi.Output<string>; revision: pulumi.Output<string | undefined> }>();
+    const apps = [...new Set(config.services.flatMap(s => (s.app !== undefined ? [s.app] : [])))];
+    if (apps.length > 1) {
+        const problem = sameSizeDockerfiles(apps.map(app => buildContext(opts.projectRoot, app).dockerfile), opts.projectRoot);
+        if (problem !== undefined) {
+            throw new pulumi.RunError(problem);
+        }
+    }
     const appNames = new Set<string>();
     const buildFor = (app: string) => {
         const { context, dockerfile } = buildContext(opts.projectRoot, app);
@@ -158,4 +166,28 @@ export function revisionAnnotation(revision: pulumi.Output<string | undefined>):
             : { ...meta, annotations: { ...meta?.annotations, [REVISION_ANNOTATION]: rev } });
         return { props: { ...props, metadata }, opts };
     };
+}
+
+/**
+ * Two app folders whose Dockerfiles have the same size: BuildKit (still, measured by
+ * `npm run test:images`) can build one of them from the other's cached Dockerfile when name,
+ * size and mtime match, and a fresh clone gives them one mtime (moby/buildkit#1368). Returns the
+ * message, or undefined. Only stats the files, and only for a catalog with two app folders or more.
+ */
+export function sameSizeDockerfiles(dockerfiles: string[], projectRoot: string): string | undefined {
+    const bySize = new Map<number, string>();
+    for (const file of dockerfiles) {
+        const size = fs.statSync(file, { throwIfNoEntry: false })?.size;
+        if (size === undefined) {
+            continue;
+        }
+        const other = bySize.get(size);
+        if (other !== undefined) {
+            const rel = (f: string) => path.relative(projectRoot, f);
+            return `${rel(other)} and ${rel(file)} are both ${size} bytes: BuildKit can build one from the other's cached Dockerfile `
+                + "(same name, size and mtime, which a fresh clone gives them; moby/buildkit#1368). Make their sizes differ, e.g. with a comment line.";
+        }
+        bySize.set(size, file);
+    }
+    return undefined;
 }

@@ -356,6 +356,28 @@ describe("stack (Pulumi mocks)", function () {
         }
     });
 
+    it("refuses two app folders whose Dockerfiles have the same size (moby/buildkit#1368 still bites), naming both", () => {
+        const root = fs.mkdtempSync(path.join(os.tmpdir(), "k8s-chain-1368-"));
+        try {
+            for (const [app, user] of [["one", "10001"], ["two", "10002"], ["three", "100003"]]) {
+                fs.mkdirSync(path.join(root, "apps", app), { recursive: true });
+                fs.writeFileSync(path.join(root, "apps", app, "Dockerfile"), `FROM scratch\nUSER ${user}\n`);
+            }
+            installMocks();
+            const cfg = parse({ services: { a: { app: "apps/one" }, b: { app: "apps/two" } } }, ["apps/one", "apps/two"]);
+            assert.throws(() => deployChain(cfg, { projectRoot: root, versionFor: fixed("t") }), (e: Error) => {
+                assert.ok(pulumi.RunError.isInstance(e));
+                assert.strictEqual(e.message, "apps/one/Dockerfile and apps/two/Dockerfile are both 24 bytes: BuildKit can build one from the other's cached Dockerfile "
+                    + "(same name, size and mtime, which a fresh clone gives them; moby/buildkit#1368). Make their sizes differ, e.g. with a comment line.");
+                return true;
+            });
+            const fine = parse({ services: { a: { app: "apps/one" }, b: { app: "apps/three" }, c: { app: "apps/one" } } }, ["apps/one", "apps/three"]);
+            deployChain(fine, { projectRoot: root, versionFor: fixed("t") });
+        } finally {
+            fs.rmSync(root, { recursive: true, force: true });
+        }
+    });
+
     it("exports urls, nodePorts (NodePort services only) and images", async () => {
         recorded = installMocks();
         const cfg = parse({

@@ -111,6 +111,15 @@ export class EngineStack {
         };
         delete this.env.PULUMI_ACCESS_TOKEN;
         delete this.env.PULUMI_BACKEND_URL;
+        // The language host built here (sdk v3.68.0, the newest the Go module proxy serves, see
+        // scripts/engine.sh) predates reading `runtime.options` from the CLI, so it would run
+        // the program with ts-node's type-check whatever Pulumi.yaml says. A current host turns
+        // `runtime.options.tsconfig` into PULUMI_NODEJS_TSCONFIG_PATH for the program's node
+        // process; set it the same way, so the engine runs the program as Pulumi.yaml asks.
+        const tsconfig = YAML.parse(fs.readFileSync(path.join(programDir, "Pulumi.yaml"), "utf8"))?.runtime?.options?.tsconfig;
+        if (typeof tsconfig === "string") {
+            this.env.PULUMI_NODEJS_TSCONFIG_PATH = tsconfig;
+        }
     }
 
     /** Runs `pulumi <args>` in the project folder; never throws on a non-zero exit. */
