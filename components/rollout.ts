@@ -177,13 +177,35 @@ async function kubectl(args: string[]): Promise<string> {
     });
 }
 
+type Listed = DeploymentJson & PodJson & { kind: string; metadata: { name: string; labels?: Record<string, string> } };
+
+/**
+ * The stack's Deployments and pods in a namespace, one `kubectl get` shared by every watch in
+ * this process that looks within the same 400 ms: all the dynamic resources of an `up` run in
+ * one provider process, and 50 services rolling at once would otherwise start 100 kubectl
+ * processes a second. The cache lives on `globalThis` because this module's own variables are
+ * serialized into each resource's copy of the provider.
+ */
+async function namespaceSnapshot(namespace: string): Promise<Listed[]> {
+    const g = globalThis as { k8sChainRolloutSnapshots?: Map<string, { at: number; items: Promise<Listed[]> }> };
+    const cache = g.k8sChainRolloutSnapshots ??= new Map();
+    const hit = cache.get(namespace);
+    if (hit && Date.now() - hit.at < 400) {
+        return hit.items;
+    }
+    const items = kubectlJson(["get", "deployments,pods", "-n", namespace, "-l", "app.kubernetes.io/part-of=k8s-chain"])
+        .then(list => list.items as Listed[]);
+    cache.set(namespace, { at: Date.now(), items });
+    // A failed call is not cached: the next look tries again.
+    items.catch(() => { if (cache.get(namespace)?.items === items) cache.delete(namespace); });
+    return items;
+}
+
 /** Polls until the release is ready, or fails (after a rollback when there is a release to go back to). */
 async function watchRollout(inputs: RolloutInputs): Promise<Record<string, unknown>> {
-    // One kubectl call a look: the Deployment and its pods share the service's name label.
     const look = async (generation: number, drained = true) => {
-        const items: Array<DeploymentJson & PodJson & { kind: string; metadata: { name: string } }> = (await kubectlJson([
-            "get", "deployments,pods", "-n", inputs.namespace, "-l", `app.kubernetes.io/name=${inputs.service}`,
-        ])).items;
+        const items = (await namespaceSnapshot(inputs.namespace))
+            .filter(o => o.metadata.labels?.["app.kubernetes.io/name"] === inputs.service);
         const dep = items.find(o => o.kind === "Deployment" && o.metadata.name === inputs.deployment);
         if (dep === undefined) {
             throw new Error(`${inputs.service}: its Deployment ${inputs.namespace}/${inputs.deployment} is gone`);
@@ -198,7 +220,18 @@ async function watchRollout(inputs: RolloutInputs): Promise<Record<string, unkno
     const deadline = started + (inputs.timeoutSeconds + 5) * 1000;
     let last = "";
     for (;;) {
-        const { dep, verdict } = await look(inputs.generation);
+        let seen: Awaited<ReturnType<typeof look>>;
+        try {
+            seen = await look(inputs.generation);
+        } catch (err) {
+            // The API server may blink (or kubectl time out) under load: look again until the deadline.
+            if (Date.now() > deadline) {
+                throw new Error(`${inputs.service}: could not watch its rollout: ${(err as Error).message}`);
+            }
+            await sleep(1000);
+            continue;
+        }
+        const { dep, verdict } = seen;
         if (verdict.state === "ready") {
             // The inputs stay in the outputs: the next diff compares against them.
             return { ...inputs, revision: dep.metadata.annotations?.["deployment.kubernetes.io/revision"] ?? "", seconds: (Date.now() - started) / 1000 };
