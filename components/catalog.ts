@@ -101,8 +101,10 @@ export interface ServiceConfig {
     labels: Record<string, string>;
     /** Extra egress allowed by its NetworkPolicy, beyond its callees and DNS. @default [] */
     egress: EgressRule[];
-    /** Readiness and liveness path. @default "/health" */
+    /** Startup and readiness probe path. @default "/health" */
     healthPath: string;
+    /** Liveness probe path: the apps' `/livez` (200 while the process runs); a prebuilt image that lacks it sets its own. @default "/livez" */
+    livenessPath: string;
 }
 
 /** One extra egress destination: an address block and a port (for a prebuilt image that calls outside the chain). */
@@ -202,6 +204,15 @@ function stringMap(what: string, key: RegExp, keyHint: string, value?: RegExp, v
  * One schema per field of a catalog entry. Each field is parsed on its own, so one bad field
  * does not hide the problems of the others; cross-field and cross-entry rules come after.
  */
+/** A path the kubelet probes: a plain path (no query or fragment) an HTTP request line can carry. */
+function probePath(example: string) {
+    return z.string({ error: iss => `${show(iss.input)} is not a string; use a path such as "${example}"` })
+        .regex(/^\//, { abort: true, error: iss => `${show(iss.input)} is not a path; it must start with "/", e.g. "${example}"` })
+        .refine(p => !/[?#]/.test(p), { abort: true, error: iss => `${show(iss.input)} has a query or fragment, which the probe would not send as the app expects; use a plain path such as "${example}"` })
+        .regex(HEALTH_PATH, { error: iss => `${show(iss.input)} has characters an HTTP path cannot carry unescaped; use letters, digits and -._~/ (or %XX escapes)` })
+        .max(1024, { error: iss => `${show(iss.input)} is longer than 1024 characters; use a short path such as "${example}"` }).optional();
+}
+
 const fieldSchemas = {
     app: z.string({ error: iss => `${show(iss.input)} is not a string; give the app folder, e.g. "apps/service-a"` })
         .min(1, { error: `"" is empty; give the app folder, e.g. "apps/service-a"` }).optional(),
@@ -216,11 +227,8 @@ const fieldSchemas = {
     env: stringMap("env vars", ENV_NAME, "env var names use letters, digits, `_`, `-` and `.`, and do not start with a digit").optional(),
     labels: stringMap("labels", LABEL_KEY, "use a Kubernetes label key such as \"tier\" or \"example.com/tier\"",
         LABEL_VALUE, "label values are at most 63 letters, digits, `-`, `_` or `.`, starting and ending alphanumeric").optional(),
-    healthPath: z.string({ error: iss => `${show(iss.input)} is not a string; use a path such as "/health"` })
-        .regex(/^\//, { abort: true, error: iss => `${show(iss.input)} is not a path; it must start with "/", e.g. "/health"` })
-        .refine(p => !/[?#]/.test(p), { abort: true, error: iss => `${show(iss.input)} has a query or fragment, which the probe would not send as the app expects; use a plain path such as "/health"` })
-        .regex(HEALTH_PATH, { error: iss => `${show(iss.input)} has characters an HTTP path cannot carry unescaped; use letters, digits and -._~/ (or %XX escapes)` })
-        .max(1024, { error: iss => `${show(iss.input)} is longer than 1024 characters; use a short path such as "/health"` }).optional(),
+    healthPath: probePath("/health"),
+    livenessPath: probePath("/livez"),
     egress: z.array(
         z.object({
             cidr: z.string({ error: iss => `${show(iss.input)} is not a string; use an address block such as "203.0.113.0/24"` })
@@ -474,6 +482,10 @@ function parseEntry(name: string, value: unknown, problems: string[], ctx: Parse
     if (healthPath.split("?")[0] === "/" && calls.length > 0) {
         problems.push(`${at}.healthPath: "/" is refused for a service with \`calls\` (its \`/\` calls ${calls.join(", ")}, so probes would follow the chain); use a route that touches no downstream, e.g. "/health"`);
     }
+    const livenessPath = e.livenessPath ?? "/livez";
+    if (livenessPath === "/" && calls.length > 0) {
+        problems.push(`${at}.livenessPath: "/" is refused for a service with \`calls\` (its \`/\` calls ${calls.join(", ")}, so the liveness probe would follow the chain and restart the pod when a callee is slow); use a route that touches no downstream, e.g. "/livez"`);
+    }
     const seen = new Set<string>();
     calls.forEach((callee, i) => {
         if (seen.has(callee)) {
@@ -495,6 +507,7 @@ function parseEntry(name: string, value: unknown, problems: string[], ctx: Parse
         labels: e.labels ?? {},
         egress: (e.egress ?? []).map(r => ({ cidr: r.cidr, port: r.port, protocol: r.protocol ?? "TCP" })),
         healthPath,
+        livenessPath,
     };
 }
 

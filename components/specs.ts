@@ -65,7 +65,8 @@ export function providerAnnotations(where: Placement, wait: "bounded" | "none" =
 /**
  * Probe timing, all at the `http` port, on routes that touch nothing downstream (so no probe
  * follows the call chain; the seed's readiness on `/` did): startup and readiness on
- * `healthPath`, liveness on the app's liveness route (see {@link livenessPath}).
+ * `healthPath`, liveness on `livenessPath` (default the apps' `/livez`, which answers 200 while
+ * the process runs, drain included; a prebuilt image without it sets its own).
  *
  * - **startup**: every second from the container's start, so a pod is Ready about a second
  *   after it first answers, not after a fixed initial delay (the seed's 15 s delay and 10 s
@@ -84,18 +85,6 @@ export const PROBE_TIMING = {
     readiness: { periodSeconds: 2, timeoutSeconds: 2, failureThreshold: 2 },
     liveness: { periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 6 },
 } as const;
-
-/** The liveness route of the apps built from this project (apps/shared/src/app.ts): 200 while the process runs, drain included. */
-export const LIVENESS_PATH = "/livez";
-
-/**
- * The liveness probe's path: {@link LIVENESS_PATH} for a service built from an app folder here
- * (the app serves it); `healthPath` for a prebuilt image, which may not serve `/livez` (a
- * liveness probe on a route that 404s would restart the pod forever).
- */
-export function livenessPath(svc: Pick<ServiceConfig, "app" | "healthPath">): string {
-    return svc.app !== undefined ? LIVENESS_PATH : svc.healthPath;
-}
 
 // SHUTDOWN_DELAY_MS (5000, re-exported from catalog.ts, which checks `env` against it): how
 // long a pod keeps answering every route after SIGTERM while its endpoints and kube-proxy catch
@@ -186,7 +175,7 @@ export function probes(svc: ServiceConfig) {
     return {
         startupProbe: on(svc.healthPath, PROBE_TIMING.startup),
         readinessProbe: on(svc.healthPath, PROBE_TIMING.readiness),
-        livenessProbe: on(livenessPath(svc), PROBE_TIMING.liveness),
+        livenessProbe: on(svc.livenessPath, PROBE_TIMING.liveness),
     };
 }
 

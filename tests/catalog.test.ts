@@ -19,7 +19,7 @@ describe("catalog: defaults", () => {
             rolloutTimeoutSeconds: 120, networkPolicies: true,
             services: [{
                 name: "service-c", app: "apps/service-c", image: undefined, replicas: 2, port: 8080, servicePort: 80,
-                expose: "ClusterIP", nodePort: undefined, calls: [], env: {}, labels: {}, egress: [], healthPath: "/health",
+                expose: "ClusterIP", nodePort: undefined, calls: [], env: {}, labels: {}, egress: [], healthPath: "/health", livenessPath: "/livez",
             }],
         });
     });
@@ -181,7 +181,7 @@ describe("catalog: validation messages", () => {
     it("an unknown Service type and an unknown field", () => {
         assert.deepStrictEqual(one({ a: { image: "nginx:1.27.3", expose: "Nodeport", replica: 3 } }), [
             'services.a.expose: "Nodeport" is not a Service type; use one of ClusterIP, NodePort, LoadBalancer',
-            "services.a.replica: unknown field; valid fields are app, image, replicas, port, servicePort, expose, nodePort, calls, env, labels, healthPath, egress",
+            "services.a.replica: unknown field; valid fields are app, image, replicas, port, servicePort, expose, nodePort, calls, env, labels, healthPath, livenessPath, egress",
         ]);
     });
 
@@ -307,6 +307,17 @@ describe("catalog: as strict as the API server, the runtime and the apps", () =>
             'services.c.healthPath: "health" is not a path; it must start with "/", e.g. "/health"',
         ]);
         assert.strictEqual(parse({ services: { a: { image: "n:1", healthPath: "/v1/health%20check" } } }).services[0].healthPath, "/v1/health%20check");
+        // livenessPath has the same grammar; "/" is refused for a caller (the probe would follow the chain).
+        assert.deepStrictEqual(one({
+            a: { image: "n:1", livenessPath: "/livez?x=1" },
+            b: { image: "n:1", livenessPath: "livez" },
+            c: { image: "n:1", calls: ["d"], livenessPath: "/" },
+            d: { image: "n:1", livenessPath: "/" },
+        }), [
+            'services.a.livenessPath: "/livez?x=1" has a query or fragment, which the probe would not send as the app expects; use a plain path such as "/livez"',
+            'services.b.livenessPath: "livez" is not a path; it must start with "/", e.g. "/livez"',
+            'services.c.livenessPath: "/" is refused for a service with `calls` (its `/` calls d, so the liveness probe would follow the chain and restart the pod when a callee is slow); use a route that touches no downstream, e.g. "/livez"',
+        ]);
     });
 
     it("`egress`: CIDRs, ports, protocols and fields the API server would refuse", () => {

@@ -129,11 +129,11 @@ describe("specs", () => {
         assert.strictEqual((serviceSpec(x, where) as any).spec.type, "ClusterIP");
     });
 
-    it("probes: startup every second with no initial delay, readiness on healthPath, liveness on /livez (healthPath for a prebuilt image); none follows the call chain", () => {
+    it("probes: startup every second with no initial delay, readiness on healthPath, liveness on livenessPath (/livez); none follows the call chain", () => {
         const cfg = parse({
             services: {
                 a: { app: "apps/chain-service", calls: ["b"], healthPath: "/ready" },
-                b: { image: "b:1", healthPath: "/ready" },
+                b: { image: "b:1", healthPath: "/ready", livenessPath: "/ready" },
             },
         });
         const built = probes(cfg.services[0]);
@@ -142,7 +142,7 @@ describe("specs", () => {
             [built.startupProbe.httpGet, built.readinessProbe.httpGet, built.livenessProbe.httpGet],
             [{ path: "/ready", port: "http" }, { path: "/ready", port: "http" }, { path: "/livez", port: "http" }],
         );
-        // A prebuilt image may not serve /livez: liveness stays on its health path.
+        // A prebuilt image that serves no /livez names its own liveness path.
         assert.deepStrictEqual(probes(cfg.services[1]).livenessProbe.httpGet, { path: "/ready", port: "http" });
         for (const probe of [...Object.values(built), ...Object.values(probes(cfg.services[1]))]) {
             assert.notStrictEqual(probe.httpGet.path, "/", "no probe on the route that calls downstream");
