@@ -108,7 +108,7 @@ describe("the real Pulumi engine (render mode)", function () {
         assert.ok(!(json.steps ?? []).some(s => s.op !== "create"), summary(json));
     });
 
-    it("up renders the manifests: NodePort 30080 on its own Service, 80 -> 8080, /health probes, pinned images, namespace", function () {
+    it("up renders the manifests: NodePort 30080 on its own Service, 80 -> 8080, /health and /livez probes, pinned images, namespace", function () {
         stack.ok(["up", "--yes", "--skip-preview"], "up (create)");
         const objs = stack.rendered();
         assert.ok(objs.length > 0, "nothing rendered");
@@ -144,8 +144,9 @@ describe("the real Pulumi engine (render mode)", function () {
             const c = d.spec.template.spec.containers[0];
             assert.strictEqual(c.image, pinned(name), `${name} runs ${c.image}`);
             assert.match(c.image, /@sha256:[0-9a-f]{64}$/);
-            for (const probe of [c.startupProbe, c.readinessProbe, c.livenessProbe]) {
-                assert.strictEqual(probe?.httpGet?.path, "/health", `${name} probe ${JSON.stringify(probe)}`);
+            // Startup and readiness on the health path; liveness on the apps' /livez.
+            for (const [probe, route] of [[c.startupProbe, "/health"], [c.readinessProbe, "/health"], [c.livenessProbe, "/livez"]]) {
+                assert.strictEqual(probe?.httpGet?.path, route, `${name} probe ${JSON.stringify(probe)}`);
                 assert.strictEqual(probe.httpGet.port, "http");
             }
             assert.strictEqual(d.spec.progressDeadlineSeconds, 120, `${name}: rolloutTimeoutSeconds' default from Pulumi.yaml`);
