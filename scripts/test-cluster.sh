@@ -3,8 +3,8 @@
 # Kubernetes cluster on this machine (scripts/cluster.sh).
 #
 # 1. builds (or reuses) the engine (scripts/engine.sh) and the cluster binaries;
-# 2. starts a private dockerd and a registry on loopback, builds the app image from
-#    apps/chain-service (plus a second variant, for rollouts) and pushes both: the node's
+# 2. starts a private dockerd and a registry on loopback, builds the app images from apps/
+#    (plus a second variant of two of them, for rollouts) and pushes them: the node's
 #    containerd pulls them from that registry by digest;
 # 3. starts the cluster with every registry pointed at that one;
 # 4. runs tests/cluster/*.cluster.ts (mocha);
@@ -64,33 +64,30 @@ start_registry
 step_to "$WORK/base-tar" bash "$ROOT/scripts/images/base-image.sh" "$CACHE"
 import_base_image "$(cat "$WORK/base-tar")"
 
-# build_push <variant>: builds apps/chain-service (the one program every dev-stack service runs)
-# and pushes it; prints the pinned reference. A variant differs only by a label, so it is a new
-# image (new digest) of the same program.
+# build_push <app> <variant>: builds apps/<app> and pushes it; prints the pinned reference.
+# A variant differs only by a label, so it is a new image (new digest) of the same program.
 build_push() {
-  local variant=$1 tag="$REGISTRY/chain-service:cluster-$1"
-  "$DOCKER" build --network host -q -f "$ROOT/apps/chain-service/Dockerfile" \
+  local app=$1 variant=$2 tag="$REGISTRY/$1:cluster-$2"
+  "$DOCKER" build --network host -q -f "$ROOT/apps/$app/Dockerfile" \
     --build-arg "NODE_IMAGE=$BASE_IMAGE" --label "org.k8s-chain.test-variant=$variant" \
-    -t "$tag" "$ROOT/apps" >"$WORK/build-chain-service-$variant.log" 2>&1 \
-    || { tail -n 20 "$WORK/build-chain-service-$variant.log" >&2; die "docker build of chain-service ($variant) failed"; }
-  "$DOCKER" push -q "$tag" >/dev/null || die "docker push $tag failed"
+    -t "$tag" "$ROOT/apps" >"$WORK/build-$app-$variant.log" 2>&1 \
+    || { tail -n 20 "$WORK/build-$app-$variant.log" >&2; return 1; }
+  "$DOCKER" push -q "$tag" >/dev/null || { echo "docker push $tag failed" >&2; return 1; }
   "$DOCKER" inspect --format '{{index .RepoDigests 0}}' "$tag"
 }
 t_img=$(elapsed)
-# The suite looks images up by service (and service@v2 for the rollouts): every service runs the
-# one v1 image, and both rollout variants the one v2 image.
-v1=$(build_push v1)
-v2=$(build_push v2)
+# Every dev-stack service runs the one program (apps/chain-service); v2 is the new release
+# the rollout scenarios move service-a and service-b to. (A failure inside $(...) would not
+# stop this script: each reference is checked here.)
+v1=$(build_push chain-service v1) || die "docker build or push of chain-service (v1) failed"
+v2=$(build_push chain-service v2) || die "docker build or push of chain-service (v2) failed"
+cat > "$WORK/images.json" <<EOF
 {
-  echo "{"
-  for app in sample-app service-a service-b service-c; do
-    printf '  "%s": "%s",\n' "$app" "$v1"
-  done
-  printf '  "service-a@v2": "%s",\n' "$v2"
-  printf '  "service-b@v2": "%s",\n' "$v2"
-  printf '  "registry": "%s"\n' "$REGISTRY"
-  echo "}"
-} > "$WORK/images.json"
+  "sample-app": "$v1", "service-a": "$v1", "service-b": "$v1", "service-c": "$v1",
+  "service-a@v2": "$v2", "service-b@v2": "$v2",
+  "registry": "$REGISTRY"
+}
+EOF
 log "images built and pushed in $(( ($(elapsed) - t_img) / 1000 )) s: $(tr -d '\n ' < "$WORK/images.json")"
 
 # --- 3. the cluster ---------------------------------------------------------------------------
