@@ -64,11 +64,14 @@ export function createDownstreamAgent(): Agent {
 }
 
 /**
- * Timed-out calls are settled a few per turn of the event loop: calls started together time
- * out together, and aborting hundreds in one go (each closes its connection and answers 504)
- * would hold up every other request, `/health` included, for that long.
+ * Timed-out calls are settled a slice at a time, one turn of the event loop each: calls started
+ * together time out together, and settling hundreds in one go (each closes its connection,
+ * answers 504 and logs; its client sends the next request at once) would hold up every other
+ * request, `/health` included, for that long. A slice settles at least one call and stops
+ * once it has run SLICE_MS (about one call when each costs a millisecond, as measured under
+ * the bench's 200 hanging requests).
  */
-const ABORTS_PER_TURN = 4;
+const SLICE_MS = 0.5;
 const timedOut: Call[] = [];
 let abortsScheduled = false;
 
@@ -81,7 +84,9 @@ function abortTimedOut(call: Call): void {
 }
 
 function abortSome(): void {
-  for (const call of timedOut.splice(0, ABORTS_PER_TURN)) call.timeOut();
+  const until = performance.now() + SLICE_MS;
+  do timedOut.shift()!.timeOut();
+  while (timedOut.length > 0 && performance.now() < until);
   if (timedOut.length > 0) setImmediate(abortSome);
   else abortsScheduled = false;
 }
