@@ -17,6 +17,7 @@ import { createHash, randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { devServices, EngineStack, engineBin, pinned, REPO } from "../engine/harness";
+import { parse as parseYaml } from "yaml";
 import { GitHubStandIn } from "./github-api";
 import { buildAction, BuiltAction, RunnerJob, StepResult } from "./runner";
 
@@ -27,6 +28,8 @@ const STACK = "engine";
 /** EngineStack's passphrase: the PULUMI_CONFIG_PASSPHRASE secret must open its stack. */
 const PASSPHRASE = "k8s-chain-engine-tests";
 const sha = (seed: string) => createHash("sha1").update(seed).digest("hex");
+/** The keys the laptop committed in the stack's config file; the workflows add only `registry`. */
+const COMMITTED_KEYS = ["k8s-chain:renderDir", "k8s-chain:services"];
 
 function repository() {
   return { full_name: REPOSITORY, name: REPOSITORY.split("/")[1], owner: { login: REPOSITORY.split("/")[0] } };
@@ -90,8 +93,18 @@ describe("pulumi/actions runs the workflows' Pulumi steps (runner stand-in, real
 
   const goodConfig = () => ({ renderDir: laptop.renderDir, services: devServices() });
   const configValue = (key: string) => laptop.ok(["config", "get", `k8s-chain:${key}`]).stdout.trim();
+  /**
+   * The keys of the stack's config file in the checkout (Pulumi.engine.yaml), where the action's
+   * `config-map` lands (`pulumi config set-all`): the committed keys plus what the workflow set.
+   * No `k8s-chain:imageTag` among them means CI left the tag to the stack's default (a digest
+   * of each image's build inputs); a workflow that forced it (to the commit, say) would add it.
+   */
+  const configKeys = () => {
+    const doc = parseYaml(fs.readFileSync(path.join(laptop.projectDir, `Pulumi.${STACK}.yaml`), "utf8")) ?? {};
+    return Object.keys(doc.config ?? {}).sort();
+  };
 
-  function job(workflow: string, id: string, event: { name: string; payload: Record<string, unknown> }, commit: string, ref: string): RunnerJob {
+  function job(workflow: string, id: string, event: { name: string; payload: Record<string, unknown> }, commit: string, ref: string, jobVars = vars): RunnerJob {
     return new RunnerJob({
       workflow,
       job: id,
@@ -100,14 +113,15 @@ describe("pulumi/actions runs the workflows' Pulumi steps (runner stand-in, real
       event,
       github: { repository: REPOSITORY, sha: commit, ref, token },
       apiUrl: github.url,
-      vars,
+      vars: jobVars,
       secrets,
       machineEnv,
       runnerDir: path.join(laptop.root, "runner", `${++jobCount}-${workflow}-${id}`),
     });
   }
 
-  const previewJob = (headSha: string) => job("preview.yml", "preview", pullRequestEvent(headSha), sha(`merge-${headSha}`), `refs/pull/${PR}/merge`);
+  const previewJob = (headSha: string, jobVars = vars) =>
+    job("preview.yml", "preview", pullRequestEvent(headSha), sha(`merge-${headSha}`), `refs/pull/${PR}/merge`, jobVars);
 
   async function run(j: RunnerJob, step: string, what: string): Promise<StepResult> {
     const r = await j.run(step);
@@ -184,8 +198,12 @@ describe("pulumi/actions runs the workflows' Pulumi steps (runner stand-in, real
       const [r, calls] = await callsDuring(() => run(previewJob(headSha), "pulumi preview", "preview (first push)"));
       assert.equal(r.exitCode, 0, tail(r));
       assert.deepEqual(r.annotations.filter((a) => a.level !== "notice"), [], "no error or warning (an unknown input would be one)");
-      // The config-map reached the stack: the tag is the PR's head commit, not the merge commit.
-      assert.equal(configValue("imageTag"), headSha);
+      // No IMAGE_REGISTRY variable: the workflow's config-map is empty, which the action reads
+      // as absent (actions-parsers' getYAMLInput: a trimmed empty input is undefined, and
+      // src/main.ts sets config only when there is some), so the stack config is as committed:
+      // no imageTag (the stack's default tag), no registry.
+      assert.deepEqual(configKeys(), COMMITTED_KEYS, "the preview set stack config (an imageTag would be CI forcing the tag)");
+      assert.equal(r.inputs["config-map"].trim(), "", `config-map: ${JSON.stringify(r.inputs["config-map"])}`);
 
       assert.deepEqual(calls.map((c) => `${c.method} ${c.url}`), [
         `GET /repos/${REPOSITORY}/issues/${PR}/comments`,
@@ -220,9 +238,13 @@ describe("pulumi/actions runs the workflows' Pulumi steps (runner stand-in, real
       const before = github.commentsOn(PR)[0];
       const createdAt = before.created_at;
       const headSha = sha("head-2");
-      const [r, calls] = await callsDuring(() => run(previewJob(headSha), "pulumi preview", "preview (second push)"));
+      // Meanwhile the repository got an IMAGE_REGISTRY variable: the config-map now sets it.
+      const withRegistry = { ...vars, IMAGE_REGISTRY: "ghcr.io/acme" };
+      const [r, calls] = await callsDuring(() => run(previewJob(headSha, withRegistry), "pulumi preview", "preview (second push, registry)"));
       assert.equal(r.exitCode, 0, tail(r));
-      assert.equal(configValue("imageTag"), headSha);
+      assert.deepEqual(r.annotations.filter((a) => a.level !== "notice"), []);
+      assert.deepEqual(configKeys(), [...COMMITTED_KEYS, "k8s-chain:registry"].sort(), "the preview set the registry and nothing else (no imageTag)");
+      assert.equal(configValue("registry"), "ghcr.io/acme");
       assert.deepEqual(calls.map((c) => `${c.method} ${c.url}`), [
         `GET /repos/${REPOSITORY}/issues/${PR}/comments`,
         `PATCH /repos/${REPOSITORY}/issues/comments/${before.id}`,
@@ -269,7 +291,8 @@ describe("pulumi/actions runs the workflows' Pulumi steps (runner stand-in, real
       assert.equal(up.exitCode, 0, tail(up));
       assert.deepEqual(up.annotations.filter((a) => a.level !== "notice"), []);
       assert.deepEqual(calls, [], "a deploy does not call GitHub");
-      assert.equal(configValue("imageTag"), commit);
+      // The registry from the variable, and no imageTag: the stack's default tag, not the commit.
+      assert.deepEqual(configKeys(), [...COMMITTED_KEYS, "k8s-chain:registry"].sort(), "the up step set the registry and nothing else (no imageTag)");
       assert.equal(configValue("registry"), "localhost:5001");
 
       // Applied: the state has every resource and the provider rendered every object.
