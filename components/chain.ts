@@ -6,7 +6,7 @@ import * as fs from "fs";
 import * as path from "path";
 import type { AppImage } from "./app-image";
 import { ServiceConfig, StackConfig } from "./catalog";
-import { callHeights, creationOrder } from "./graph";
+import { creationOrder } from "./graph";
 import { BuildInputs, ImageVersion, imageVersion, REVISION_ANNOTATION } from "./image-tag";
 import { MicroService } from "./micro-service";
 import { NodePorts } from "./node-ports";
@@ -56,7 +56,6 @@ export function deployChain(config: StackConfig, opts: ChainOptions): ChainOutpu
     const byName = new Map(config.services.map(s => [s.name, s]));
     const graph = new Map(config.services.map(s => [s.name, s.calls]));
     const order = creationOrder(graph);
-    const heights = callHeights(graph);
 
     // Rendering to a folder instead of a cluster (used by the engine tests and for review).
     const provider = config.renderDir !== undefined
@@ -122,7 +121,6 @@ export function deployChain(config: StackConfig, opts: ChainOptions): ChainOutpu
             networkPolicy: config.networkPolicies,
             placement,
             image,
-            height: heights.get(name),
             liveCluster: provider === undefined,
             waitFor: [...(namespace ? [namespace] : []), ...(defaultDeny ? [defaultDeny] : []), ...svc.calls.map(c => services[c])],
         }, build ? { ...resourceOpts, transformations: [revisionAnnotation(build.revision)] } : resourceOpts);

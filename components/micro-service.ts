@@ -20,8 +20,6 @@ export interface MicroServiceArgs {
     placement: Placement;
     /** The image reference the Deployment runs: a pushed digest or an immutable tag. */
     image: pulumi.Input<string>;
-    /** Calls on the service's longest call path (sets its per-call timeout). @default 0 */
-    height?: number;
     /**
      * Resources every child waits for: the callees' components (so a caller starts only once
      * its callees are created and ready) and the namespace.
@@ -101,7 +99,7 @@ export class MicroService extends pulumi.ComponentResource {
                 { parent: this, dependsOn: [this.service] });
         }
 
-        const spec = deploymentSpec(svc, callees, placement, image, args.height ?? 0);
+        const spec = deploymentSpec(svc, callees, placement, image);
         if (live) {
             // The Rollout below does the waiting: the provider's await can neither roll a failed
             // release back nor be trusted to wait for Ready pods (see rollout.ts).

@@ -152,22 +152,14 @@ const rolloutProvider: pulumi.dynamic.ResourceProvider = {
 
 /** Runs kubectl and parses its JSON output. */
 async function kubectlJson(args: string[]): Promise<any> {
-    const { execFile } = require("child_process");
-    return new Promise((resolve, reject) => {
-        execFile("kubectl", [...args, "-o", "json"], { maxBuffer: 64 << 20, timeout: 30_000 }, (err: Error | null, out: string, errOut: string) => {
-            if (err) {
-                reject(new Error(`kubectl ${args.join(" ")}: ${(errOut || err.message).trim()}`));
-            } else {
-                resolve(JSON.parse(out));
-            }
-        });
-    });
+    return JSON.parse(await kubectl([...args, "-o", "json"]));
 }
 
+/** Runs kubectl (bounded to 30 s); its stdout, or an error quoting its stderr. */
 async function kubectl(args: string[]): Promise<string> {
     const { execFile } = require("child_process");
     return new Promise((resolve, reject) => {
-        execFile("kubectl", args, { timeout: 30_000 }, (err: Error | null, out: string, errOut: string) => {
+        execFile("kubectl", args, { maxBuffer: 64 << 20, timeout: 30_000 }, (err: Error | null, out: string, errOut: string) => {
             if (err) {
                 reject(new Error(`kubectl ${args.join(" ")}: ${(errOut || err.message).trim()}`));
             } else {

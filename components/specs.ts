@@ -196,8 +196,6 @@ export function deploymentSpec(
     callees: ReadonlyArray<ServiceConfig>,
     where: Placement,
     image: pulumi.Input<string>,
-    /** @deprecated ignored: timeouts no longer follow the call height (callers may stop passing it). */
-    _height?: number,
 ): Deployment {
     const labels = objectLabels(svc);
     return {
