@@ -7,7 +7,8 @@
 // Then the program the way Pulumi runs it: a fresh node process that loads index.ts through
 // ts-node in transpile-only mode (Pulumi.yaml's runtime options, tsconfig.pulumi.json), reads a
 // 200-service catalog from the stack config and registers every resource (with mocks standing in
-// for the engine), timed from the process's start: target under 3 s.
+// for the engine), timed from the process's start: target under 3 s. Beside it, the floor: a bare
+// program registering as many plain resources in the same kind of process.
 //
 // Run: npm run bench:stack
 import * as k8s from "@pulumi/kubernetes";
@@ -147,27 +148,70 @@ async function program(n: number): Promise<void> {
     console.log(JSON.stringify({ ms: performance.now(), cpuMs: (cpu.user + cpu.system) / 1000, resources }));
 }
 
-/** The program's figure: median of 3 fresh processes. */
-function programFigure(): void {
-    const runs: { ms: number; cpuMs: number; resources: number }[] = [];
+/**
+ * The floor under the program: a bare program in the same kind of process that registers as
+ * many plain resources (a Deployment, a Service and a NetworkPolicy per service, a PDB where the
+ * program makes one, two more), with no components, validation, ordering or stack-trace change.
+ */
+async function bareProgram(n: number): Promise<void> {
+    const m = mocks();
+    new k8s.core.v1.Namespace("bare");
+    new k8s.networking.v1.NetworkPolicy("bare-deny", { spec: { podSelector: {} } });
+    let resources = 2;
+    for (let i = 0; i < n; i++) {
+        const labels = { app: `svc-${i}` };
+        new k8s.apps.v1.Deployment(`svc-${i}`, {
+            spec: { selector: { matchLabels: labels }, template: { metadata: { labels }, spec: { containers: [{ name: "app", image: PINNED }] } } },
+        });
+        new k8s.core.v1.Service(`svc-${i}`, { metadata: { name: `svc-${i}` }, spec: { selector: labels, ports: [{ port: 80 }] } });
+        new k8s.networking.v1.NetworkPolicy(`svc-${i}`, { spec: { podSelector: { matchLabels: labels } } });
+        resources += 3;
+        if (i % 7 !== 0) {
+            new k8s.policy.v1.PodDisruptionBudget(`svc-${i}`, { spec: { selector: { matchLabels: labels }, maxUnavailable: 1 } });
+            resources++;
+        }
+    }
+    await m.done(resources);
+    const cpu = process.cpuUsage();
+    console.log(JSON.stringify({ ms: performance.now(), cpuMs: (cpu.user + cpu.system) / 1000, resources }));
+}
+
+type Run = { ms: number; cpuMs: number; resources: number };
+
+/** Median of 3 fresh processes of `mode` (--program or --bare-program). */
+function runs(mode: string): Run[] {
+    const out: Run[] = [];
     for (let i = 0; i < 3; i++) {
-        const out = execFileSync(process.execPath, ["-r", "ts-node/register/transpile-only", __filename, "--program", String(PROGRAM_SERVICES)], {
+        const text = execFileSync(process.execPath, ["-r", "ts-node/register/transpile-only", __filename, mode, String(PROGRAM_SERVICES)], {
             cwd: ROOT, encoding: "utf8", env: { ...process.env, TS_NODE_PROJECT: path.join(ROOT, "tsconfig.pulumi.json") },
         });
-        runs.push(JSON.parse(out.trim().split("\n").pop()!));
+        out.push(JSON.parse(text.trim().split("\n").pop()!));
     }
-    const ms = runs.map(r => r.ms).sort((a, b) => a - b);
-    const median = ms[1];
-    console.log(`\nthe program as Pulumi runs it (fresh node, ts-node transpile-only, index.ts, stack config, mocks for the engine): ${PROGRAM_SERVICES} services, ${runs[0].resources} resources`);
-    const cpu = runs.map(r => r.cpuMs).sort((a, b) => a - b);
-    console.log(`  CPU time (user + system) of the process: median ${(cpu[1] / 1000).toFixed(2)} s (${cpu.map(x => (x / 1000).toFixed(2)).join(", ")} s); on a loaded machine wall time runs far above it`);
-    console.log(`  median ${(median / 1000).toFixed(2)} s of 3 (${ms.map(x => (x / 1000).toFixed(2)).join(", ")} s), target < ${PROGRAM_TARGET_MS / 1000} s: ${median < PROGRAM_TARGET_MS ? "met" : "MISSED"}; load ${os.loadavg().map(l => l.toFixed(2)).join(" ")}`);
+    return out;
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[1];
+const seconds = (xs: number[]): string => xs.map(x => (x / 1000).toFixed(2)).join(", ");
+
+/** The program's figure, next to the bare program's, each the median of 3 fresh processes. */
+function programFigure(): void {
+    const program = runs("--program");
+    const bare = runs("--bare-program");
+    const ms = median(program.map(r => r.ms));
+    const bareMs = median(bare.map(r => r.ms));
+    console.log(`\nthe program as Pulumi runs it (fresh node, ts-node transpile-only, index.ts, stack config, mocks for the engine): ${PROGRAM_SERVICES} services, ${program[0].resources} resources`);
+    console.log(`  CPU time (user + system) of the process: median ${(median(program.map(r => r.cpuMs)) / 1000).toFixed(2)} s (${seconds(program.map(r => r.cpuMs))} s); bare program ${(median(bare.map(r => r.cpuMs)) / 1000).toFixed(2)} s`);
+    console.log(`  bare program, ${bare[0].resources} plain resources in the same kind of process: median ${(bareMs / 1000).toFixed(2)} s (${seconds(bare.map(r => r.ms))} s)`);
+    console.log(`  program: median ${(ms / 1000).toFixed(2)} s of 3 (${seconds(program.map(r => r.ms))} s), ${(ms / bareMs).toFixed(2)}x the bare program; target < ${PROGRAM_TARGET_MS / 1000} s: ${ms < PROGRAM_TARGET_MS ? "met" : "MISSED"}; load ${os.loadavg().map(l => l.toFixed(2)).join(" ")}`);
 }
 
 const oneAt = process.argv.indexOf("--one");
 const programAt = process.argv.indexOf("--program");
+const bareAt = process.argv.indexOf("--bare-program");
 if (programAt >= 0) {
     program(Number(process.argv[programAt + 1])).catch(e => { console.error(e); process.exit(1); });
+} else if (bareAt >= 0) {
+    bareProgram(Number(process.argv[bareAt + 1])).catch(e => { console.error(e); process.exit(1); });
 } else if (process.env.BENCH_PROGRAM_ONLY === "1") {
     programFigure();
 } else if (oneAt >= 0) {
