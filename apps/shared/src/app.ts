@@ -80,6 +80,8 @@ export function createApp(config: Config, log: Logger): App {
   const calls = new Set<Call>();
   /** Every open connection, to close the idle and silent ones on `close()`. */
   const sockets = new Set<Socket>();
+  /** Connections with a response under way (more than one when requests are pipelined). */
+  const answering = new Map<Socket, number>();
 
   function send(res: http.ServerResponse, status: number, body: Buffer | string, reqId: string, extra?: string[]): void {
     const headers = ["content-type", "application/json", "content-length", String(Buffer.byteLength(body)), "x-request-id", reqId];
@@ -93,6 +95,13 @@ export function createApp(config: Config, log: Logger): App {
     send(res, status, JSON.stringify(value), reqId, extra);
 
   const server = http.createServer((req, res) => {
+    const socket = req.socket;
+    answering.set(socket, (answering.get(socket) ?? 0) + 1);
+    res.once("close", () => {
+      const left = answering.get(socket)! - 1;
+      if (left === 0) answering.delete(socket);
+      else answering.set(socket, left);
+    });
     const reqId = requestIdOf(req.headers["x-request-id"]);
     const path = pathOf(req.url ?? "/");
     const method = req.method;
@@ -172,8 +181,9 @@ export function createApp(config: Config, log: Logger): App {
   });
 
   server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => {
-    const answering = (socket as Duplex & { _httpMessage?: http.ServerResponse })._httpMessage;
-    if (closing || err.code === "ECONNRESET" || !socket.writable || answering?.headersSent) {
+    // A response under way on this connection owns it: an error page written now would
+    // interleave with that response, so the connection just closes.
+    if (closing || err.code === "ECONNRESET" || !socket.writable || answering.has(socket as Socket)) {
       socket.destroy();
       return;
     }
@@ -212,7 +222,7 @@ export function createApp(config: Config, log: Logger): App {
         // owed an answer, and Node counts only the first as idle. The others end after their
         // response, which carries `connection: close` since the drain began.
         for (const socket of sockets) {
-          if (!(socket as Socket & { _httpMessage?: unknown })._httpMessage) socket.destroy();
+          if (!answering.has(socket)) socket.destroy();
         }
       });
     },
