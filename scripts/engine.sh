@@ -1,22 +1,35 @@
 #!/usr/bin/env bash
-# The real Pulumi engine for `npm run test:engine`: the `pulumi` CLI, the nodejs
-# language host and the kubernetes provider, built from their Go modules
-# (tools/engine/*/go.mod) into a cache outside the repo, once per versions key.
+# The real Pulumi engine for `npm run test:engine` (and the audit, action and cluster suites):
+# the `pulumi` CLI, the nodejs language host and the kubernetes provider. Each piece that is
+# installed is used as it is; only what is missing is built from its Go module
+# (tools/engine/*/go.mod) into a cache outside the repo.
 #
-#   scripts/engine.sh build   build if not cached; print the bin dir, then the `pulumi` to run
+#   scripts/engine.sh build   find or build each piece; print the engine dir, then the `pulumi` to run
 #   scripts/engine.sh bin     same as build (alias)
-#   scripts/engine.sh info    print the versions key, cache paths and sizes
+#   scripts/engine.sh info    print the key, where each piece comes from, cache paths and sizes
+#   scripts/engine.sh key     print the key
 #   scripts/engine.sh prune   drop the Go module and build caches (keeps binaries)
+#
+# Where each piece comes from, in K8S_CHAIN_ENGINE=auto (the default):
+#   pulumi                      a `pulumi` on PATH (not npm's shim), else built
+#   pulumi-language-nodejs      beside that installed CLI (its bundled host), else on PATH,
+#                               else built
+#   pulumi-resource-kubernetes  of the version the npm SDK asks (@pulumi/kubernetes in
+#                               package-lock.json): $PULUMI_HOME/plugins (default ~/.pulumi/plugins)
+#                               resource-kubernetes-v<version>/, else on PATH if it reports that
+#                               version, else built
+# K8S_CHAIN_ENGINE=build builds all three; K8S_CHAIN_ENGINE=installed requires an installed CLI
+# (plugins as in auto).
+#
+# Built binaries land in <cache>/<key>/bin, where the key is the versions plus a hash of the
+# Go module files (tools/engine/*/go.mod, go.sum), `go version` and the provider's plugin
+# version. <cache>/<key>/engine is made anew on each build: links to the chosen pieces (and the
+# launcher for dynamic providers), the folder the first printed line names. The Go module and
+# build caches live in <cache>/go/{mod,build} so a cold build is self-contained and measurable.
 #
 # Environment:
 #   K8S_CHAIN_ENGINE_CACHE  cache root (default ~/.cache/k8s-chain/engine)
-#   K8S_CHAIN_ENGINE        auto (default): use a `pulumi` CLI already on PATH
-#                           (with its bundled nodejs language host) and build
-#                           only what is missing; build: always use the built
-#                           CLI; installed: require an installed CLI.
-#
-# Everything lands in <cache>/<key>/bin; the Go module and build caches live in
-# <cache>/go/{mod,build} so a cold build is self-contained and measurable.
+#   K8S_CHAIN_ENGINE        auto (default), build or installed (see above)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -39,10 +52,43 @@ k8s_plugin_version="$(node -p "require('$here/package-lock.json').packages['node
 
 log() { echo "engine: $*" >&2; }
 
+key_prefix="pulumi-${pulumi_version}_nodejs-${nodejs_host_version}_kubernetes-${k8s_plugin_version}-from-${k8s_source}"
+
 key() {
   local h
-  h="$( (cat "$tools"/*/go.mod "$tools"/*/go.sum; go version; echo "$k8s_plugin_version"; sed -n '/^build_one()/,/^installed_pulumi()/p' "${BASH_SOURCE[0]}") | sha256sum | cut -c1-12)"
-  echo "pulumi-${pulumi_version}_nodejs-${nodejs_host_version}_kubernetes-${k8s_plugin_version}-from-${k8s_source}_${h}"
+  h="$( (cat "$tools"/*/go.mod "$tools"/*/go.sum; go version; echo "$k8s_plugin_version") | sha256sum | cut -c1-12)"
+  echo "${key_prefix}_mod-${h}"
+}
+
+# Whether the Go binary $1 was built from the module files in $2 with this `go version`: every
+# module it was linked from (its build info: `go version -m`) is pinned, with the same hash, in
+# $2/go.sum.
+built_from() { # <binary> <module dir>
+  local info
+  info="$(go version -m "$1" 2>/dev/null)" || return 1
+  [ "$(head -n1 <<<"$info" | awk '{print $2}')" = "$(go version | awk '{print $3}')" ] || return 1
+  awk 'NR == FNR { sum[$1 " " $2 " " $3] = 1; next }
+       ($1 == "mod" || $1 == "dep") && $4 ~ /^h1:/ { n++; if (!(($2 " " $3 " " $4) in sum)) bad = 1 }
+       END { exit (bad || n == 0) }' "$2/go.sum" <(tail -n +2 <<<"$info")
+}
+
+# Keys before this one hashed part of this script as well as the module files. A cached engine
+# under such a key (same versions, .complete) whose binaries check out against today's module
+# files (built_from) is moved to today's key, and its old name left as a link to it, instead of
+# a ~25 min rebuild.
+migrate() { # <new key dir>
+  local new="$1" old
+  [ -e "$new" ] && return 0
+  for old in "$cache_root/${key_prefix}"_[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]; do
+    [ -d "$old" ] && [ ! -L "$old" ] && [ -f "$old/bin/.complete" ] || continue
+    built_from "$old/bin/pulumi" "$tools/pulumi" || continue
+    built_from "$old/bin/pulumi-language-nodejs" "$tools/language-nodejs" || continue
+    built_from "$old/bin/pulumi-resource-kubernetes" "$tools/kubernetes" || continue
+    mv "$old" "$new"
+    ln -s "$(basename "$new")" "$old"
+    log "moved the engine cached under $(basename "$old") to $(basename "$new") (built from the same module files)"
+    return 0
+  done
 }
 
 build_one() { # <module dir> <main package> <output name> <ldflags -X ...>
@@ -90,46 +136,95 @@ installed_pulumi() {
   echo "$p"
 }
 
+installed_nodejs_host() { # [installed cli]
+  local p
+  if [ -n "${1:-}" ]; then
+    p="$(dirname "$(readlink -f "$1")")/pulumi-language-nodejs"
+    [ -x "$p" ] && { echo "$p"; return 0; }
+  fi
+  p="$(command -v pulumi-language-nodejs 2>/dev/null || true)"
+  [ -n "$p" ] || return 1
+  case "$(readlink -f "$p")" in "$cache_root"/*) return 1 ;; esac
+  echo "$p"
+}
+
+installed_kubernetes() {
+  # The plugin cache names the version; a binary on PATH has to say it in its build info
+  # (a release stamps version.Version by -ldflags, a source build has the module version).
+  local p
+  p="${PULUMI_HOME:-$HOME/.pulumi}/plugins/resource-kubernetes-v$k8s_plugin_version/pulumi-resource-kubernetes"
+  [ -x "$p" ] && { echo "$p"; return 0; }
+  p="$(command -v pulumi-resource-kubernetes 2>/dev/null || true)"
+  [ -n "$p" ] || return 1
+  case "$(readlink -f "$p")" in "$cache_root"/*) return 1 ;; esac
+  if go version -m "$p" 2>/dev/null \
+    | grep -Eq "version\.Version=v?${k8s_plugin_version}([^0-9.]|\$)|pulumi-kubernetes/provider/v4[[:space:]]+v${k8s_plugin_version}([[:space:]]|\$)"; then
+    echo "$p"; return 0
+  fi
+  log "not using $p: its build info does not say it is version $k8s_plugin_version"
+  return 1
+}
+
+# Sets cli, host, k8s: the installed piece's path, or "" when it is to be built.
+resolve() {
+  cli="" host="" k8s=""
+  if [ "$mode" != build ]; then
+    cli="$(installed_pulumi)" || cli=""
+    if [ -z "$cli" ] && [ "$mode" = installed ]; then
+      log "K8S_CHAIN_ENGINE=installed but no pulumi CLI on PATH"; exit 1
+    fi
+    host="$(installed_nodejs_host "$cli")" || host=""
+    # A built CLI loads the host built beside it, if there is one, before any other.
+    if [ -z "$cli" ] && [ -x "$cache_root/$(key)/bin/pulumi-language-nodejs" ]; then host=""; fi
+    k8s="$(installed_kubernetes)" || k8s=""
+  fi
+}
+
 do_build() {
-  local k bindir lock
+  local k dir bindir lock cli host k8s
   k="$(key)"
-  bindir="$cache_root/$k/bin"
+  dir="$cache_root/$k"
+  bindir="$dir/bin"
   export GOMODCACHE="$cache_root/go/mod" GOCACHE="$cache_root/go/build"
   # go.sum is committed: build exactly what it pins.
   export GOFLAGS="-mod=readonly"
 
-  local want_cli=1 inst=""
-  if [ "$mode" != build ] && inst="$(installed_pulumi)"; then
-    want_cli=0
-    log "using installed pulumi at $inst ($("$inst" version))"
-  elif [ "$mode" = installed ]; then
-    log "K8S_CHAIN_ENGINE=installed but no pulumi CLI on PATH"; exit 1
-  fi
+  resolve
+  [ -n "$cli" ] && log "using installed pulumi at $cli ($("$cli" version))"
+  [ -n "$host" ] && log "using installed pulumi-language-nodejs at $host"
+  [ -n "$k8s" ] && log "using installed pulumi-resource-kubernetes $k8s_plugin_version at $k8s"
 
   mkdir -p "$cache_root"
   lock="$cache_root/.lock"
   exec 9>"$lock"
   flock 9
 
-  if [ ! -f "$bindir/.complete" ] || { [ $want_cli = 1 ] && [ ! -x "$bindir/pulumi" ]; }; then
-    local t0=$SECONDS
-    mkdir -p "$bindir"
-    if [ $want_cli = 1 ]; then
-      build_one "$tools/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi pulumi \
-        "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$pulumi_version"
-      build_one "$tools/language-nodejs" github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs pulumi-language-nodejs \
-        "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$nodejs_host_version"
-    fi
-    if [ ! -x "$bindir/pulumi-resource-kubernetes" ]; then
-      local kdir
-      kdir="$(k8s_main "$cache_root/$k/kubernetes-main")"
-      build_one "$kdir" . pulumi-resource-kubernetes \
-        "-X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=$k8s_plugin_version"
-    fi
-    touch "$bindir/.complete"
-    echo "$((SECONDS - t0))" >> "$cache_root/$k/build-seconds"
-    log "engine ready in $((SECONDS - t0))s: $bindir"
+  migrate "$dir"
+  mkdir -p "$bindir"
+  local t0=$SECONDS built=0
+  if [ -z "$cli" ] && [ ! -x "$bindir/pulumi" ]; then
+    build_one "$tools/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi pulumi \
+      "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$pulumi_version"
+    built=1
   fi
+  if [ -z "$host" ] && [ ! -x "$bindir/pulumi-language-nodejs" ]; then
+    build_one "$tools/language-nodejs" github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs pulumi-language-nodejs \
+      "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$nodejs_host_version"
+    built=1
+  fi
+  if [ -z "$k8s" ] && [ ! -x "$bindir/pulumi-resource-kubernetes" ]; then
+    local kdir
+    kdir="$(k8s_main "$dir/kubernetes-main")"
+    build_one "$kdir" . pulumi-resource-kubernetes \
+      "-X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=$k8s_plugin_version"
+    built=1
+  fi
+  if [ $built = 1 ]; then
+    echo "$((SECONDS - t0))" >> "$dir/build-seconds"
+    log "built in $((SECONDS - t0))s: $bindir"
+  fi
+  [ -x "$bindir/pulumi" ] && [ -x "$bindir/pulumi-language-nodejs" ] && [ -x "$bindir/pulumi-resource-kubernetes" ] \
+    && touch "$bindir/.complete"
   # The launcher the CLI's releases ship for dynamic providers (the stack's Rollout watch is
   # one): the engine runs it in the program's folder, and it runs the provider host of the
   # program's own @pulumi/pulumi. Not a Go build, so outside the cache key.
@@ -138,9 +233,17 @@ do_build() {
     chmod +x "$bindir/.dyn.tmp"
     mv "$bindir/.dyn.tmp" "$bindir/pulumi-resource-pulumi-nodejs"
   fi
+  # The engine dir: one link per piece, to the installed one or the built one.
+  local eng="$dir/engine"
+  rm -rf "$eng.tmp"; mkdir -p "$eng.tmp"
+  ln -s "${cli:-$bindir/pulumi}" "$eng.tmp/pulumi"
+  ln -s "${host:-$bindir/pulumi-language-nodejs}" "$eng.tmp/pulumi-language-nodejs"
+  ln -s "${k8s:-$bindir/pulumi-resource-kubernetes}" "$eng.tmp/pulumi-resource-kubernetes"
+  ln -s "$bindir/pulumi-resource-pulumi-nodejs" "$eng.tmp/pulumi-resource-pulumi-nodejs"
+  rm -rf "$eng"; mv "$eng.tmp" "$eng"
   flock -u 9
-  echo "$bindir"
-  if [ $want_cli = 1 ]; then echo "$bindir/pulumi"; else echo "$inst"; fi
+  echo "$eng"
+  echo "${cli:-$bindir/pulumi}"
 }
 
 case "${1:-build}" in
@@ -148,11 +251,28 @@ case "${1:-build}" in
   key) key ;;
   info)
     k="$(key)"
+    resolve
     echo "key:        $k"
+    echo "mode:       $mode"
+    for piece in "pulumi:$cli" "pulumi-language-nodejs:$host" "pulumi-resource-kubernetes:$k8s"; do
+      name="${piece%%:*}" at="${piece#*:}"
+      if [ -n "$at" ]; then
+        echo "$(printf '%-28s' "$name:") installed at $at"
+      elif [ -x "$cache_root/$k/bin/$name" ]; then
+        echo "$(printf '%-28s' "$name:") built, $cache_root/$k/bin/$name"
+      else
+        old="$(ls -d "$cache_root/${key_prefix}"_[0-9a-f]*[0-9a-f]/bin/"$name" 2>/dev/null | head -n1 || true)"
+        if [ -n "$old" ] && [ ! -e "$cache_root/$k" ]; then
+          echo "$(printf '%-28s' "$name:") to build, unless \`build\` can move $old (older key) here"
+        else
+          echo "$(printf '%-28s' "$name:") to build"
+        fi
+      fi
+    done
     echo "bin:        $cache_root/$k/bin"
-    [ -f "$cache_root/$k/build-seconds" ] && echo "build time: $(cat "$cache_root/$k/build-seconds")s"
+    [ -f "$cache_root/$k/build-seconds" ] && echo "build time: $(cat "$cache_root/$k/build-seconds" | tr '\n' ' ')s"
     for d in "$cache_root/go/mod" "$cache_root/go/build" "$cache_root/$k/bin"; do
-      [ -d "$d" ] && du -sh "$d"
+      if [ -d "$d" ]; then du -sh "$d"; fi
     done
     ;;
   prune)

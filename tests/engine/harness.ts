@@ -28,8 +28,10 @@ export function devServices(imageFor: (name: string) => string = pinned, dir: st
 }
 
 /**
- * Builds the engine once (cached outside the repo, see scripts/engine.sh) and returns the folder
- * holding the built binaries and the `pulumi` to run (the built one, or an installed CLI).
+ * Finds or builds the engine (installed pieces as they are, the rest built once into a cache
+ * outside the repo, see scripts/engine.sh) and returns the folder linking its pieces
+ * (`pulumi-language-nodejs`, `pulumi-resource-kubernetes`, `pulumi-resource-pulumi-nodejs`) and
+ * the `pulumi` to run (an installed CLI, or the built one).
  */
 export function engineBin(): { bin: string; cli: string } {
     const r = spawnSync("bash", [path.join(REPO, "scripts", "engine.sh"), "build"], {
@@ -66,12 +68,14 @@ export class EngineStack {
     /** The `pulumi` executable. */
     readonly cli: string;
     private readonly providerBinary: string;
+    /** The nodejs language host to install into the plugin cache, when none sits beside the CLI. */
+    private readonly languageHost?: string;
     private readonly env: NodeJS.ProcessEnv;
     private readonly configFile: string;
 
     /**
-     * @param engine `bin`: the folder with the built `pulumi-resource-kubernetes` (and, unless an
-     *   installed CLI is used, `pulumi` and `pulumi-language-nodejs`); `cli`: the `pulumi` to run
+     * @param engine `bin`: the folder linking the engine's plugins (see {@link engineBin});
+     *   `cli`: the `pulumi` to run
      * @param programDir the Pulumi project to run (default: the repo root)
      */
     constructor(engine: { bin: string; cli: string }, programDir: string = REPO) {
@@ -92,10 +96,13 @@ export class EngineStack {
         const home = path.join(this.root, "pulumi-home");
         fs.mkdirSync(home);
         fs.mkdirSync(path.join(this.root, "state"));
-        // The CLI is run by its path: the nodejs language host sits beside it, where the CLI
-        // looks for bundled plugins.
+        // The CLI is run by its path: a nodejs language host beside it (bundled with an installed
+        // CLI, or built with ours) is the one it loads; otherwise init() installs the engine's.
         this.cli = engine.cli;
         this.providerBinary = path.join(bin, "pulumi-resource-kubernetes");
+        const host = path.join(bin, "pulumi-language-nodejs");
+        this.languageHost = fs.existsSync(path.join(path.dirname(fs.realpathSync(this.cli)), "pulumi-language-nodejs"))
+            ? undefined : host;
         this.env = {
             ...process.env,
             // Providers come from the plugin cache only, matched by version (see init()).
@@ -181,6 +188,11 @@ export class EngineStack {
         // asks for (@pulumi/kubernetes' package.json), so the engine finds it by that version.
         const version = require(path.join(REPO, "node_modules", "@pulumi", "kubernetes", "package.json")).version;
         this.ok(["plugin", "install", "resource", "kubernetes", version, "--file", this.providerBinary]);
+        if (this.languageHost) {
+            // Language hosts follow the SDK's versions; the program's @pulumi/pulumi names one.
+            const sdk = require(path.join(REPO, "node_modules", "@pulumi", "pulumi", "package.json")).version;
+            this.ok(["plugin", "install", "language", "nodejs", sdk, "--file", this.languageHost]);
+        }
         this.ok(["stack", "init", this.stack, "--secrets-provider", "passphrase"]);
         this.setConfig(config);
     }
