@@ -24,7 +24,9 @@
 # Built binaries land in <cache>/<key>/bin, where the key is the versions plus a hash of the
 # Go module files (tools/engine/*/go.mod, go.sum), `go version` and the provider's plugin
 # version. <cache>/<key>/engine is made anew on each build: links to the chosen pieces (and the
-# launcher for dynamic providers), the folder the first printed line names. The Go module and
+# launcher for dynamic providers), the folder the first printed line names. The CLI loads the
+# nodejs host beside its executable, so when the chosen host is not there the printed `pulumi`
+# is a hard link (or copy) of the CLI in that folder. The Go module and
 # build caches live in <cache>/go/{mod,build} so a cold build is self-contained and measurable.
 #
 # Environment:
@@ -234,16 +236,25 @@ do_build() {
     mv "$bindir/.dyn.tmp" "$bindir/pulumi-resource-pulumi-nodejs"
   fi
   # The engine dir: one link per piece, to the installed one or the built one.
-  local eng="$dir/engine"
+  local eng="$dir/engine" run_cli="${cli:-$bindir/pulumi}" use_host="${host:-$bindir/pulumi-language-nodejs}" real
   rm -rf "$eng.tmp"; mkdir -p "$eng.tmp"
-  ln -s "${cli:-$bindir/pulumi}" "$eng.tmp/pulumi"
-  ln -s "${host:-$bindir/pulumi-language-nodejs}" "$eng.tmp/pulumi-language-nodejs"
+  ln -s "$use_host" "$eng.tmp/pulumi-language-nodejs"
+  real="$(readlink -f "$run_cli")"
+  if [ "$(readlink -f "$(dirname "$real")/pulumi-language-nodejs" 2>/dev/null)" = "$(readlink -f "$use_host")" ]; then
+    ln -s "$run_cli" "$eng.tmp/pulumi"
+  else
+    # The CLI loads the nodejs host that sits beside its own executable (links resolved; a
+    # bundled plugin cannot be put in the plugin cache): so the CLI runs from the engine dir,
+    # as a hard link (a copy across file systems), beside the chosen host.
+    ln -f "$real" "$eng.tmp/pulumi" 2>/dev/null || cp "$real" "$eng.tmp/pulumi"
+    run_cli="$eng/pulumi"
+  fi
   ln -s "${k8s:-$bindir/pulumi-resource-kubernetes}" "$eng.tmp/pulumi-resource-kubernetes"
   ln -s "$bindir/pulumi-resource-pulumi-nodejs" "$eng.tmp/pulumi-resource-pulumi-nodejs"
   rm -rf "$eng"; mv "$eng.tmp" "$eng"
   flock -u 9
   echo "$eng"
-  echo "${cli:-$bindir/pulumi}"
+  echo "$run_cli"
 }
 
 case "${1:-build}" in

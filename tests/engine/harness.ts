@@ -31,7 +31,8 @@ export function devServices(imageFor: (name: string) => string = pinned, dir: st
  * Finds or builds the engine (installed pieces as they are, the rest built once into a cache
  * outside the repo, see scripts/engine.sh) and returns the folder linking its pieces
  * (`pulumi-language-nodejs`, `pulumi-resource-kubernetes`, `pulumi-resource-pulumi-nodejs`) and
- * the `pulumi` to run (an installed CLI, or the built one).
+ * the `pulumi` to run (an installed CLI or the built one, run from that folder when the nodejs
+ * host chosen is not beside it).
  */
 export function engineBin(): { bin: string; cli: string } {
     const r = spawnSync("bash", [path.join(REPO, "scripts", "engine.sh"), "build"], {
@@ -68,8 +69,6 @@ export class EngineStack {
     /** The `pulumi` executable. */
     readonly cli: string;
     private readonly providerBinary: string;
-    /** The nodejs language host to install into the plugin cache, when none sits beside the CLI. */
-    private readonly languageHost?: string;
     private readonly env: NodeJS.ProcessEnv;
     private readonly configFile: string;
 
@@ -96,13 +95,10 @@ export class EngineStack {
         const home = path.join(this.root, "pulumi-home");
         fs.mkdirSync(home);
         fs.mkdirSync(path.join(this.root, "state"));
-        // The CLI is run by its path: a nodejs language host beside it (bundled with an installed
-        // CLI, or built with ours) is the one it loads; otherwise init() installs the engine's.
+        // The CLI is run by its path: the nodejs language host scripts/engine.sh chose sits beside
+        // it, where the CLI looks for bundled plugins.
         this.cli = engine.cli;
         this.providerBinary = path.join(bin, "pulumi-resource-kubernetes");
-        const host = path.join(bin, "pulumi-language-nodejs");
-        this.languageHost = fs.existsSync(path.join(path.dirname(fs.realpathSync(this.cli)), "pulumi-language-nodejs"))
-            ? undefined : host;
         this.env = {
             ...process.env,
             // Providers come from the plugin cache only, matched by version (see init()).
@@ -188,11 +184,6 @@ export class EngineStack {
         // asks for (@pulumi/kubernetes' package.json), so the engine finds it by that version.
         const version = require(path.join(REPO, "node_modules", "@pulumi", "kubernetes", "package.json")).version;
         this.ok(["plugin", "install", "resource", "kubernetes", version, "--file", this.providerBinary]);
-        if (this.languageHost) {
-            // Language hosts follow the SDK's versions; the program's @pulumi/pulumi names one.
-            const sdk = require(path.join(REPO, "node_modules", "@pulumi", "pulumi", "package.json")).version;
-            this.ok(["plugin", "install", "language", "nodejs", sdk, "--file", this.languageHost]);
-        }
         this.ok(["stack", "init", this.stack, "--secrets-provider", "passphrase"]);
         this.setConfig(config);
     }
