@@ -3,12 +3,12 @@
 // Needs `npm run build` (the apps' dist/) and Debian's wrk and python3-flask
 // (`apt-get install wrk python3-flask`). Every run is bounded: BENCH_SECONDS (default 5) each,
 // BENCH_ROUNDS (default 3) rounds; about 2.5 minutes in all with the defaults.
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
-import http from "node:http";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { Children, freePort, run, waitForHttp } from "../../tests/support/process";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 /** The one program every sample service runs (SERVICE_NAME tells them apart). */
@@ -21,34 +21,9 @@ const HANGING = 200;
 const PROBE_RATE = 200;
 const PYTHON = "/usr/bin/python3"; // Debian's, with python3-flask (not a pyenv or venv one)
 
-const children: ChildProcess[] = [];
+const children = new Children();
 /** The server processes behind a URL (a chain's A URL: A, B and C), for their CPU time. */
 const processesOf = new Map<string, number[]>();
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-/** Resolves once `url` answers 200, polling every 50 ms for at most 15 s. */
-async function ready(url: string): Promise<void> {
-  for (let tries = 0; tries < 300; tries++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const req = http.get(url, { agent: false, timeout: 1000 }, (res) => {
-        res.resume();
-        resolve(res.statusCode === 200);
-      });
-      req.on("error", () => resolve(false));
-      req.on("timeout", () => req.destroy());
-    });
-    if (ok) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`${url} not ready after 15 s`);
-}
 
 type Kind = "ours" | "bare" | "flask";
 
@@ -68,11 +43,10 @@ async function start(kind: Kind, name: string, next?: string, timeoutMs?: number
     if (next) env.NEXT_URL = next;
     command = [PYTHON, path.join(__dirname, "flask_app.py")];
   }
-  const child = spawn(command[0], command.slice(1), { env, cwd: ROOT, stdio: "ignore" });
-  children.push(child);
+  const child = children.spawn(command[0], command.slice(1), { env, cwd: ROOT, stdio: "ignore" });
   const url = `http://127.0.0.1:${port}/`;
   processesOf.set(url, [child.pid!]);
-  await ready(`${url}health`);
+  await waitForHttp(`${url}health`);
   return url;
 }
 
@@ -85,18 +59,8 @@ async function chain(kind: Kind): Promise<string> {
   return a;
 }
 
-async function stopAll(): Promise<void> {
-  await Promise.all(
-    children.splice(0).map(
-      (child) =>
-        new Promise<void>((resolve) => {
-          if (child.exitCode !== null || child.signalCode !== null) return resolve();
-          const kill = setTimeout(() => child.kill("SIGKILL"), 3000);
-          child.once("exit", () => (clearTimeout(kill), resolve()));
-          child.kill("SIGTERM");
-        }),
-    ),
-  );
+function stopAll(): Promise<void> {
+  return children.stopAll("SIGTERM", 3000);
 }
 
 interface WrkResult {
@@ -116,31 +80,26 @@ function ms(value: string, unit: string): number {
 }
 
 /** Runs wrk (1 thread) for `seconds` and parses req/s, p50, p99 and errors. */
-function wrk(url: string, connections: number, seconds: number): Promise<WrkResult> {
-  return new Promise((resolve, reject) => {
-    const args = ["-t1", `-c${connections}`, `-d${seconds}s`, "--timeout", "10s", "--latency", url];
-    const child = spawn("wrk", args, { stdio: ["ignore", "pipe", "inherit"] });
-    let out = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
-    child.on("error", reject);
-    child.on("exit", (code) => {
-      if (code !== 0) return reject(new Error(`wrk ${args.join(" ")} exited ${code}:\n${out}`));
-      const pct = (p: string) => {
-        const m = out.match(new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s)\\s*$`, "m"));
-        return m ? ms(m[1], m[2]) : NaN;
-      };
-      const socket = out.match(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/);
-      resolve({
-        cpuUs: NaN,
-        rps: Number(out.match(/Requests\/sec:\s+([\d.]+)/)?.[1] ?? NaN),
-        p50: pct("50"),
-        p99: pct("99"),
-        requests: Number(out.match(/(\d+) requests in/)?.[1] ?? NaN),
-        non2xx: Number(out.match(/Non-2xx or 3xx responses: (\d+)/)?.[1] ?? 0),
-        socketErrors: socket ? socket.slice(1).reduce((sum, n) => sum + Number(n), 0) : 0,
-      });
-    });
-  });
+async function wrk(url: string, connections: number, seconds: number): Promise<WrkResult> {
+  const args = ["-t1", `-c${connections}`, `-d${seconds}s`, "--timeout", "10s", "--latency", url];
+  const r = await run("wrk", args);
+  process.stderr.write(r.stderr);
+  const out = r.stdout;
+  if (r.code !== 0) throw new Error(`wrk ${args.join(" ")} exited ${r.code}:\n${out}`);
+  const pct = (p: string) => {
+    const m = out.match(new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s)\\s*$`, "m"));
+    return m ? ms(m[1], m[2]) : NaN;
+  };
+  const socket = out.match(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/);
+  return {
+    cpuUs: NaN,
+    rps: Number(out.match(/Requests\/sec:\s+([\d.]+)/)?.[1] ?? NaN),
+    p50: pct("50"),
+    p99: pct("99"),
+    requests: Number(out.match(/(\d+) requests in/)?.[1] ?? NaN),
+    non2xx: Number(out.match(/Non-2xx or 3xx responses: (\d+)/)?.[1] ?? 0),
+    socketErrors: socket ? socket.slice(1).reduce((sum, n) => sum + Number(n), 0) : 0,
+  };
 }
 
 function median(runs: WrkResult[]): WrkResult {
@@ -206,14 +165,12 @@ interface Probe {
 }
 
 /** Fixed-rate /health latency from its own process (bench/apps/probe.ts). */
-function probe(url: string, seconds: number): Promise<Probe> {
-  return new Promise((resolve, reject) => {
-    const args = ["-r", "ts-node/register/transpile-only", path.join(__dirname, "probe.ts"), url, String(PROBE_RATE), String(seconds)];
-    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
-    let out = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
-    child.on("exit", (code) => (code === 0 ? resolve(JSON.parse(out) as Probe) : reject(new Error(`probe exited ${code}`))));
-  });
+async function probe(url: string, seconds: number): Promise<Probe> {
+  const args = ["-r", "ts-node/register/transpile-only", path.join(__dirname, "probe.ts"), url, String(PROBE_RATE), String(seconds)];
+  const r = await run(process.execPath, args, { cwd: ROOT });
+  process.stderr.write(r.stderr);
+  if (r.code !== 0) throw new Error(`probe exited ${r.code}`);
+  return JSON.parse(r.stdout) as Probe;
 }
 
 interface HangResult {
@@ -227,8 +184,7 @@ interface HangResult {
 
 /** wrk holding `connections` `/` requests open until stopped (each one answered 504 is sent again at once). */
 function hangLoad(url: string, connections: number): { stop: () => Promise<void> } {
-  const child = spawn("wrk", ["-t1", `-c${connections}`, "-d600s", "--timeout", "10s", url], { stdio: "ignore" });
-  children.push(child);
+  const child = children.spawn("wrk", ["-t1", `-c${connections}`, "-d600s", "--timeout", "10s", url], { stdio: "ignore" });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   return {
     stop: () => {

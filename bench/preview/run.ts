@@ -12,13 +12,14 @@ import * as os from "os";
 import * as path from "path";
 import * as YAML from "yaml";
 import { devServices, EngineStack, engineBin, REPO } from "../../tests/engine/harness";
+import { tempDir } from "../../tests/support/process";
 
 const RUNS = Number(process.env.BENCH_PREVIEW_RUNS ?? 3);
 const TARGET = 1.3;
 
 /** A one-ConfigMap TypeScript program, as small as a Pulumi program gets, in a temp folder. */
 function baselineProgram(): string {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "k8s-chain-preview-baseline-"));
+    const dir = tempDir("k8s-chain-preview-baseline-");
     const project = YAML.parse(fs.readFileSync(path.join(REPO, "Pulumi.yaml"), "utf8"));
     // The project's own runtime (and its options), without its config schema.
     fs.writeFileSync(path.join(dir, "Pulumi.yaml"), YAML.stringify({ name: project.name, runtime: project.runtime }));

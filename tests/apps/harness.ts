@@ -1,19 +1,20 @@
 // Real-process harness for the sample services: spawn `node apps/chain-service/dist/server.js`
 // (the one program every dev-stack service runs) as SERVICE_NAME=<name> on PORT=0, learn the
 // bound port from its "listening" log line, talk to it over loopback.
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import http from "node:http";
 import net from "node:net";
 import path from "node:path";
+import { Children, freePort } from "../support/process";
 
 export const ROOT = path.resolve(__dirname, "..", "..");
 /** The app folder every service of these tests runs (apps/<APP>/dist/server.js). */
-export const APP = "chain-service";
+const APP = "chain-service";
 
 /** Bounds every wait in these tests (mocha's own timeout is 20 s). */
 const WAIT_MS = 10_000;
 
-export type LogLine = Record<string, unknown> & { msg?: string; reqId?: string; level?: string };
+type LogLine = Record<string, unknown> & { msg?: string; reqId?: string; level?: string };
 
 export interface Service {
   readonly name: string;
@@ -30,30 +31,19 @@ export interface Service {
   readonly stderr: () => string;
 }
 
-const running = new Set<ChildProcess>();
+const running = new Children();
 const fakes = new Set<FakeServer>();
 
 /** Kills the processes and closes the fake servers a test left running; call from `afterEach`. */
 export async function stopAll(): Promise<void> {
-  const procs = [...running];
-  running.clear();
   const servers = [...fakes];
   fakes.clear();
   await Promise.all(servers.map((fake) => fake.close()));
-  await Promise.all(
-    procs.map(
-      (proc) =>
-        new Promise<void>((resolve) => {
-          if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
-          proc.once("exit", () => resolve());
-          proc.kill("SIGKILL");
-        }),
-    ),
-  );
+  await running.stopAll("SIGKILL");
 }
 
 /** A started process whose port is not known yet (see `startService`). */
-export type Spawned = Omit<Service, "port" | "url">;
+type Spawned = Omit<Service, "port" | "url">;
 
 /**
  * Spawns the built app as SERVICE_NAME=`name` with PORT=0 and `env` (which may set SERVICE_NAME
@@ -65,8 +55,7 @@ export function spawnService(name: string, env: Record<string, string> = {}): Sp
   for (const key of ["DOWNSTREAM_URLS", "DOWNSTREAM_TIMEOUT_MS", "SHUTDOWN_DELAY_MS", "SHUTDOWN_TIMEOUT_MS", "LOG_LEVEL"]) {
     if (!(key in env)) delete childEnv[key];
   }
-  const proc = spawn(process.execPath, [script], { env: childEnv, stdio: ["ignore", "pipe", "pipe"] });
-  running.add(proc);
+  const proc = running.spawn(process.execPath, [script], { env: childEnv, stdio: ["ignore", "pipe", "pipe"] });
   const logs: LogLine[] = [];
   const waiters: { match: (line: LogLine) => boolean; resolve: (line: LogLine) => void }[] = [];
   let stderr = "";
@@ -123,7 +112,7 @@ export async function startService(name: string, env: Record<string, string> = {
   return { ...spawned, port, url: `http://127.0.0.1:${port}` };
 }
 
-export interface Reply {
+interface Reply {
   readonly status: number;
   readonly headers: http.IncomingHttpHeaders;
   readonly body: string;
@@ -163,7 +152,7 @@ export function rawExchange(port: number, bytes: Buffer | string): Promise<strin
 }
 
 /** A stand-in downstream on port 0; `handler` decides what each request gets. */
-export interface FakeServer {
+interface FakeServer {
   readonly url: string;
   readonly port: number;
   /** Requests received so far, with their headers. */
@@ -212,9 +201,5 @@ export function hangingServer(): Promise<FakeServer> {
 
 /** A loopback URL on which nothing listens (a port just freed). */
 export async function refusedUrl(): Promise<string> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return `http://127.0.0.1:${port}/`;
+  return `http://127.0.0.1:${await freePort()}/`;
 }

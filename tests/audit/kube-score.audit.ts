@@ -12,6 +12,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
 import { devServices, EngineStack, engineBin, pinned, REPO } from "../engine/harness";
+import { tempDir } from "../support/process";
 
 /** The Kubernetes version the checks assume (the cluster suite's, tools/cluster/kube). */
 const KUBERNETES_VERSION = "v1.36";
@@ -260,7 +261,7 @@ describe("kube-score on the objects the real engine renders", function () {
         // The dev stack's objects, copied and broken three ways: service-b's container loses its
         // limits, service-c's Service becomes a NodePort (service-c is a ClusterIP in the catalog)
         // and service-a runs a tag instead of a digest.
-        const dir = fs.mkdtempSync(path.join(stacks[0].root, "broken-"));
+        const dir = tempDir("broken-", stacks[0].root);
         const files = devFiles!.map(f => {
             const docs = YAML.parseAllDocuments(fs.readFileSync(f, "utf8")).map(d => d.toJS()).filter(Boolean);
             for (const o of docs) {

@@ -1,15 +1,12 @@
 // What the cluster suite needs besides the engine harness: the cluster's own API (kubectl and
 // watches, to assert on what the cluster did, never on Pulumi's word), the images the suite
 // pushed, and a bounded HTTP load that counts every failed request.
-import { execFile } from "child_process";
 import * as fs from "fs";
 import * as http from "http";
 import * as https from "https";
 import * as path from "path";
-import { promisify } from "util";
 import * as YAML from "yaml";
-
-const run = promisify(execFile);
+import { run } from "../support/process";
 
 function required(name: string): string {
     const v = process.env[name];
@@ -31,23 +28,21 @@ export function pushedImages(): Record<string, string> {
 }
 
 /** `kubectl <args>`; resolves with stdout, rejects with stderr on a non-zero exit. */
-export async function kubectl(...args: string[]): Promise<string> {
-    try {
-        const r = await run(path.join(cluster.bin, "kubectl"), ["--kubeconfig", cluster.kubeconfig, ...args],
-            { maxBuffer: 1 << 26 });
-        return r.stdout;
-    } catch (e: any) {
-        throw new Error(`kubectl ${args.join(" ")} failed: ${e.stderr || e.message}`);
-    }
+export function kubectl(...args: string[]): Promise<string> {
+    return kubectlRun(undefined, args);
 }
 
 /** `kubectl <args>` with `input` on stdin (e.g. `apply -f -`). */
 export function kubectlStdin(input: string, ...args: string[]): Promise<string> {
-    return new Promise((resolve, reject) => {
-        const child = execFile(path.join(cluster.bin, "kubectl"), ["--kubeconfig", cluster.kubeconfig, ...args],
-            (err, stdout, stderr) => (err ? reject(new Error(`kubectl ${args.join(" ")} failed: ${stderr || err.message}`)) : resolve(stdout)));
-        child.stdin?.end(input);
-    });
+    return kubectlRun(input, args);
+}
+
+async function kubectlRun(input: string | undefined, args: string[]): Promise<string> {
+    const r = await run(path.join(cluster.bin, "kubectl"), ["--kubeconfig", cluster.kubeconfig, ...args], { input });
+    if (r.code !== 0) {
+        throw new Error(`kubectl ${args.join(" ")} failed: ${r.stderr || `exit ${r.code}`}`);
+    }
+    return r.stdout;
 }
 
 export async function kubectlJson(...args: string[]): Promise<any> {
@@ -132,7 +127,7 @@ export class Watch {
 }
 
 /** Any failed request of a load run, with when it happened. */
-export interface Failure {
+interface Failure {
     at: number;
     mode: "new-connection" | "keep-alive";
     what: string;
@@ -189,10 +184,10 @@ export class Load {
                         fail(`HTTP ${res.statusCode} ${body.slice(0, 200)}`);
                     }
                 });
-                res.on("error", e => fail(`response ${(e as any).code ?? e.message}`));
+                res.on("error", e => fail(`response ${(e as NodeJS.ErrnoException).code ?? e.message}`));
             });
             req.on("timeout", () => req.destroy(new Error("timeout after 5 s")));
-            req.on("error", e => fail(`${(e as any).code ?? ""} ${e.message}`.trim()));
+            req.on("error", e => fail(`${(e as NodeJS.ErrnoException).code ?? ""} ${e.message}`.trim()));
         });
     }
 

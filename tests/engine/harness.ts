@@ -2,12 +2,12 @@
 // scripts/engine.sh) against a throwaway stack: local file backend and PULUMI_HOME in a temp
 // dir, passphrase secrets, no plugin downloads, the kubernetes provider rendering YAML to a
 // folder (`k8s-chain:renderDir`) so no cluster is needed.
-import { spawn, spawnSync } from "child_process";
+import { spawnSync } from "child_process";
 import { createHash } from "crypto";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import * as YAML from "yaml";
+import { run, tempDir } from "../support/process";
 
 export const REPO = path.resolve(__dirname, "..", "..");
 
@@ -53,7 +53,7 @@ export interface RunResult {
 }
 
 /** One timed pulumi command, for the summary printed at the end. */
-export interface Timing {
+interface Timing {
     what: string;
     seconds: number;
     code: number;
@@ -79,7 +79,7 @@ export class EngineStack {
      */
     constructor(engine: { bin: string; cli: string }, programDir: string = REPO) {
         const bin = engine.bin;
-        this.root = fs.mkdtempSync(path.join(os.tmpdir(), "k8s-chain-engine-"));
+        this.root = tempDir("k8s-chain-engine-");
         this.renderDir = path.join(this.root, "rendered");
         // The project is linked into a temp folder so the stack's config file
         // (Pulumi.engine.yaml) never lands in the work tree.
@@ -146,26 +146,12 @@ export class EngineStack {
      * Like {@link pulumi}, but without blocking the event loop, so that watches and load
      * generators in the same process keep their timing while the engine runs.
      */
-    pulumiAsync(args: string[], what?: string): Promise<RunResult> {
-        const t0 = process.hrtime.bigint();
-        return new Promise((resolve, reject) => {
-            const child = spawn(this.cli, [...args, "--non-interactive", "--color", "never"], {
-                cwd: this.projectDir, env: this.env, stdio: ["ignore", "pipe", "pipe"],
-            });
-            let stdout = "";
-            let stderr = "";
-            child.stdout.setEncoding("utf8").on("data", d => { stdout += d; });
-            child.stderr.setEncoding("utf8").on("data", d => { stderr += d; });
-            child.on("error", reject);
-            child.on("close", code => {
-                const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-                const res = { code: code ?? -1, stdout, stderr, seconds };
-                if (what) {
-                    this.timings.push({ what, seconds, code: res.code });
-                }
-                resolve(res);
-            });
-        });
+    async pulumiAsync(args: string[], what?: string): Promise<RunResult> {
+        const res = await run(this.cli, [...args, "--non-interactive", "--color", "never"], { cwd: this.projectDir, env: this.env });
+        if (what) {
+            this.timings.push({ what, seconds: res.seconds, code: res.code });
+        }
+        return res;
     }
 
     /** Like {@link pulumi}, but throws with the output when the command fails. */
@@ -266,7 +252,7 @@ export interface PreviewJson {
     duration?: number;
 }
 
-export interface StateResource {
+interface StateResource {
     urn: string;
     type: string;
     id?: string;

@@ -14,7 +14,8 @@ import * as assert from "assert";
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { build, checkDockerfile, docker, dockerOk, env, freePort, get, registryManifest, runContainer, waitHealthy } from "./engine";
+import { freePort, tempDir } from "../support/process";
+import { build, checkDockerfile, docker, dockerOk, env, get, registryManifest, runContainer, waitHealthy } from "./docker";
 
 /** The app folder every service is built from, and the services the dev stack runs from it. */
 const IMAGE = "chain-service";
@@ -223,7 +224,7 @@ describe("app images on a private Docker engine and registry", function () {
     it("builds a second folder's Dockerfile of the same name, size and mtime from the same context, and says which one BuildKit read", async function () {
       // The shape the four per-app Dockerfiles had: one context, two folders, Dockerfiles of equal
       // name, size and mtime. The second differs only in its USER (same length).
-      const copy = fs.mkdtempSync(path.join(env.work, "buildkit-1368-"));
+      const copy = tempDir("buildkit-1368-", env.work);
       execFileSync("tar", ["-C", env.appsDir, "--exclude=node_modules", "--exclude=dist", "-cf", path.join(copy, "..", "ctx-1368.tar"), "."]);
       execFileSync("tar", ["-C", copy, "-xf", path.join(copy, "..", "ctx-1368.tar")]);
       const first = path.join(copy, IMAGE, "Dockerfile");
@@ -247,7 +248,7 @@ describe("app images on a private Docker engine and registry", function () {
 
   describe("a broken Dockerfile", function () {
     it("fails the build with a message that names the app", async function () {
-      const copy = fs.mkdtempSync(path.join(env.work, "broken-apps-"));
+      const copy = tempDir("broken-apps-", env.work);
       // A copy of the build context without installed or built files; then break one Dockerfile.
       execFileSync("tar", ["-C", env.appsDir, "--exclude=node_modules", "--exclude=dist", "-cf", path.join(copy, "..", "ctx.tar"), "."]);
       execFileSync("tar", ["-C", copy, "-xf", path.join(copy, "..", "ctx.tar")]);

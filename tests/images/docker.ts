@@ -1,11 +1,10 @@
-// Helpers for tests/images/images.e2e.ts: the docker CLI against the private engine that
+// Helpers for tests/images/images.e2e.ts: the docker CLI against the private Docker engine that
 // scripts/images/test-images.sh started, the private registry's HTTP API, and plain HTTP
 // probes of the running containers. Every error a helper throws starts with the app's name.
-import { execFile } from "child_process";
 import * as fs from "fs";
 import * as http from "http";
-import * as net from "net";
 import * as path from "path";
+import { run, type Ran } from "../support/process";
 
 function required(name: string): string {
   const v = process.env[name];
@@ -23,20 +22,9 @@ export const env = {
   work: required("K8S_CHAIN_IMAGES_WORK"),
 };
 
-export interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the docker CLI; never throws on a non-zero exit. */
-export function docker(args: string[], timeoutMs = 600_000): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(env.docker, args, { maxBuffer: 64 << 20, timeout: timeoutMs }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === "number" ? (err as { code: number }).code : 1) : 0;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
-  });
+/** Runs the docker CLI; never throws on a non-zero exit (a timeout's is -1). */
+export function docker(args: string[], timeoutMs = 600_000): Promise<Ran> {
+  return run(env.docker, args, { timeoutMs });
 }
 
 function tail(text: string, lines: number): string {
@@ -52,18 +40,7 @@ export async function dockerOk(app: string, what: string, args: string[], timeou
   return r.stdout.trim();
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-export interface Reply {
+interface Reply {
   status: number;
   text: string;
   json: unknown;
@@ -183,7 +160,7 @@ export async function build(app: string, tag: string, appsDir = env.appsDir, arg
   return Date.now() - t0;
 }
 
-export interface RunOpts {
+interface RunOpts {
   name: string;
   ref: string;
   port: number;
