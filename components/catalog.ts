@@ -9,12 +9,12 @@ import { z } from "zod";
 import { findCycles } from "./graph";
 
 /** The Service types a catalog entry may ask for. */
-export const EXPOSE_TYPES = ["ClusterIP", "NodePort", "LoadBalancer"] as const;
+const EXPOSE_TYPES = ["ClusterIP", "NodePort", "LoadBalancer"] as const;
 export type ExposeType = (typeof EXPOSE_TYPES)[number];
 
 /** Kubernetes' NodePort range (the API server's default `--service-node-port-range`). */
-export const NODE_PORT_MIN = 30000;
-export const NODE_PORT_MAX = 32767;
+const NODE_PORT_MIN = 30000;
+const NODE_PORT_MAX = 32767;
 
 /**
  * `rolloutTimeoutSeconds`: how long one rollout (and any Service's wait for endpoints or a
@@ -24,7 +24,7 @@ export const NODE_PORT_MAX = 32767;
 export const ROLLOUT_TIMEOUT_SECONDS = { default: 120, min: 10, max: 3600 } as const;
 
 /** Kubernetes' int32 fields (replicas, ports) stop here. */
-export const INT32_MAX = 2147483647;
+const INT32_MAX = 2147483647;
 
 /** A DNS-1035 label: the Service name other services resolve. */
 const DNS_1035 = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
@@ -60,7 +60,7 @@ const REGISTRY = new RegExp(`^(${REF_DOMAIN})(?:/${REF_PATH_COMPONENT})*$`);
 const KUBE_NAMESPACE = /^kube-/;
 
 /** The env vars the apps in `apps/` parse (apps/shared/src/config.ts), with their ranges. */
-export const APP_ENV_INTS = {
+const APP_ENV_INTS = {
     DOWNSTREAM_TIMEOUT_MS: { min: 1, max: 3_600_000 },
     SHUTDOWN_DELAY_MS: { min: 0, max: 3_600_000 },
     SHUTDOWN_TIMEOUT_MS: { min: 1, max: 3_600_000 },
@@ -72,17 +72,15 @@ export const APP_DOWNSTREAM_TIMEOUT_DEFAULT_MS = 2000;
 /** What each hop keeps out of the budget it forwards (apps/shared/src/app.ts `DEADLINE_MARGIN_MS`). */
 export const APP_DEADLINE_MARGIN_MS = 50;
 /** The least a caller at the end of a chain must still have for its downstream call, once every hop above kept its margin. */
-export const MIN_CALL_BUDGET_MS = 100;
-export const APP_LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+const MIN_CALL_BUDGET_MS = 100;
+const APP_LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
 /** One service of the catalog, with every default resolved. */
 export interface ServiceConfig {
     /** The catalog key: names the Kubernetes Service, so it is the DNS name callers use. */
     name: string;
-    /** The app folder (relative to the project root) holding a `Dockerfile`, when built here. */
-    app?: string;
-    /** A prebuilt, pinned image, when not built here. */
-    image?: string;
+    /** Where its image comes from: an app folder built here, or a prebuilt image. */
+    source: ImageSource;
     /** @default 2 */
     replicas: number;
     /** Container port. @default 8080 */
@@ -106,6 +104,12 @@ export interface ServiceConfig {
     /** Liveness probe path: the apps' `/livez` (200 while the process runs); a prebuilt image that lacks it sets its own. @default "/livez" */
     livenessPath: string;
 }
+
+/**
+ * Where a service's image comes from: exactly one of the catalog's `app` (a folder relative to
+ * the project root, holding a `Dockerfile`, built here) or `image` (prebuilt and pinned).
+ */
+export type ImageSource = { kind: "app"; app: string } | { kind: "image"; image: string };
 
 /** One extra egress destination: an address block and a port (for a prebuilt image that calls outside the chain). */
 export interface EgressRule {
@@ -140,7 +144,7 @@ export interface StackConfig {
 }
 
 /** The keys of the `k8s-chain` config namespace. */
-export const CONFIG_KEYS = ["namespace", "registry", "imageTag", "clusterDomain", "renderDir", "rolloutTimeoutSeconds", "networkPolicies", "services"] as const;
+const CONFIG_KEYS = ["namespace", "registry", "imageTag", "clusterDomain", "renderDir", "rolloutTimeoutSeconds", "networkPolicies", "services"] as const;
 
 /**
  * The raw values as read from Pulumi config (the `k8s-chain:` prefix dropped): anything may be
@@ -165,7 +169,7 @@ export class ConfigError extends Error {
     }
 }
 
-export function formatProblems(problems: string[]): string {
+function formatProblems(problems: string[]): string {
     const noun = problems.length === 1 ? "problem" : "problems";
     return `k8s-chain config has ${problems.length} ${noun}; nothing was created:\n` +
         problems.map(p => `  - ${p}`).join("\n");
@@ -247,7 +251,7 @@ const fieldSchemas = {
  * What is wrong with a NetworkPolicy `ipBlock.cidr` (undefined when nothing): an IPv4 or IPv6
  * address, `/`, a prefix length in range; no leading zeros (the API server refuses them).
  */
-export function cidrProblem(cidr: string): string | undefined {
+function cidrProblem(cidr: string): string | undefined {
     const m = /^([^/]+)\/([0-9]{1,3})$/.exec(cidr);
     const hint = "use an address block such as \"203.0.113.0/24\" or \"2001:db8::/32\" (a single host is \"/32\" or \"/128\")";
     if (!m) {
@@ -291,7 +295,7 @@ export function imagePinProblem(image: string): string | undefined {
 }
 
 /** What the container runtime would refuse in an image reference (the distribution grammar), or undefined. */
-export function imageReferenceProblem(image: string): string | undefined {
+function imageReferenceProblem(image: string): string | undefined {
     const m = IMAGE_REFERENCE.exec(image);
     if (!m) {
         return `${show(image)} is not a valid image reference; use [registry[:port]/]path[:tag][@sha256:digest] with a lower-case path ` +
@@ -495,8 +499,9 @@ function parseEntry(name: string, value: unknown, problems: string[], ctx: Parse
     });
     return {
         name,
-        app: e.app,
-        image: e.image,
+        // With both or neither set, a problem is already reported and the config is refused;
+        // `app` first keeps the app env checks of an entry that set both.
+        source: e.app !== undefined ? { kind: "app", app: e.app } : { kind: "image", image: e.image ?? "" },
         replicas: e.replicas ?? 2,
         port: e.port ?? 8080,
         servicePort: e.servicePort ?? 80,
@@ -512,7 +517,7 @@ function parseEntry(name: string, value: unknown, problems: string[], ctx: Parse
 }
 
 /** Env vars the stack sets from the catalog; `env` may not redefine them. */
-export function wiredEnvNames(svc: ServiceConfig): string[] {
+function wiredEnvNames(svc: ServiceConfig): string[] {
     return ["SERVICE_NAME", "PORT", "DOWNSTREAM_URLS", ...svc.calls.map(urlEnvName)];
 }
 
@@ -526,7 +531,7 @@ export function urlEnvName(callee: string): string {
  * (`app`, `app.kubernetes.io/*`, which select and identify its objects), the keys Kubernetes
  * reserves for its components, and the Deployment controller's `pod-template-hash`.
  */
-export function reservedLabelProblem(key: string): string | undefined {
+function reservedLabelProblem(key: string): string | undefined {
     const prefix = key.includes("/") ? key.slice(0, key.indexOf("/")) : "";
     if (key === "app") {
         return "set by the stack to the service name; remove it or use another key";
@@ -556,7 +561,8 @@ interface AppTiming {
  * grace period (else SIGKILL cuts it), and the longest a request waits inside the shutdown
  * timeout (the app answers every request by then, so a longer wait would end in a 504).
  */
-function appEnvProblems(svc: ServiceConfig, at: string, graceSeconds: number, defaultDelayMs: number): { problems: string[]; timing: AppTiming } {
+function appEnvProblems(svc: ServiceConfig, at: string): { problems: string[]; timing: AppTiming } {
+    const graceSeconds = TERMINATION_GRACE_SECONDS;
     const problems: string[] = [];
     const ints: Record<string, number> = {};
     for (const [key, range] of Object.entries(APP_ENV_INTS)) {
@@ -579,8 +585,8 @@ function appEnvProblems(svc: ServiceConfig, at: string, graceSeconds: number, de
         ints[key] ?? (svc.env[key] === undefined || svc.env[key].trim() === "" ? fallback : undefined);
     const timing: AppTiming = {
         downstreamTimeoutMs: orDefault("DOWNSTREAM_TIMEOUT_MS", APP_DOWNSTREAM_TIMEOUT_DEFAULT_MS),
-        // The stack sets SHUTDOWN_DELAY_MS unless `env` does (an empty value: the app's 0).
-        shutdownDelayMs: svc.env.SHUTDOWN_DELAY_MS === undefined ? defaultDelayMs : orDefault("SHUTDOWN_DELAY_MS", 0),
+        // The stack's drain delay, else `env`'s (an empty value: the app's 0).
+        shutdownDelayMs: stackDrainDelayMs(svc) ?? orDefault("SHUTDOWN_DELAY_MS", 0),
         shutdownTimeoutMs: orDefault("SHUTDOWN_TIMEOUT_MS", APP_SHUTDOWN_TIMEOUT_DEFAULT_MS),
     };
     const { downstreamTimeoutMs: wait, shutdownDelayMs: delay, shutdownTimeoutMs: timeout } = timing;
@@ -607,7 +613,7 @@ function appEnvProblems(svc: ServiceConfig, at: string, graceSeconds: number, de
  */
 function deadlineProblems(services: ServiceConfig[], timings: Map<string, AppTiming>): string[] {
     const byName = new Map(services.map(s => [s.name, s]));
-    const isAppCaller = (name: string) => timings.has(name) && byName.get(name)!.calls.length > 0;
+    const isAppCaller = (name: string) => timings.has(name) && (byName.get(name)?.calls.length ?? 0) > 0;
     /** The longest path of app-built callers below `name` (names after it), memoised; cycles are reported elsewhere. */
     const longest = new Map<string, string[]>();
     const visiting = new Set<string>();
@@ -621,7 +627,7 @@ function deadlineProblems(services: ServiceConfig[], timings: Map<string, AppTim
         }
         visiting.add(name);
         let best: string[] = [];
-        for (const callee of byName.get(name)!.calls) {
+        for (const callee of byName.get(name)?.calls ?? []) {
             if (callee !== name && isAppCaller(callee)) {
                 const path = [callee, ...below(callee)];
                 if (path.length > best.length) {
@@ -656,7 +662,12 @@ function deadlineProblems(services: ServiceConfig[], timings: Map<string, AppTim
 
 /** The pod's `terminationGracePeriodSeconds` and the stack's `SHUTDOWN_DELAY_MS` (see specs.ts, which uses these). */
 export const TERMINATION_GRACE_SECONDS = 30;
-export const SHUTDOWN_DELAY_MS = 5000;
+const SHUTDOWN_DELAY_MS = 5000;
+
+/** The drain delay the stack puts in a service's env: {@link SHUTDOWN_DELAY_MS}, unless `env` sets its own (then undefined). */
+export function stackDrainDelayMs(svc: Pick<ServiceConfig, "env">): number | undefined {
+    return svc.env.SHUTDOWN_DELAY_MS === undefined ? SHUTDOWN_DELAY_MS : undefined;
+}
 
 /** Rules that need the whole catalog: callees, cycles, shared node ports, env collisions, reserved names. */
 function checkCatalog(services: ServiceConfig[], problems: string[], namespace: string): void {
@@ -686,8 +697,8 @@ function checkCatalog(services: ServiceConfig[], problems: string[], namespace: 
                 problems.push(`services.${svc.name}.labels.${key}: the prefix is ${key.indexOf("/")} characters; a label key's DNS prefix has at most 253`);
             }
         }
-        if (svc.app !== undefined) {
-            const app = appEnvProblems(svc, `services.${svc.name}`, TERMINATION_GRACE_SECONDS, SHUTDOWN_DELAY_MS);
+        if (svc.source.kind === "app") {
+            const app = appEnvProblems(svc, `services.${svc.name}`);
             problems.push(...app.problems);
             timings.set(svc.name, app.timing);
         }

@@ -1,15 +1,15 @@
-// Wires a validated catalog into components, in call order. Kept out of index.ts so the
-// whole stack can be built under Pulumi's mocks with any catalog.
+// Registers the plan of a validated catalog (plan.ts) as components, in call order. Kept out of
+// index.ts so the whole stack can be built under Pulumi's mocks with any catalog.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as path from "path";
 import type { AppImage } from "./app-image";
-import { ServiceConfig, StackConfig } from "./catalog";
-import { creationOrder } from "./graph";
+import { StackConfig } from "./catalog";
 import { BuildInputs, ImageVersion, imageVersion, REVISION_ANNOTATION } from "./image-tag";
 import { MicroService } from "./micro-service";
 import { NodePorts } from "./node-ports";
+import { AppBuild, planChain } from "./plan";
 import { defaultDenyPolicySpec, namespaceSpec } from "./specs";
 
 export interface ChainOptions {
@@ -37,25 +37,9 @@ export interface ChainOutputs {
     defaultDeny?: k8s.networking.v1.NetworkPolicy;
 }
 
-/**
- * The build context for an app: its parent folder (e.g. `apps/`), because the apps share
- * code that lives beside them; the Dockerfile stays in the app's own folder.
- */
-export function buildContext(projectRoot: string, app: string): { context: string; dockerfile: string } {
-    const dir = path.resolve(projectRoot, app);
-    return { context: path.dirname(dir), dockerfile: path.join(dir, "Dockerfile") };
-}
-
 /** Registers every service of a validated catalog: images, then components in call order. */
 export function deployChain(config: StackConfig, opts: ChainOptions): ChainOutputs {
-    const placement = {
-        namespace: config.namespace,
-        clusterDomain: config.clusterDomain,
-        rolloutTimeoutSeconds: config.rolloutTimeoutSeconds,
-    };
-    const byName = new Map(config.services.map(s => [s.name, s]));
-    const graph = new Map(config.services.map(s => [s.name, s.calls]));
-    const order = creationOrder(graph);
+    const plan = planChain(config, opts.projectRoot);
 
     // Rendering to a folder instead of a cluster (used by the engine tests and for review).
     const provider = config.renderDir !== undefined
@@ -65,65 +49,58 @@ export function deployChain(config: StackConfig, opts: ChainOptions): ChainOutpu
 
     // The stack owns its namespace unless it is `default`, which every cluster already has;
     // it carries the Pod Security "restricted" labels.
-    const namespace = config.namespace === "default" ? undefined
-        : new k8s.core.v1.Namespace("namespace", namespaceSpec(config.namespace), resourceOpts);
+    const namespace = plan.ownNamespace === undefined ? undefined
+        : new k8s.core.v1.Namespace("namespace", namespaceSpec(plan.ownNamespace), resourceOpts);
     // Every pod of the stack denied in and out, before any pod exists; each service's own
     // policy opens what its calls need.
-    const defaultDeny = config.networkPolicies
-        ? new k8s.networking.v1.NetworkPolicy("default-deny", defaultDenyPolicySpec(placement),
+    const defaultDeny = plan.networkPolicies
+        ? new k8s.networking.v1.NetworkPolicy("default-deny", defaultDenyPolicySpec(plan.placement),
             { ...resourceOpts, dependsOn: namespace ? [namespace] : [] })
         : undefined;
-    const callersOf = (name: string) => config.services.filter(s => s.calls.includes(name));
 
     // One AppImage per distinct app folder, shared by every service built from it; its tag
     // (a digest of the build inputs) and revision are worked out only here, asynchronously.
-    const versionFor = opts.versionFor ?? ((inputs: BuildInputs) => imageVersion(inputs, config.imageTag));
-    const builds = new Map<string, { ref: pulumi.Output<string>; revision: pulumi.Output<string | undefined> }>();
-    const apps = [...new Set(config.services.flatMap(s => (s.app !== undefined ? [s.app] : [])))];
-    if (apps.length > 1) {
-        const problem = sameSizeDockerfiles(apps.map(app => buildContext(opts.projectRoot, app).dockerfile), opts.projectRoot);
+    if (plan.builds.length > 1) {
+        const problem = sameSizeDockerfiles(plan.builds.map(b => b.dockerfile), opts.projectRoot);
         if (problem !== undefined) {
             throw new pulumi.RunError(problem);
         }
     }
-    const appNames = new Set<string>();
-    const buildFor = (app: string) => {
-        const { context, dockerfile } = buildContext(opts.projectRoot, app);
-        let build = builds.get(dockerfile);
-        if (build === undefined) {
-            const version = versionFor({ context, dockerfile });
-            const name = imageName(app, appNames);
-            appNames.add(name);
+    const versionFor = opts.versionFor ?? ((inputs: BuildInputs) => imageVersion(inputs, config.imageTag));
+    const images = new Map<AppBuild, { ref: pulumi.Output<string>; revision: pulumi.Output<string | undefined> }>();
+    const imageOf = (build: AppBuild) => {
+        let image = images.get(build);
+        if (image === undefined) {
+            const version = versionFor({ context: build.context, dockerfile: build.dockerfile });
             // Loaded here, not at the top: @pulumi/docker costs load time that a catalog of
             // prebuilt images never needs.
             const { AppImage: AppImageClass } = require("./app-image") as { AppImage: typeof AppImage };
-            const image = new AppImageClass(name, {
-                context, dockerfile, repository: name, registry: config.registry,
+            const built = new AppImageClass(build.name, {
+                context: build.context, dockerfile: build.dockerfile, repository: build.name, registry: config.registry,
                 tag: version.then(v => v.tag),
                 args: version.then(v => v.args ?? {}),
             });
-            build = { ref: image.ref, revision: pulumi.output(version.then(v => v.revision)) };
-            builds.set(dockerfile, build);
+            image = { ref: built.ref, revision: pulumi.output(version.then(v => v.revision)) };
+            images.set(build, image);
         }
-        return build;
+        return image;
     };
 
     const services: Record<string, MicroService> = {};
     const outputs: ChainOutputs = { urls: {}, nodePorts: {}, images: {}, services, defaultDeny };
-    for (const name of order) {
-        const svc = byName.get(name)!;
-        const build = svc.app !== undefined ? buildFor(svc.app) : undefined;
-        const image = build?.ref ?? pulumi.output(svc.image!);
+    for (const planned of plan.services) {
+        const name = planned.service.name;
+        const source = planned.image;
+        // A built image's Deployment also carries the build's revision (a prebuilt one has none).
+        const { ref: image, revision } = source.kind === "app" ? imageOf(source) : { ref: pulumi.output(source.image), revision: undefined };
         const ms = new MicroService(name, {
-            service: svc,
-            callees: svc.calls.map(c => byName.get(c)!),
-            callers: callersOf(name),
-            networkPolicy: config.networkPolicies,
-            placement,
+            plan: planned,
+            networkPolicy: plan.networkPolicies,
+            placement: plan.placement,
             image,
             liveCluster: provider === undefined,
-            waitFor: [...(namespace ? [namespace] : []), ...(defaultDeny ? [defaultDeny] : []), ...svc.calls.map(c => services[c])],
-        }, build ? { ...resourceOpts, transformations: [revisionAnnotation(build.revision)] } : resourceOpts);
+            waitFor: [...(namespace ? [namespace] : []), ...(defaultDeny ? [defaultDeny] : []), ...planned.callees.map(c => services[c.name])],
+        }, revision ? { ...resourceOpts, transformations: [revisionAnnotation(revision)] } : resourceOpts);
         services[name] = ms;
         outputs.urls[name] = ms.url;
         outputs.images[name] = image;
@@ -134,28 +111,18 @@ export function deployChain(config: StackConfig, opts: ChainOptions): ChainOutpu
 
     // Pinned node ports, each a Service keyed by its port under one stable parent, created after
     // the service that owns it: a port moving between services keeps its URN (an update).
-    if (config.services.some(s => s.nodePort !== undefined)) {
-        outputs.pinnedPorts = new NodePorts("node-ports", { services: config.services, owners: services, placement }, resourceOpts);
+    if (plan.pinnedPorts.length > 0) {
+        outputs.pinnedPorts = new NodePorts("node-ports", { ports: plan.pinnedPorts, owners: services, placement: plan.placement }, resourceOpts);
         Object.assign(outputs.nodePorts, outputs.pinnedPorts.nodePorts);
     }
     return outputs;
 }
 
 /**
- * The image repository (and AppImage name) of an app folder: its last segment, lower-cased;
- * the whole path, `-`-joined, when another folder already took that name.
- */
-export function imageName(app: string, taken: ReadonlySet<string>): string {
-    const segments = app.split(/[\\/]+/).filter(s => s !== "" && s !== ".");
-    const short = segments[segments.length - 1].toLowerCase();
-    return taken.has(short) ? segments.join("-").toLowerCase() : short;
-}
-
-/**
  * Adds {@link REVISION_ANNOTATION} to a Deployment's own metadata (never its pod template, so a
  * revision alone rolls no pod); a no-op for every other resource and when the revision is unknown.
  */
-export function revisionAnnotation(revision: pulumi.Output<string | undefined>): pulumi.ResourceTransformation {
+function revisionAnnotation(revision: pulumi.Output<string | undefined>): pulumi.ResourceTransformation {
     return ({ type, props, opts }) => {
         if (type !== "kubernetes:apps/v1:Deployment") {
             return undefined;
@@ -172,7 +139,7 @@ export function revisionAnnotation(revision: pulumi.Output<string | undefined>):
  * size and mtime match, and a fresh clone gives them one mtime (moby/buildkit#1368). Returns the
  * message, or undefined. Only stats the files, and only for a catalog with two app folders or more.
  */
-export function sameSizeDockerfiles(dockerfiles: string[], projectRoot: string): string | undefined {
+function sameSizeDockerfiles(dockerfiles: string[], projectRoot: string): string | undefined {
     const bySize = new Map<number, string>();
     for (const file of dockerfiles) {
         const size = fs.statSync(file, { throwIfNoEntry: false })?.size;

@@ -68,7 +68,7 @@ export function creationOrder(graph: CallGraph): string[] {
         order.push(node);
         const freed: string[] = [];
         for (const caller of callers.get(node) ?? []) {
-            const left = remaining.get(caller)! - 1;
+            const left = (remaining.get(caller) ?? 0) - 1;
             remaining.set(caller, left);
             if (left === 0) {
                 freed.push(caller);
@@ -76,25 +76,11 @@ export function creationOrder(graph: CallGraph): string[] {
         }
         // Keep the queue in graph order so the result does not depend on edge order.
         ready.push(...freed);
-        ready.sort((a, b) => position.get(a)! - position.get(b)!);
+        ready.sort((a, b) => (position.get(a) ?? 0) - (position.get(b) ?? 0));
     }
     if (order.length !== graph.size) {
         const stuck = [...graph.keys()].filter(n => !order.includes(n));
         throw new Error(`call graph has a cycle through ${stuck.join(", ")}`);
     }
     return order;
-}
-
-/**
- * For each service, the number of calls on its longest call path: 0 for a service that calls
- * nothing, 1 for one that calls only leaves, and so on. The graph must be acyclic.
- */
-export function callHeights(graph: CallGraph): Map<string, number> {
-    const heights = new Map<string, number>();
-    for (const node of creationOrder(graph)) {
-        // Creation order puts every callee first, so its height is already known.
-        const callees = graph.get(node) ?? [];
-        heights.set(node, callees.length === 0 ? 0 : 1 + Math.max(...callees.map(c => heights.get(c)!)));
-    }
-    return heights;
 }

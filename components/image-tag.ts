@@ -14,7 +14,7 @@ import * as path from "path";
 /** The annotation on each Deployment (its metadata, not the pod template) naming the image's revision. */
 export const REVISION_ANNOTATION = "k8s-chain.dev/revision";
 /** The build arg the Dockerfiles turn into the `org.opencontainers.image.revision` label. */
-export const REVISION_BUILD_ARG = "REVISION";
+const REVISION_BUILD_ARG = "REVISION";
 
 /** What one image build reads. */
 export interface BuildInputs {
@@ -153,7 +153,7 @@ function git(cwd: string, args: string[]): Promise<string | undefined> {
  * git is missing. In CI the checkout needs its history (`fetch-depth: 0`): a shallow clone of
  * one commit would name that commit.
  */
-export async function inputsRevision(inputs: BuildInputs, files: string[]): Promise<string | undefined> {
+async function inputsRevision(inputs: BuildInputs, files: string[]): Promise<string | undefined> {
     const top = await git(inputs.context, ["rev-parse", "--show-toplevel"]);
     if (top === undefined || top === "") {
         return undefined;

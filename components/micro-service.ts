@@ -1,39 +1,33 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { ServiceConfig } from "./catalog";
+import type { ServicePlan } from "./plan";
 import { Rollout } from "./rollout";
 import {
     AWAIT_TIMEOUT_ANNOTATION, deploymentSpec, networkPolicySpec, Placement, podDisruptionBudgetSpec, servicePortKeeperSpec,
-    serviceSpec, serviceUrl, SKIP_AWAIT_ANNOTATION,
+    serviceSpec, SKIP_AWAIT_ANNOTATION,
 } from "./specs";
 
 export interface MicroServiceArgs {
-    /** The validated catalog entry. */
-    service: ServiceConfig;
-    /** The entries of the services it calls, in `calls` order (for env wiring and its egress). */
-    callees: ReadonlyArray<ServiceConfig>;
-    /** The entries of the services that call it (its NetworkPolicy's ingress). @default [] */
-    callers?: ReadonlyArray<ServiceConfig>;
-    /** Create its NetworkPolicy (the stack's `networkPolicies`). @default true */
-    networkPolicy?: boolean;
-    /** Namespace and cluster domain. */
+    /** Its part of the chain's plan: entry, callers, callees, URL, env (see plan.ts). */
+    plan: ServicePlan;
+    /** Create its NetworkPolicy (the stack's `networkPolicies`). */
+    networkPolicy: boolean;
+    /** Namespace, cluster domain and rollout timeout. */
     placement: Placement;
     /** The image reference the Deployment runs: a pushed digest or an immutable tag. */
     image: pulumi.Input<string>;
     /**
      * Resources every child waits for: the callees' components (so a caller starts only once
-     * its callees are created and ready) and the namespace.
-     * @default []
+     * its callees are created and ready), the namespace and the default-deny policy.
      */
-    waitFor?: pulumi.Resource[];
+    waitFor: pulumi.Resource[];
     /**
      * The provider talks to a live cluster (false when it renders YAML to a folder): the
      * stack then watches each rollout itself ({@link Rollout}) and keeps a changed port's
      * predecessor until the callers have moved ({@link servicePortKeeperSpec}); neither
      * means anything for files.
-     * @default true
      */
-    liveCluster?: boolean;
+    liveCluster: boolean;
 }
 
 /**
@@ -60,13 +54,13 @@ export class MicroService extends pulumi.ComponentResource {
 
     /**
      * @param name The service's catalog key; children are named from it.
-     * @param args The validated entry, its callees, placement and image.
+     * @param args Its plan, placement and image.
      * @param opts Resource options (a provider for rendering, for example).
      */
     constructor(name: string, args: MicroServiceArgs, opts?: pulumi.ComponentResourceOptions) {
         super("k8s-chain:components:MicroService", name, {}, opts);
-        const { service: svc, callees, placement, image } = args;
-        const waitFor = args.waitFor ?? [];
+        const { plan, placement, image, waitFor, liveCluster: live } = args;
+        const svc = plan.service;
 
         // The Service goes first and the provider does not wait for it (it would add a fixed
         // 10 s settle per level): it sends traffic only to Ready pods anyway. The Deployment
@@ -83,13 +77,12 @@ export class MicroService extends pulumi.ComponentResource {
 
         // Its policy is in place before its pods start, so they never run with only the
         // default deny (no DNS, no callees). The provider does not wait on a NetworkPolicy.
-        if (args.networkPolicy ?? true) {
+        if (args.networkPolicy) {
             this.networkPolicy = new k8s.networking.v1.NetworkPolicy(`${name}-network-policy`,
-                networkPolicySpec(svc, args.callers ?? [], callees, placement),
+                networkPolicySpec(svc, plan.callers, plan.callees, placement),
                 { parent: this, dependsOn: waitFor });
         }
 
-        const live = args.liveCluster ?? true;
         if (live) {
             // Co-owns the Service's current port, so a changed servicePort keeps the old one
             // until this `up` ends (see servicePortKeeperSpec). Keyed by the port: a change
@@ -99,7 +92,7 @@ export class MicroService extends pulumi.ComponentResource {
                 { parent: this, dependsOn: [this.service] });
         }
 
-        const spec = deploymentSpec(svc, callees, placement, image);
+        const spec = deploymentSpec(plan, placement, image);
         if (live) {
             // The Rollout below does the waiting: the provider's await can neither roll a failed
             // release back nor be trusted to wait for Ready pods (see rollout.ts).
@@ -127,8 +120,8 @@ export class MicroService extends pulumi.ComponentResource {
                 { parent: this, dependsOn: waitFor });
         }
 
-        this.url = serviceUrl(svc, placement);
-        if (svc.expose === "NodePort" && svc.nodePort === undefined) {
+        this.url = plan.url;
+        if (plan.pickedNodePort) {
             this.nodePort = this.service.spec.ports.apply(ports => ports?.[0]?.nodePort);
         }
 

@@ -1,11 +1,11 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { ServiceConfig } from "./catalog";
+import type { PinnedPort } from "./plan";
 import { nodePortServiceName, nodePortServiceSpec, Placement } from "./specs";
 
 export interface NodePortsArgs {
-    /** The catalog entries that pin a `nodePort` (others are ignored). */
-    services: ReadonlyArray<ServiceConfig>;
+    /** The pinned ports and the services that own them (the plan's `pinnedPorts`). */
+    ports: ReadonlyArray<PinnedPort>;
     /**
      * Each service's component, by name: a port's Service waits for its owner (Deployment
      * rolled out, Service created), so it sends traffic only to ready pods.
@@ -36,20 +36,19 @@ export class NodePorts extends pulumi.ComponentResource {
 
     /**
      * @param name The component's name; its Services are named by port, not from it.
-     * @param args The catalog entries, their components and the placement.
+     * @param args The pinned ports, their owners' components and the placement.
      * @param opts Resource options (a provider for rendering, for example).
      */
     constructor(name: string, args: NodePortsArgs, opts?: pulumi.ComponentResourceOptions) {
         super("k8s-chain:components:NodePorts", name, {}, opts);
-        const pinned = args.services.filter(s => s.nodePort !== undefined);
-        const orphans = pinned.filter(s => args.owners[s.name] === undefined).map(s => s.name);
+        const orphans = args.ports.filter(p => args.owners[p.service.name] === undefined).map(p => p.service.name);
         if (orphans.length > 0) {
             throw new Error(`NodePorts: no component for ${orphans.join(", ")}; create each service's MicroService first`);
         }
 
-        for (const svc of pinned) {
-            const port = svc.nodePort!;
-            const service = new k8s.core.v1.Service(nodePortServiceName(port), nodePortServiceSpec(svc, args.placement)!, {
+        for (const pinned of args.ports) {
+            const { port, service: svc } = pinned;
+            const service = new k8s.core.v1.Service(nodePortServiceName(port), nodePortServiceSpec(pinned, args.placement), {
                 parent: this,
                 dependsOn: [args.owners[svc.name]],
                 deleteBeforeReplace: true,

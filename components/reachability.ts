@@ -82,8 +82,9 @@ export function cidrContains(cidr: string, ip: string): boolean {
 
 function peerMatches(peer: Peer, policyNamespace: string | undefined, other: Endpoint): boolean {
     if (peer.ipBlock) {
-        return other.ip !== undefined && cidrContains(peer.ipBlock.cidr, other.ip)
-            && !(peer.ipBlock.except ?? []).some(c => cidrContains(c, other.ip!));
+        const ip = other.ip;
+        return ip !== undefined && cidrContains(peer.ipBlock.cidr, ip)
+            && !(peer.ipBlock.except ?? []).some(c => cidrContains(c, ip));
     }
     if (other.namespace === undefined) {
         return false;

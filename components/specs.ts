@@ -4,9 +4,7 @@
 // against the Kubernetes schema) without Pulumi. The components only register these.
 import type * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
-import { DEFAULT_DENY_POLICY_NAME, ServiceConfig, SHUTDOWN_DELAY_MS, TERMINATION_GRACE_SECONDS, urlEnvName } from "./catalog";
-
-export { DEFAULT_DENY_POLICY_NAME, SHUTDOWN_DELAY_MS, TERMINATION_GRACE_SECONDS };
+import { DEFAULT_DENY_POLICY_NAME, ServiceConfig, stackDrainDelayMs, TERMINATION_GRACE_SECONDS, urlEnvName } from "./catalog";
 
 type Deployment = k8s.types.input.apps.v1.Deployment;
 type Namespace = k8s.types.input.core.v1.Namespace;
@@ -14,7 +12,8 @@ type NetworkPolicy = k8s.types.input.networking.v1.NetworkPolicy;
 type Service = k8s.types.input.core.v1.Service;
 type ServicePatch = k8s.core.v1.ServicePatchArgs;
 type PodDisruptionBudget = k8s.types.input.policy.v1.PodDisruptionBudget;
-type EnvVar = { name: string; value: string };
+/** One container env var. */
+export type EnvVar = { name: string; value: string };
 
 /**
  * Stack-wide settings every service's objects share: where they live, how callers reach
@@ -40,7 +39,7 @@ export const AWAIT_TIMEOUT_ANNOTATION = "pulumi.com/timeoutSeconds";
  * with kubectl with subresource scale: .spec.replicas"). The stack owns its objects: `up`
  * puts back what the catalog declares.
  */
-export const PATCH_FORCE_ANNOTATION = "pulumi.com/patchForce";
+const PATCH_FORCE_ANNOTATION = "pulumi.com/patchForce";
 /**
  * Tells the provider not to wait for a Service. Its wait for endpoints ends with a fixed 10 s
  * "settle" after every change to them (measured: 10 s per level of the chain, 30 of the dev
@@ -53,7 +52,7 @@ export const PATCH_FORCE_ANNOTATION = "pulumi.com/patchForce";
 export const SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait";
 
 /** The provider annotations of one object: forced apply; a bounded wait, or none for a Service that needs none. */
-export function providerAnnotations(where: Placement, wait: "bounded" | "none" = "bounded"): Record<string, string> {
+function providerAnnotations(where: Placement, wait: "bounded" | "none" = "bounded"): Record<string, string> {
     return {
         [PATCH_FORCE_ANNOTATION]: "true",
         ...(wait === "bounded"
@@ -86,13 +85,13 @@ export const PROBE_TIMING = {
     liveness: { periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 6 },
 } as const;
 
-// SHUTDOWN_DELAY_MS (5000, re-exported from catalog.ts, which checks `env` against it): how
+// SHUTDOWN_DELAY_MS (5000, catalog.ts's stackDrainDelayMs, which validation also uses): how
 // long a pod keeps answering every route after SIGTERM while its endpoints and kube-proxy catch
 // up (the app reads `SHUTDOWN_DELAY_MS`). No per-call timeout is set: a request's remaining
 // budget travels with it (`x-request-timeout-ms`), so the apps' own DOWNSTREAM_TIMEOUT_MS
 // (default 2000 ms, or `env`) bounds a request that enters anywhere in the chain.
 
-// TERMINATION_GRACE_SECONDS (30, re-exported from catalog.ts): Kubernetes kills the pod after
+// TERMINATION_GRACE_SECONDS (30, from catalog.ts): Kubernetes kills the pod after
 // this; it must exceed the drain delay plus in-flight work (validation checks the apps' env against it).
 
 /**
@@ -100,7 +99,7 @@ export const PROBE_TIMING = {
  * storage covers the `/tmp` emptyDir (capped at 64Mi) and the container's logs (the kubelet
  * keeps up to 5 files of 10Mi by default): a pod past the limit is evicted, not the node.
  */
-export const RESOURCES = {
+const RESOURCES = {
     requests: { cpu: "50m", memory: "64Mi", "ephemeral-storage": "64Mi" },
     limits: { cpu: "500m", memory: "256Mi", "ephemeral-storage": "256Mi" },
 } as const;
@@ -118,14 +117,14 @@ export function serviceUrl(svc: Pick<ServiceConfig, "name" | "servicePort">, whe
 }
 
 /** `app.kubernetes.io/part-of` on every object of the stack: selects the pods the default-deny policy covers. */
-export const PART_OF = { "app.kubernetes.io/part-of": "k8s-chain" } as const;
+const PART_OF = { "app.kubernetes.io/part-of": "k8s-chain" } as const;
 
 /**
  * The labels that select a service's pods: the stack's identity label only, never the
  * catalog's `labels`, so a cosmetic label change never touches a selector (a Deployment's is
  * immutable: changing it would replace the Deployment). One object feeds every selector.
  */
-export function selectorLabels(svc: Pick<ServiceConfig, "name">): Record<string, string> {
+function selectorLabels(svc: Pick<ServiceConfig, "name">): Record<string, string> {
     return { "app.kubernetes.io/name": svc.name };
 }
 
@@ -134,7 +133,7 @@ export function selectorLabels(svc: Pick<ServiceConfig, "name">): Record<string,
  * below), `app` (kept for `kubectl -l app=...`; in no selector), the selector and the
  * recommended `app.kubernetes.io` set.
  */
-export function objectLabels(svc: ServiceConfig): Record<string, string> {
+function objectLabels(svc: ServiceConfig): Record<string, string> {
     return {
         ...svc.labels,
         app: svc.name,
@@ -159,8 +158,9 @@ export function containerEnv(
         ...callees.map((c, i) => ({ name: urlEnvName(c.name), value: urls[i] })),
         { name: "DOWNSTREAM_URLS", value: urls.join(",") },
     ];
-    if (svc.env.SHUTDOWN_DELAY_MS === undefined) {
-        env.push({ name: "SHUTDOWN_DELAY_MS", value: String(SHUTDOWN_DELAY_MS) });
+    const drain = stackDrainDelayMs(svc);
+    if (drain !== undefined) {
+        env.push({ name: "SHUTDOWN_DELAY_MS", value: String(drain) });
     }
     for (const [name, value] of Object.entries(svc.env)) {
         env.push({ name, value });
@@ -192,11 +192,11 @@ export function probes(svc: ServiceConfig) {
  * report). The provider does not stop early on that condition; its own timeout ends the wait.
  */
 export function deploymentSpec(
-    svc: ServiceConfig,
-    callees: ReadonlyArray<ServiceConfig>,
+    planned: { service: ServiceConfig; env: EnvVar[] },
     where: Placement,
     image: pulumi.Input<string>,
 ): Deployment {
+    const svc = planned.service;
     const labels = objectLabels(svc);
     return {
         apiVersion: "apps/v1",
@@ -236,7 +236,7 @@ export function deploymentSpec(
                         // A digest or an immutable tag never changes under a name, so a node's copy is good.
                         imagePullPolicy: "IfNotPresent",
                         ports: [{ name: "http", containerPort: svc.port, protocol: "TCP" }],
-                        env: containerEnv(svc, callees, where),
+                        env: planned.env,
                         ...probes(svc),
                         resources: {
                             requests: { ...RESOURCES.requests },
@@ -293,7 +293,7 @@ export function serviceSpec(svc: ServiceConfig, where: Placement): Service {
  * exposes needs its own name while a changed `servicePort` and the one before it are both
  * exposed (see {@link servicePortKeeperSpec}); callers use the number, never the name.
  */
-export function servicePortName(port: number): string {
+function servicePortName(port: number): string {
     return `http-${port}`;
 }
 
@@ -323,22 +323,19 @@ export function nodePortServiceName(port: number): string {
 }
 
 /**
- * The Service that holds a pinned node port, for the service that pins it (none without a
- * pinned `nodePort`). It is keyed by the port, not the service: its name is
- * {@link nodePortServiceName} whichever service owns the port, so moving a port to another
- * service, or swapping two services' ports, is an in-place update of its selector (and
- * `port`): the port is never released and claimed again, so the API server never finds it
- * "already allocated".
+ * The Service that holds a pinned node port, for the service that pins it. It is keyed by the
+ * port, not the service: its name is {@link nodePortServiceName} whichever service owns the
+ * port, so moving a port to another service, or swapping two services' ports, is an in-place
+ * update of its selector (and `port`): the port is never released and claimed again, so the
+ * API server never finds it "already allocated".
  */
-export function nodePortServiceSpec(svc: ServiceConfig, where: Placement): Service | undefined {
-    if (svc.nodePort === undefined) {
-        return undefined;
-    }
+export function nodePortServiceSpec(pinned: { port: number; service: ServiceConfig }, where: Placement): Service {
+    const svc = pinned.service;
     return {
         apiVersion: "v1",
         kind: "Service",
         metadata: {
-            name: nodePortServiceName(svc.nodePort),
+            name: nodePortServiceName(pinned.port),
             namespace: where.namespace,
             labels: { ...objectLabels(svc), "app.kubernetes.io/component": "node-port" },
             annotations: providerAnnotations(where, "none"),
@@ -346,7 +343,7 @@ export function nodePortServiceSpec(svc: ServiceConfig, where: Placement): Servi
         spec: {
             type: "NodePort",
             selector: selectorLabels(svc),
-            ports: [{ name: "http", protocol: "TCP", port: svc.servicePort, targetPort: "http", nodePort: svc.nodePort }],
+            ports: [{ name: "http", protocol: "TCP", port: svc.servicePort, targetPort: "http", nodePort: pinned.port }],
         },
     };
 }
@@ -355,7 +352,7 @@ export function nodePortServiceSpec(svc: ServiceConfig, where: Placement): Servi
  * Pod Security Admission labels of the namespace the stack owns: pods that are not
  * "restricted" are refused (enforce), logged (audit) and reported to the client (warn).
  */
-export const POD_SECURITY_LABELS = {
+const POD_SECURITY_LABELS = {
     "pod-security.kubernetes.io/enforce": "restricted",
     "pod-security.kubernetes.io/audit": "restricted",
     "pod-security.kubernetes.io/warn": "restricted",
@@ -379,7 +376,7 @@ export function namespaceSpec(name: string): Namespace {
  * kube-system's pods: a cluster may run its DNS outside any pod (the cluster suite's CoreDNS
  * is a host process on the node IP), and a rule naming pods would cut name resolution there.
  */
-export const DNS_EGRESS = { ports: [{ protocol: "UDP", port: 53 }, { protocol: "TCP", port: 53 }] };
+const DNS_EGRESS = { ports: [{ protocol: "UDP", port: 53 }, { protocol: "TCP", port: 53 }] };
 
 /**
  * The stack's default-deny policy: every pod labelled `app.kubernetes.io/part-of: k8s-chain`

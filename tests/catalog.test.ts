@@ -18,7 +18,7 @@ describe("catalog: defaults", () => {
             namespace: "default", registry: undefined, imageTag: undefined, clusterDomain: "cluster.local", renderDir: undefined,
             rolloutTimeoutSeconds: 120, networkPolicies: true,
             services: [{
-                name: "service-c", app: "apps/service-c", image: undefined, replicas: 2, port: 8080, servicePort: 80,
+                name: "service-c", source: { kind: "app", app: "apps/service-c" }, replicas: 2, port: 8080, servicePort: 80,
                 expose: "ClusterIP", nodePort: undefined, calls: [], env: {}, labels: {}, egress: [], healthPath: "/health", livenessPath: "/livez",
             }],
         });

@@ -61,6 +61,6 @@ describe("reading the stack config", () => {
         const cfg = readStackConfig(ROOT);
         assert.deepStrictEqual([cfg.namespace, cfg.registry, cfg.imageTag, cfg.clusterDomain, cfg.renderDir, cfg.rolloutTimeoutSeconds],
             ["chain", "localhost:5001", "v1", "k8s.local", "out", 300]);
-        assert.strictEqual(cfg.services[0].app, "apps/chain-service");
+        assert.deepStrictEqual(cfg.services[0].source, { kind: "app", app: "apps/chain-service" });
     });
 });

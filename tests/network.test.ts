@@ -30,7 +30,7 @@ function endpointsOf(cfg: StackConfig): Endpoint[] {
     const pods: Endpoint[] = cfg.services.map(s => ({
         name: s.name,
         namespace: where.namespace,
-        labels: (deploymentSpec(s, [], where, PINNED) as any).spec.template.metadata.labels,
+        labels: (deploymentSpec({ service: s, env: [] }, where, PINNED) as any).spec.template.metadata.labels,
         ports: [{ port: s.port, protocol: "TCP", name: "http" }],
     }));
     const extra: Endpoint[] = cfg.services.flatMap(s => s.egress.map(r => ({

@@ -8,14 +8,15 @@ import {
     AWAIT_TIMEOUT_ANNOTATION, containerEnv, defaultDenyPolicySpec, deploymentSpec, namespaceSpec, networkPolicySpec, nodePortServiceName,
     nodePortServiceSpec, podDisruptionBudgetSpec, PROBE_TIMING, probes, RUN_AS, serviceSpec, serviceUrl,
 } from "../components/specs";
-import { PINNED, parse, seedServices } from "./support/catalogs";
+import { planChain } from "../components/plan";
+import { PINNED, parse, planOf, seedServices } from "./support/catalogs";
 
 const where = { namespace: "chain", clusterDomain: "cluster.local", rolloutTimeoutSeconds: 120 };
 const seed = () => {
     const cfg = parse({ services: seedServices() });
     const by = new Map(cfg.services.map(s => [s.name, s]));
     const callees = (n: string) => by.get(n)!.calls.map(c => by.get(c)!);
-    return { by, callees };
+    return { cfg, by, callees };
 };
 
 describe("specs", () => {
@@ -57,9 +58,9 @@ describe("specs", () => {
     });
 
     it("builds the seed's sample-app: 2 replicas, startup and readiness on /health, liveness on /livez, NodePort 30080, 80 -> 8080", () => {
-        const { by } = seed();
+        const { cfg, by } = seed();
         const svc = by.get("sample-app")!;
-        const dep = deploymentSpec(svc, [], where, PINNED) as any;
+        const dep = deploymentSpec(planOf(cfg, "sample-app"), where, PINNED) as any;
         assert.strictEqual(dep.spec.replicas, 2);
         assert.deepStrictEqual(dep.spec.selector.matchLabels, { "app.kubernetes.io/name": "sample-app" });
         assert.deepStrictEqual(dep.spec.template.metadata.labels.app, "sample-app");
@@ -78,7 +79,7 @@ describe("specs", () => {
             selector: { "app.kubernetes.io/name": "sample-app" },
             ports: [{ name: "http-80", protocol: "TCP", port: 80, targetPort: "http" }],
         });
-        assert.deepStrictEqual(nodePortServiceSpec(svc, where), {
+        assert.deepStrictEqual(nodePortServiceSpec({ port: 30080, service: svc }, where), {
             apiVersion: "v1",
             kind: "Service",
             metadata: {
@@ -114,15 +115,14 @@ describe("specs", () => {
         const after = parse({ services: { x: { image: "x:1" }, y: { image: "y:1", expose: "NodePort", nodePort: 30080 } } });
         const [x, , picked, inside] = before.services;
         const y = after.services[1];
-        const held = (svc: typeof x) => nodePortServiceSpec(svc, where) as any;
+        const held = (svc: typeof x) => nodePortServiceSpec({ port: 30080, service: svc }, where) as any;
         assert.strictEqual(nodePortServiceName(30080), "node-port-30080");
         assert.deepStrictEqual([held(x).metadata.name, held(y).metadata.name], ["node-port-30080", "node-port-30080"]);
         assert.deepStrictEqual(held(x).spec.selector, { "app.kubernetes.io/name": "x" });
         assert.deepStrictEqual(held(y).spec.selector, { "app.kubernetes.io/name": "y" });
         assert.deepStrictEqual(held(x).spec.ports, [{ name: "http", protocol: "TCP", port: 8081, targetPort: "http", nodePort: 30080 }]);
         // Without a pinned port: no such Service; `expose` alone decides the service's own Service.
-        assert.strictEqual(nodePortServiceSpec(picked, where), undefined);
-        assert.strictEqual(nodePortServiceSpec(inside, where), undefined);
+        assert.deepStrictEqual(planChain(before, "/project").pinnedPorts.map(p => [p.port, p.service.name]), [[30080, "x"]]);
         assert.deepStrictEqual((serviceSpec(picked, where) as any).spec,
             { type: "NodePort", selector: { "app.kubernetes.io/name": "picked" }, ports: [{ name: "http-80", protocol: "TCP", port: 80, targetPort: "http" }] });
         assert.strictEqual((serviceSpec(inside, where) as any).spec.type, "ClusterIP");
@@ -157,8 +157,8 @@ describe("specs", () => {
     });
 
     it("rolls out with zero downtime and terminates gracefully", () => {
-        const { by } = seed();
-        const dep = deploymentSpec(by.get("service-b")!, [by.get("service-c")!], where, PINNED) as any;
+        const { cfg } = seed();
+        const dep = deploymentSpec(planOf(cfg, "service-b"), where, PINNED) as any;
         assert.deepStrictEqual(dep.spec.strategy, { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } });
         assert.strictEqual(dep.spec.template.spec.terminationGracePeriodSeconds, 30);
         const env = dep.spec.template.spec.containers[0].env;
@@ -168,7 +168,7 @@ describe("specs", () => {
     it("bounds every rollout and every Service's wait by `rolloutTimeoutSeconds`", () => {
         const cfg = parse({ services: { c: { image: "c:1" }, lb: { image: "lb:1", expose: "LoadBalancer" } } });
         const at45 = { ...where, rolloutTimeoutSeconds: 45 };
-        const dep = deploymentSpec(cfg.services[0], [], at45, PINNED) as any;
+        const dep = deploymentSpec(planOf(cfg, "c"), at45, PINNED) as any;
         assert.strictEqual(dep.spec.progressDeadlineSeconds, 45);
         assert.deepStrictEqual(dep.metadata.annotations, { "pulumi.com/patchForce": "true", "pulumi.com/timeoutSeconds": "45" });
         assert.deepStrictEqual(dep.spec.template.metadata.annotations, undefined, "not on the pod template: changing it rolls no pod");
@@ -181,8 +181,8 @@ describe("specs", () => {
     });
 
     it("meets Pod Security Standards 'restricted' and sets requests and limits", () => {
-        const { by } = seed();
-        const pod = (deploymentSpec(by.get("service-c")!, [], where, PINNED) as any).spec.template.spec;
+        const { cfg } = seed();
+        const pod = (deploymentSpec(planOf(cfg, "service-c"), where, PINNED) as any).spec.template.spec;
         assert.deepStrictEqual(pod.securityContext, {
             runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, seccompProfile: { type: "RuntimeDefault" },
         });
@@ -200,9 +200,9 @@ describe("specs", () => {
     });
 
     it("leaves the Deployment unnamed (auto-named, so replacements are create-before-delete) and names the Service", () => {
-        const { by } = seed();
+        const { cfg, by } = seed();
         const svc = by.get("service-c")!;
-        assert.strictEqual((deploymentSpec(svc, [], where, PINNED) as any).metadata.name, undefined);
+        assert.strictEqual((deploymentSpec(planOf(cfg, "service-c"), where, PINNED) as any).metadata.name, undefined);
         assert.strictEqual((serviceSpec(svc, where) as any).metadata.name, "service-c");
         assert.strictEqual((serviceSpec(svc, where) as any).metadata.namespace, "chain");
     });
@@ -211,19 +211,19 @@ describe("specs", () => {
         const plain = parse({ services: { c: { image: "c:1", expose: "NodePort", nodePort: 30080 } } }).services[0];
         const labelled = parse({ services: { c: { image: "c:1", expose: "NodePort", nodePort: 30080, labels: { tier: "backend", "example.com/team": "x" } } } }).services[0];
         const selectors = (svc: typeof plain) => {
-            const dep = deploymentSpec(svc, [], where, PINNED) as any;
+            const dep = deploymentSpec({ service: svc, env: [] }, where, PINNED) as any;
             return [
                 dep.spec.selector.matchLabels,
                 dep.spec.template.spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm.labelSelector.matchLabels,
                 (serviceSpec(svc, where) as any).spec.selector,
-                (nodePortServiceSpec(svc, where) as any).spec.selector,
+                (nodePortServiceSpec({ port: 30080, service: svc }, where) as any).spec.selector,
                 (podDisruptionBudgetSpec(svc, where) as any).spec.selector.matchLabels,
                 (networkPolicySpec(svc, [], [], where) as any).spec.podSelector.matchLabels,
             ];
         };
         assert.deepStrictEqual(selectors(plain), Array(6).fill({ "app.kubernetes.io/name": "c" }));
         assert.deepStrictEqual(selectors(labelled), selectors(plain), "a label edit changes no selector, so it replaces nothing");
-        const dep = deploymentSpec(labelled, [], where, PINNED) as any;
+        const dep = deploymentSpec({ service: labelled, env: [] }, where, PINNED) as any;
         const expected = {
             tier: "backend", "example.com/team": "x", app: "c",
             "app.kubernetes.io/name": "c", "app.kubernetes.io/part-of": "k8s-chain", "app.kubernetes.io/managed-by": "pulumi",
@@ -234,8 +234,8 @@ describe("specs", () => {
     });
 
     it("spreads replicas across nodes (preferred host anti-affinity: a single node still schedules them)", () => {
-        const { by } = seed();
-        const pod = (deploymentSpec(by.get("service-c")!, [], where, PINNED) as any).spec.template.spec;
+        const { cfg } = seed();
+        const pod = (deploymentSpec(planOf(cfg, "service-c"), where, PINNED) as any).spec.template.spec;
         assert.deepStrictEqual(pod.affinity, {
             podAntiAffinity: {
                 preferredDuringSchedulingIgnoredDuringExecution: [{
@@ -332,12 +332,8 @@ describe("specs", () => {
         const by = new Map(cfg.services.map(s => [s.name, s]));
         for (const svc of cfg.services) {
             const named = (o: any) => ({ ...o, metadata: { ...o.metadata, name: o.metadata.name ?? `${svc.name}-x` } });
-            new Deployment(named(deploymentSpec(svc, svc.calls.map(c => by.get(c)!), where, PINNED))).validate();
+            new Deployment(named(deploymentSpec(planOf(cfg, svc.name), where, PINNED))).validate();
             new Service(serviceSpec(svc, where) as any).validate();
-            const held = nodePortServiceSpec(svc, where);
-            if (held) {
-                new Service(held as any).validate();
-            }
             const pdb = podDisruptionBudgetSpec(svc, where);
             if (pdb) {
                 new PodDisruptionBudget(named(pdb)).validate();
@@ -345,10 +341,13 @@ describe("specs", () => {
             const callers = cfg.services.filter(s => s.calls.includes(svc.name));
             new NetworkPolicy(networkPolicySpec(svc, callers, svc.calls.map(c => by.get(c)!), where) as any).validate();
         }
+        for (const pinned of planChain(cfg, "/project").pinnedPorts) {
+            new Service(nodePortServiceSpec(pinned, where) as any).validate();
+        }
         new NetworkPolicy(defaultDenyPolicySpec(where) as any).validate();
         new Namespace(namespaceSpec("chain") as any).validate();
         // The check can fail: a wrong type is refused.
-        const bad = named(deploymentSpec(cfg.services[0], [], where, PINNED));
+        const bad = named(deploymentSpec(planOf(cfg, cfg.services[0].name), where, PINNED));
         bad.spec.replicas = "2";
         assert.throws(() => new Deployment(bad).validate(), /replicas must be integer/);
         function named(o: any) { return { ...o, metadata: { ...o.metadata, name: "x" } }; }

@@ -5,12 +5,13 @@ import * as os from "os";
 import { execFileSync } from "child_process";
 import * as YAML from "yaml";
 import * as pulumi from "@pulumi/pulumi";
-import { byType, find, installMocks, Recorded, settle, valueOf } from "./support/mocks";
-import { parse, PINNED, seedServices } from "./support/catalogs";
+import { byType, childUrn, find, installMocks, Recorded, settle, valueOf } from "./support/mocks";
+import { parse, PINNED, planOf, seedServices } from "./support/catalogs";
 import { ChainOutputs, deployChain } from "../components/chain";
 import { AppImage } from "../components/app-image";
 import { MicroService } from "../components/micro-service";
 import { NodePorts } from "../components/node-ports";
+import { planChain } from "../components/plan";
 
 const DEP = "kubernetes:apps/v1:Deployment";
 const SVC = "kubernetes:core/v1:Service";
@@ -29,7 +30,7 @@ const ROOT = path.resolve(__dirname, "..");
  */
 function expectedCount(services: ReturnType<typeof parse>["services"], policies = true, live = true): number {
     const pinned = services.filter(s => s.nodePort !== undefined).length;
-    const apps = new Set(services.filter(s => s.app !== undefined).map(s => s.app)).size;
+    const apps = new Set(services.flatMap(s => (s.source.kind === "app" ? [s.source.app] : []))).size;
     return services.reduce((n, s) => n + 3 + (s.replicas >= 2 ? 1 : 0) + (policies ? 1 : 0) + (live ? 2 : 0), 0)
         + 2 * apps + pinned + (pinned > 0 ? 1 : 0) + (policies ? 1 : 0);
 }
@@ -57,7 +58,7 @@ describe("stack (Pulumi mocks)", function () {
         recorded = installMocks({ readyDelayMs: 15 });
         const cfg = parse({ services: seedServices() });
         // Prebuilt images keep this test about ordering only.
-        for (const s of cfg.services) { s.image = PINNED; s.app = undefined; }
+        for (const s of cfg.services) { s.source = { kind: "image", image: PINNED }; }
         deployChain(cfg, { projectRoot: ROOT });
         await settle(recorded, expectedCount(cfg.services));
 
@@ -87,21 +88,22 @@ describe("stack (Pulumi mocks)", function () {
             "k8s-chain:components:MicroService/c", `${DEP}/c-deployment`, `${PDB}/c-pdb`, `${SVC}/c-service`,
             `${NETPOL}/c-network-policy`, `${NETPOL}/default-deny`, `${ROLLOUT}/c-rollout`, `${KEEPER}/c-port-80`,
         ].sort());
-        const [parentUrn, depParent, svcParent, polParent] = await Promise.all([
-            valueOf(ms.urn), valueOf((ms.deployment as any).__parentResource?.urn), valueOf((ms.service as any).__parentResource?.urn),
-            valueOf((ms.networkPolicy as any).__parentResource?.urn),
-        ]);
-        assert.strictEqual(depParent, parentUrn);
-        assert.strictEqual(svcParent, parentUrn);
-        assert.strictEqual(polParent, parentUrn);
+        assert.ok(ms.networkPolicy);
+        // A child's URN carries its parent's type chain: these are the MicroService's children.
+        const [parentUrn, depUrn, svcUrn, polUrn] = await Promise.all([ms.urn, ms.deployment.urn, ms.service.urn, ms.networkPolicy.urn].map(valueOf));
+        assert.strictEqual(parentUrn, "urn:pulumi:test::k8s-chain::k8s-chain:components:MicroService::c");
+        assert.strictEqual(depUrn, childUrn(parentUrn, DEP, "c-deployment"));
+        assert.strictEqual(svcUrn, childUrn(parentUrn, SVC, "c-service"));
+        assert.strictEqual(polUrn, childUrn(parentUrn, NETPOL, "c-network-policy"));
     });
 
     it("leaves the service's own Service (no pinned port) and the auto-named Deployment to Pulumi's default replacement order", () => {
         recorded = installMocks();
-        const svc = parse({ services: { c: { image: PINNED, expose: "NodePort", nodePort: 30080 } } }).services[0];
+        const cfg = parse({ services: { c: { image: PINNED, expose: "NodePort", nodePort: 30080 } } });
         // A transformation sees the options each child is registered with (the mock monitor does not).
         const opts: Record<string, pulumi.CustomResourceOptions> = {};
-        new MicroService("c", { service: svc, callees: [], placement: { namespace: "default", clusterDomain: "cluster.local", rolloutTimeoutSeconds: 120 }, image: PINNED },
+        const placement = { namespace: "default", clusterDomain: "cluster.local", rolloutTimeoutSeconds: 120 };
+        new MicroService("c", { plan: planOf(cfg, "c"), networkPolicy: true, placement, image: PINNED, waitFor: [], liveCluster: true },
             { transformations: [a => { opts[a.name] = a.opts; return undefined; }] });
         assert.strictEqual(opts["c-service"].deleteBeforeReplace, undefined);
         assert.strictEqual(opts["c-deployment"].deleteBeforeReplace, undefined);
@@ -111,20 +113,21 @@ describe("stack (Pulumi mocks)", function () {
         recorded = installMocks();
         const cfg = parse({ services: { c: { image: PINNED, expose: "NodePort", nodePort: 30080 } } });
         const placement = { namespace: "default", clusterDomain: "cluster.local", rolloutTimeoutSeconds: 120 };
-        const owner = new MicroService("c", { service: cfg.services[0], callees: [], placement, image: PINNED });
+        const owner = new MicroService("c", { plan: planOf(cfg, "c"), networkPolicy: true, placement, image: PINNED, waitFor: [], liveCluster: true });
+        const ports = planChain(cfg, ROOT).pinnedPorts;
         const opts: Record<string, pulumi.CustomResourceOptions> = {};
-        new NodePorts("node-ports", { services: cfg.services, owners: { c: owner }, placement },
+        new NodePorts("node-ports", { ports, owners: { c: owner }, placement },
             { transformations: [a => { opts[a.name] = a.opts; return undefined; }] });
         assert.strictEqual(opts["node-port-30080"].deleteBeforeReplace, true);
         assert.deepStrictEqual(opts["node-port-30080"].dependsOn, [owner]);
-        assert.throws(() => new NodePorts("orphans", { services: cfg.services, owners: {}, placement }),
+        assert.throws(() => new NodePorts("orphans", { ports, owners: {}, placement }),
             { message: "NodePorts: no component for c; create each service's MicroService first" });
     });
 
     it("holds each pinned node port in a Service of its own, `node-port-<port>`, under one NodePorts component, after its owner", async () => {
         recorded = installMocks({ readyDelayMs: 15 });
         const cfg = parse({ namespace: "chain", services: seedServices() });
-        for (const s of cfg.services) { s.image = PINNED; s.app = undefined; }
+        for (const s of cfg.services) { s.source = { kind: "image", image: PINNED }; }
         const out = deployChain(cfg, { projectRoot: ROOT });
         await settle(recorded, 1 + expectedCount(cfg.services));
 
@@ -158,12 +161,13 @@ describe("stack (Pulumi mocks)", function () {
             raw["sample-app"].nodePort = ports.sampleApp;
             raw["service-a"].nodePort = ports.serviceA;
             const cfg = parse({ services: raw });
-            for (const s of cfg.services) { s.image = PINNED; s.app = undefined; }
+            for (const s of cfg.services) { s.source = { kind: "image", image: PINNED }; }
             const out = deployChain(cfg, { projectRoot: ROOT });
             await settle(recorded, expectedCount(cfg.services));
             const selectorOf = (port: number) => find(recorded, SVC, `node-port-${port}`).inputs.spec.selector;
-            const parents = await Promise.all(Object.values(out.pinnedPorts!.services).map(s => valueOf((s as any).__parentResource.urn)));
-            assert.deepStrictEqual(parents, [await valueOf(out.pinnedPorts!.urn), await valueOf(out.pinnedPorts!.urn)],
+            const held = await Promise.all(Object.values(out.pinnedPorts!.services).map(s => valueOf(s.urn)));
+            const parentUrn = await valueOf(out.pinnedPorts!.urn);
+            assert.deepStrictEqual(held, [childUrn(parentUrn, SVC, "node-port-30080"), childUrn(parentUrn, SVC, "node-port-30081")],
                 "parented to NodePorts, not to the service that owns the port");
             return {
                 urns: await urnsOf(out),
@@ -231,7 +235,7 @@ describe("stack (Pulumi mocks)", function () {
     it("creates the default deny first and each service's NetworkPolicy before its Deployment; `networkPolicies: false` creates none", async () => {
         recorded = installMocks({ readyDelayMs: 5 });
         const cfg = parse({ namespace: "chain", services: seedServices() });
-        for (const s of cfg.services) { s.image = PINNED; s.app = undefined; }
+        for (const s of cfg.services) { s.source = { kind: "image", image: PINNED }; }
         const out = deployChain(cfg, { projectRoot: ROOT });
         await settle(recorded, 1 + expectedCount(cfg.services));
         const deny = find(recorded, NETPOL, "default-deny");
@@ -251,7 +255,7 @@ describe("stack (Pulumi mocks)", function () {
 
         recorded = installMocks();
         const off = parse({ namespace: "chain", networkPolicies: "false", services: seedServices() });
-        for (const s of off.services) { s.image = PINNED; s.app = undefined; }
+        for (const s of off.services) { s.source = { kind: "image", image: PINNED }; }
         const outOff = deployChain(off, { projectRoot: ROOT });
         await settle(recorded, 1 + expectedCount(off.services, false));
         assert.deepStrictEqual(byType(recorded, NETPOL), []);

@@ -1,4 +1,5 @@
 import { parseStackConfig, RawStackConfig, StackConfig } from "../../components/catalog";
+import { planChain, ServicePlan } from "../../components/plan";
 
 /** A fake file system holding `apps/<name>/Dockerfile` for the given app folders. */
 export function fakeFs(appFolders: string[], root = "/project") {
@@ -37,6 +38,15 @@ export function seedServices(): Record<string, any> {
         "service-b": { app: "apps/chain-service", calls: ["service-c"] },
         "service-c": { app: "apps/chain-service" },
     };
+}
+
+/** One service's part of the plan of a parsed catalog (against the fake file system's root). */
+export function planOf(cfg: StackConfig, name: string): ServicePlan {
+    const planned = planChain(cfg, "/project").services.find(p => p.service.name === name);
+    if (planned === undefined) {
+        throw new Error(`no service ${name} in the catalog`);
+    }
+    return planned;
 }
 
 /** A pinned image reference for tests. */

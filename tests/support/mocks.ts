@@ -55,6 +55,15 @@ export function installMocks(opts: { readyDelayMs?: number; preview?: boolean } 
     return recorded;
 }
 
+/**
+ * The URN the engine gives a child of the resource at `parentUrn`: the parent's type chain, `$`,
+ * the child's type, then its name. So a URN says which type of parent a resource has (a
+ * different parent type would make it another resource).
+ */
+export function childUrn(parentUrn: string, type: string, name: string): string {
+    return `${parentUrn.slice(0, parentUrn.lastIndexOf("::"))}$${type}::${name}`;
+}
+
 /** The value of an output, once known. */
 export function valueOf<T>(o: pulumi.Input<T>): Promise<T> {
     return new Promise(resolve => pulumi.output(o).apply(v => { resolve(v as T); return v; }));
