@@ -57,7 +57,7 @@ export interface ChainPlan {
     networkPolicies: boolean;
     /** Every service, in creation order: each after all the services it calls. */
     services: ServicePlan[];
-    /** The distinct app folders, in catalog order (see chain.ts's same-size Dockerfile check). */
+    /** One build per distinct app folder (Dockerfile), in catalog order (see chain.ts's same-size Dockerfile check). */
     builds: AppBuild[];
     /** The pinned node ports, in catalog order. */
     pinnedPorts: PinnedPort[];
@@ -96,7 +96,7 @@ export function planChain(config: StackConfig, projectRoot: string): ChainPlan {
         return build;
     };
 
-    const services = order.map(name => {
+    const services = order.map((name): ServicePlan => {
         const svc = entry(name);
         const callees = svc.calls.map(entry);
         const image: PlannedImage = svc.source.kind === "app" ? buildOf(svc.source.app) : svc.source;
