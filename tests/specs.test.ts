@@ -353,3 +353,45 @@ describe("specs", () => {
         function named(o: any) { return { ...o, metadata: { ...o.metadata, name: "x" } }; }
     });
 });
+
+describe("plan of the chain", () => {
+    it("plans each service once, in creation order: callees, callers, URL, env, image source, picked or pinned node port", () => {
+        const cfg = parse({
+            namespace: "chain",
+            services: {
+                edge: { app: "apps/chain-service", calls: ["mid", "db"], expose: "NodePort" },
+                mid: { app: "./apps/chain-service/", calls: ["db"], expose: "NodePort", nodePort: 30080 },
+                db: { image: PINNED, servicePort: 5432 },
+            },
+        });
+        const plan = planChain(cfg, "/project");
+        assert.deepStrictEqual(plan.services.map(p => p.service.name), ["db", "mid", "edge"]);
+        const [db, mid, edge] = plan.services;
+        assert.deepStrictEqual(edge.callees.map(c => c.name), ["mid", "db"]);
+        assert.deepStrictEqual(db.callers.map(c => c.name), ["edge", "mid"]);
+        assert.strictEqual(db.url, "http://db.chain.svc.cluster.local:5432");
+        assert.deepStrictEqual(edge.env, containerEnv(cfg.services[0], [cfg.services[1], cfg.services[2]], plan.placement));
+        assert.deepStrictEqual(db.image, { kind: "image", image: PINNED });
+        // `apps/chain-service` and `./apps/chain-service/` are one Dockerfile: one build, shared.
+        assert.strictEqual(edge.image, mid.image);
+        assert.deepStrictEqual(plan.builds, [{
+            kind: "app", app: "./apps/chain-service/", context: "/project/apps", dockerfile: "/project/apps/chain-service/Dockerfile", name: "chain-service",
+        }]);
+        assert.deepStrictEqual(plan.services.map(p => p.pickedNodePort), [false, false, true]);
+        assert.deepStrictEqual(plan.pinnedPorts.map(p => [p.port, p.service.name]), [[30080, "mid"]]);
+        assert.deepStrictEqual([plan.ownNamespace, plan.networkPolicies, plan.placement],
+            ["chain", true, { namespace: "chain", clusterDomain: "cluster.local", rolloutTimeoutSeconds: 120 }]);
+        assert.strictEqual(planChain(parse({ services: { c: { image: PINNED } } }), "/project").ownNamespace, undefined);
+    });
+
+    it("names two app folders with the same last segment by creation order: the first created keeps the short name", () => {
+        const cfg = parse({
+            services: {
+                caller: { app: "apps/team-b/api", calls: ["callee"] },
+                callee: { app: "apps/team-a/api" },
+            },
+        }, ["apps/team-a/api", "apps/team-b/api"]);
+        const plan = planChain(cfg, "/project");
+        assert.deepStrictEqual(plan.builds.map(b => [b.app, b.name]), [["apps/team-b/api", "apps-team-b-api"], ["apps/team-a/api", "api"]]);
+    });
+});
