@@ -283,7 +283,7 @@ export function serviceSpec(svc: ServiceConfig, where: Placement): Service {
         spec: {
             type: svc.nodePort !== undefined ? "ClusterIP" : svc.expose,
             selector: selectorLabels(svc),
-            ports: [{ name: servicePortName(svc.servicePort), protocol: "TCP", port: svc.servicePort, targetPort: "http" }],
+            ports: [servicePortEntry(svc)],
         },
     };
 }
@@ -295,6 +295,11 @@ export function serviceSpec(svc: ServiceConfig, where: Placement): Service {
  */
 function servicePortName(port: number): string {
     return `http-${port}`;
+}
+
+/** The port entry of a service's Service; its port keeper co-owns this very entry. */
+function servicePortEntry(svc: Pick<ServiceConfig, "servicePort">) {
+    return { name: servicePortName(svc.servicePort), protocol: "TCP", port: svc.servicePort, targetPort: "http" };
 }
 
 /**
@@ -312,7 +317,7 @@ export function servicePortKeeperSpec(svc: ServiceConfig, where: Placement): Ser
         kind: "Service",
         metadata: { name: svc.name, namespace: where.namespace },
         spec: {
-            ports: [{ name: servicePortName(svc.servicePort), protocol: "TCP", port: svc.servicePort, targetPort: "http" }],
+            ports: [servicePortEntry(svc)],
         },
     };
 }
