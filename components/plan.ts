@@ -125,7 +125,7 @@ export function planChain(config: StackConfig, projectRoot: string): ChainPlan {
  * The image repository (and AppImage name) of an app folder: its last segment, lower-cased;
  * the whole path, `-`-joined, when another folder already took that name.
  */
-export function imageName(app: string, taken: ReadonlySet<string>): string {
+function imageName(app: string, taken: ReadonlySet<string>): string {
     const segments = app.split(/[\\/]+/).filter(s => s !== "" && s !== ".");
     const short = segments[segments.length - 1].toLowerCase();
     return taken.has(short) ? segments.join("-").toLowerCase() : short;
