@@ -37,7 +37,8 @@ export const DEFAULT_DENY_POLICY_NAME = "k8s-chain-default-deny";
 /** Kubernetes' rule for env var names (C identifiers plus `-` and `.`). */
 const ENV_NAME = /^[-._a-zA-Z][-._a-zA-Z0-9]*$/;
 /** Label keys: optional DNS prefix (at most 253 characters, checked apart), then a name of at most 63 characters. */
-const LABEL_KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const LABEL_KEY =
+  /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
 /** An HTTP path the kubelet can probe: `/`, then RFC 3986 path characters; no query, no fragment. */
 const HEALTH_PATH = /^\/([A-Za-z0-9\-._~!$&'()*+,;=:@\/]|%[0-9A-Fa-f]{2})*$/;
@@ -52,7 +53,9 @@ const REF_DOMAIN_COMPONENT = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]
 const REF_HOST = `(?:${REF_DOMAIN_COMPONENT}(?:\\.${REF_DOMAIN_COMPONENT})*|\\[[a-fA-F0-9:]+\\])`;
 const REF_DOMAIN = `${REF_HOST}(?::([0-9]+))?`;
 const REF_NAME = `(?:(${REF_DOMAIN})/)?${REF_PATH_COMPONENT}(?:/${REF_PATH_COMPONENT})*`;
-const IMAGE_REFERENCE = new RegExp(`^(${REF_NAME})(?::([\\w][\\w.-]{0,127}))?(?:@([A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9A-Fa-f]{32,}))?$`);
+const IMAGE_REFERENCE = new RegExp(
+  `^(${REF_NAME})(?::([\\w][\\w.-]{0,127}))?(?:@([A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9A-Fa-f]{32,}))?$`,
+);
 /** A registry prefix: `host[:port]` and optional path components (what goes before `/<name>`). */
 const REGISTRY = new RegExp(`^(${REF_DOMAIN})(?:/${REF_PATH_COMPONENT})*$`);
 
@@ -61,9 +64,9 @@ const KUBE_NAMESPACE = /^kube-/;
 
 /** The env vars the apps in `apps/` parse (apps/shared/src/config.ts), with their ranges. */
 const APP_ENV_INTS = {
-    DOWNSTREAM_TIMEOUT_MS: { min: 1, max: 3_600_000 },
-    SHUTDOWN_DELAY_MS: { min: 0, max: 3_600_000 },
-    SHUTDOWN_TIMEOUT_MS: { min: 1, max: 3_600_000 },
+  DOWNSTREAM_TIMEOUT_MS: { min: 1, max: 3_600_000 },
+  SHUTDOWN_DELAY_MS: { min: 0, max: 3_600_000 },
+  SHUTDOWN_TIMEOUT_MS: { min: 1, max: 3_600_000 },
 } as const;
 /** The apps' default `SHUTDOWN_TIMEOUT_MS` (apps/shared/src/config.ts). */
 export const APP_SHUTDOWN_TIMEOUT_DEFAULT_MS = 10_000;
@@ -77,32 +80,32 @@ const APP_LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "sil
 
 /** One service of the catalog, with every default resolved. */
 export interface ServiceConfig {
-    /** The catalog key: names the Kubernetes Service, so it is the DNS name callers use. */
-    name: string;
-    /** Where its image comes from: an app folder built here, or a prebuilt image. */
-    source: ImageSource;
-    /** @default 2 */
-    replicas: number;
-    /** Container port. @default 8080 */
-    port: number;
-    /** Service port. @default 80 */
-    servicePort: number;
-    /** Service type. @default "ClusterIP" */
-    expose: ExposeType;
-    /** Pinned node port, only with `NodePort`. @default undefined (the cluster picks one) */
-    nodePort?: number;
-    /** Services this one calls, in order. @default [] */
-    calls: string[];
-    /** Extra container env, applied after the stack's own. @default {} */
-    env: Record<string, string>;
-    /** Extra labels on the service's objects and pod template, never in a selector. @default {} */
-    labels: Record<string, string>;
-    /** Extra egress allowed by its NetworkPolicy, beyond its callees and DNS. @default [] */
-    egress: EgressRule[];
-    /** Startup and readiness probe path. @default "/health" */
-    healthPath: string;
-    /** Liveness probe path: the apps' `/livez` (200 while the process runs); a prebuilt image that lacks it sets its own. @default "/livez" */
-    livenessPath: string;
+  /** The catalog key: names the Kubernetes Service, so it is the DNS name callers use. */
+  name: string;
+  /** Where its image comes from: an app folder built here, or a prebuilt image. */
+  source: ImageSource;
+  /** @default 2 */
+  replicas: number;
+  /** Container port. @default 8080 */
+  port: number;
+  /** Service port. @default 80 */
+  servicePort: number;
+  /** Service type. @default "ClusterIP" */
+  expose: ExposeType;
+  /** Pinned node port, only with `NodePort`. @default undefined (the cluster picks one) */
+  nodePort?: number;
+  /** Services this one calls, in order. @default [] */
+  calls: string[];
+  /** Extra container env, applied after the stack's own. @default {} */
+  env: Record<string, string>;
+  /** Extra labels on the service's objects and pod template, never in a selector. @default {} */
+  labels: Record<string, string>;
+  /** Extra egress allowed by its NetworkPolicy, beyond its callees and DNS. @default [] */
+  egress: EgressRule[];
+  /** Startup and readiness probe path. @default "/health" */
+  healthPath: string;
+  /** Liveness probe path: the apps' `/livez` (200 while the process runs); a prebuilt image that lacks it sets its own. @default "/livez" */
+  livenessPath: string;
 }
 
 /**
@@ -113,38 +116,47 @@ export type ImageSource = { kind: "app"; app: string } | { kind: "image"; image:
 
 /** One extra egress destination: an address block and a port (for a prebuilt image that calls outside the chain). */
 export interface EgressRule {
-    /** IPv4 or IPv6 CIDR, e.g. `203.0.113.0/24`. */
-    cidr: string;
-    port: number;
-    /** @default "TCP" */
-    protocol: "TCP" | "UDP";
+  /** IPv4 or IPv6 CIDR, e.g. `203.0.113.0/24`. */
+  cidr: string;
+  port: number;
+  /** @default "TCP" */
+  protocol: "TCP" | "UDP";
 }
 
 /** The stack config, validated, with defaults resolved. */
 export interface StackConfig {
-    /** @default "default" */
-    namespace: string;
-    /** Image repository prefix; unset means build into the local engine only. */
-    registry?: string;
-    /** Tag for built images; unset means the commit SHA, else a hash of the build context. */
-    imageTag?: string;
-    /** @default "cluster.local" */
-    clusterDomain: string;
-    /** Render manifests to this directory instead of talking to a cluster. */
-    renderDir?: string;
-    /**
-     * Seconds a Deployment's rollout, or a Service's wait, may take before `up` fails.
-     * @default 120
-     */
-    rolloutTimeoutSeconds: number;
-    /** Create the NetworkPolicies derived from `calls`. @default true */
-    networkPolicies: boolean;
-    /** The services, in catalog order. */
-    services: ServiceConfig[];
+  /** @default "default" */
+  namespace: string;
+  /** Image repository prefix; unset means build into the local engine only. */
+  registry?: string;
+  /** Tag for built images; unset means the commit SHA, else a hash of the build context. */
+  imageTag?: string;
+  /** @default "cluster.local" */
+  clusterDomain: string;
+  /** Render manifests to this directory instead of talking to a cluster. */
+  renderDir?: string;
+  /**
+   * Seconds a Deployment's rollout, or a Service's wait, may take before `up` fails.
+   * @default 120
+   */
+  rolloutTimeoutSeconds: number;
+  /** Create the NetworkPolicies derived from `calls`. @default true */
+  networkPolicies: boolean;
+  /** The services, in catalog order. */
+  services: ServiceConfig[];
 }
 
 /** The keys of the `k8s-chain` config namespace. */
-const CONFIG_KEYS = ["namespace", "registry", "imageTag", "clusterDomain", "renderDir", "rolloutTimeoutSeconds", "networkPolicies", "services"] as const;
+const CONFIG_KEYS = [
+  "namespace",
+  "registry",
+  "imageTag",
+  "clusterDomain",
+  "renderDir",
+  "rolloutTimeoutSeconds",
+  "networkPolicies",
+  "services",
+] as const;
 
 /**
  * The raw values as read from Pulumi config (the `k8s-chain:` prefix dropped): anything may be
@@ -155,53 +167,57 @@ export type RawStackConfig = { [K in (typeof CONFIG_KEYS)[number]]?: unknown } &
 
 /** What the parser may ask of the file system (injected so parsing stays pure in tests). */
 export interface ParseContext {
-    /** The project root that `app` folders are relative to. */
-    projectRoot: string;
-    /** Whether a path exists, and whether it is a directory. */
-    stat(p: string): "file" | "dir" | undefined;
+  /** The project root that `app` folders are relative to. */
+  projectRoot: string;
+  /** Whether a path exists, and whether it is a directory. */
+  stat(p: string): "file" | "dir" | undefined;
 }
 
 /** Thrown when the config has problems; `problems` holds one line per problem. */
 export class ConfigError extends Error {
-    constructor(public readonly problems: string[]) {
-        super(formatProblems(problems));
-        this.name = "ConfigError";
-    }
+  constructor(public readonly problems: string[]) {
+    super(formatProblems(problems));
+    this.name = "ConfigError";
+  }
 }
 
 function formatProblems(problems: string[]): string {
-    const noun = problems.length === 1 ? "problem" : "problems";
-    return `k8s-chain config has ${problems.length} ${noun}; nothing was created:\n` +
-        problems.map(p => `  - ${p}`).join("\n");
+  const noun = problems.length === 1 ? "problem" : "problems";
+  return (
+    `k8s-chain config has ${problems.length} ${noun}; nothing was created:\n` +
+    problems.map((p) => `  - ${p}`).join("\n")
+  );
 }
 
 /** Renders a value the way the user wrote it, for messages. */
 export function show(value: unknown): string {
-    if (value === undefined) {
-        return "undefined";
-    }
-    return JSON.stringify(value);
+  if (value === undefined) {
+    return "undefined";
+  }
+  return JSON.stringify(value);
 }
 
 /** An integer field; every way of getting it wrong gets the same message, naming the value. */
 function intField(what: string, min: number, max?: number) {
-    const range = max === undefined ? `>= ${min}` : `from ${min} to ${max}`;
-    const error = (iss: { input?: unknown }) => `${show(iss.input)} is not ${what}; use an integer ${range}`;
-    const atLeast = z.int({ error }).min(min, { error });
-    return max === undefined ? atLeast : atLeast.max(max, { error });
+  const range = max === undefined ? `>= ${min}` : `from ${min} to ${max}`;
+  const error = (iss: { input?: unknown }) => `${show(iss.input)} is not ${what}; use an integer ${range}`;
+  const atLeast = z.int({ error }).min(min, { error });
+  return max === undefined ? atLeast : atLeast.max(max, { error });
 }
 
 /** A map of strings whose keys (and optionally values) follow a Kubernetes naming rule. */
 function stringMap(what: string, key: RegExp, keyHint: string, value?: RegExp, valueHint?: string) {
-    const str = z.string({ error: iss => `${show(iss.input)} is not a string; quote it ("${String(iss.input)}")` });
-    return z.record(
-        z.string().regex(key),
-        value ? str.regex(value, { error: iss => `${show(iss.input)} is not a valid value; ${valueHint}` }) : str,
-        {
-            error: iss => iss.code === "invalid_key"
-                ? `${show(iss.input)} is not a valid key; ${keyHint}`
-                : `${show(iss.input)} is not a map of ${what}; use {"KEY": "value"}`,
-        });
+  const str = z.string({ error: (iss) => `${show(iss.input)} is not a string; quote it ("${String(iss.input)}")` });
+  return z.record(
+    z.string().regex(key),
+    value ? str.regex(value, { error: (iss) => `${show(iss.input)} is not a valid value; ${valueHint}` }) : str,
+    {
+      error: (iss) =>
+        iss.code === "invalid_key"
+          ? `${show(iss.input)} is not a valid key; ${keyHint}`
+          : `${show(iss.input)} is not a map of ${what}; use {"KEY": "value"}`,
+    },
+  );
 }
 
 /**
@@ -210,41 +226,91 @@ function stringMap(what: string, key: RegExp, keyHint: string, value?: RegExp, v
  */
 /** A path the kubelet probes: a plain path (no query or fragment) an HTTP request line can carry. */
 function probePath(example: string) {
-    return z.string({ error: iss => `${show(iss.input)} is not a string; use a path such as "${example}"` })
-        .regex(/^\//, { abort: true, error: iss => `${show(iss.input)} is not a path; it must start with "/", e.g. "${example}"` })
-        .refine(p => !/[?#]/.test(p), { abort: true, error: iss => `${show(iss.input)} has a query or fragment, which the probe would not send as the app expects; use a plain path such as "${example}"` })
-        .regex(HEALTH_PATH, { error: iss => `${show(iss.input)} has characters an HTTP path cannot carry unescaped; use letters, digits and -._~/ (or %XX escapes)` })
-        .max(1024, { error: iss => `${show(iss.input)} is longer than 1024 characters; use a short path such as "${example}"` }).optional();
+  return z
+    .string({ error: (iss) => `${show(iss.input)} is not a string; use a path such as "${example}"` })
+    .regex(/^\//, {
+      abort: true,
+      error: (iss) => `${show(iss.input)} is not a path; it must start with "/", e.g. "${example}"`,
+    })
+    .refine((p) => !/[?#]/.test(p), {
+      abort: true,
+      error: (iss) =>
+        `${show(iss.input)} has a query or fragment, which the probe would not send as the app expects; use a plain path such as "${example}"`,
+    })
+    .regex(HEALTH_PATH, {
+      error: (iss) =>
+        `${show(iss.input)} has characters an HTTP path cannot carry unescaped; use letters, digits and -._~/ (or %XX escapes)`,
+    })
+    .max(1024, {
+      error: (iss) => `${show(iss.input)} is longer than 1024 characters; use a short path such as "${example}"`,
+    })
+    .optional();
 }
 
 const fieldSchemas = {
-    app: z.string({ error: iss => `${show(iss.input)} is not a string; give the app folder, e.g. "apps/service-a"` })
-        .min(1, { error: `"" is empty; give the app folder, e.g. "apps/service-a"` }).optional(),
-    image: z.string({ error: iss => `${show(iss.input)} is not a string; give a pinned image such as "nginx:1.27.3"` }).optional(),
-    replicas: intField("a valid replica count", 1, INT32_MAX).optional(),
-    port: intField("a valid port", 1, 65535).optional(),
-    servicePort: intField("a valid port", 1, 65535).optional(),
-    expose: z.enum(EXPOSE_TYPES, { error: iss => `${show(iss.input)} is not a Service type; use one of ${EXPOSE_TYPES.join(", ")}` }).optional(),
-    nodePort: intField("in the NodePort range", NODE_PORT_MIN, NODE_PORT_MAX).optional(),
-    calls: z.array(z.string({ error: iss => `${show(iss.input)} is not a service name` }),
-        { error: iss => `${show(iss.input)} is not a list; use ["service-b"]` }).optional(),
-    env: stringMap("env vars", ENV_NAME, "env var names use letters, digits, `_`, `-` and `.`, and do not start with a digit").optional(),
-    labels: stringMap("labels", LABEL_KEY, "use a Kubernetes label key such as \"tier\" or \"example.com/tier\"",
-        LABEL_VALUE, "label values are at most 63 letters, digits, `-`, `_` or `.`, starting and ending alphanumeric").optional(),
-    healthPath: probePath("/health"),
-    livenessPath: probePath("/livez"),
-    egress: z.array(
-        z.object({
-            cidr: z.string({ error: iss => `${show(iss.input)} is not a string; use an address block such as "203.0.113.0/24"` })
-                .refine(c => cidrProblem(c) === undefined, { error: iss => `${show(iss.input)} is not a CIDR; ${cidrProblem(String(iss.input))}` }),
+  app: z
+    .string({ error: (iss) => `${show(iss.input)} is not a string; give the app folder, e.g. "apps/service-a"` })
+    .min(1, { error: `"" is empty; give the app folder, e.g. "apps/service-a"` })
+    .optional(),
+  image: z
+    .string({ error: (iss) => `${show(iss.input)} is not a string; give a pinned image such as "nginx:1.27.3"` })
+    .optional(),
+  replicas: intField("a valid replica count", 1, INT32_MAX).optional(),
+  port: intField("a valid port", 1, 65535).optional(),
+  servicePort: intField("a valid port", 1, 65535).optional(),
+  expose: z
+    .enum(EXPOSE_TYPES, {
+      error: (iss) => `${show(iss.input)} is not a Service type; use one of ${EXPOSE_TYPES.join(", ")}`,
+    })
+    .optional(),
+  nodePort: intField("in the NodePort range", NODE_PORT_MIN, NODE_PORT_MAX).optional(),
+  calls: z
+    .array(z.string({ error: (iss) => `${show(iss.input)} is not a service name` }), {
+      error: (iss) => `${show(iss.input)} is not a list; use ["service-b"]`,
+    })
+    .optional(),
+  env: stringMap(
+    "env vars",
+    ENV_NAME,
+    "env var names use letters, digits, `_`, `-` and `.`, and do not start with a digit",
+  ).optional(),
+  labels: stringMap(
+    "labels",
+    LABEL_KEY,
+    'use a Kubernetes label key such as "tier" or "example.com/tier"',
+    LABEL_VALUE,
+    "label values are at most 63 letters, digits, `-`, `_` or `.`, starting and ending alphanumeric",
+  ).optional(),
+  healthPath: probePath("/health"),
+  livenessPath: probePath("/livez"),
+  egress: z
+    .array(
+      z
+        .object(
+          {
+            cidr: z
+              .string({
+                error: (iss) => `${show(iss.input)} is not a string; use an address block such as "203.0.113.0/24"`,
+              })
+              .refine((c) => cidrProblem(c) === undefined, {
+                error: (iss) => `${show(iss.input)} is not a CIDR; ${cidrProblem(String(iss.input))}`,
+              }),
             port: intField("a valid port", 1, 65535),
-            protocol: z.enum(["TCP", "UDP"], { error: iss => `${show(iss.input)} is not a protocol; use TCP or UDP` }).optional(),
-        }, {
-            error: iss => iss.code === "unrecognized_keys"
-                ? `unknown field ${iss.keys.map(k => show(k)).join(", ")}; valid fields are cidr, port, protocol`
+            protocol: z
+              .enum(["TCP", "UDP"], { error: (iss) => `${show(iss.input)} is not a protocol; use TCP or UDP` })
+              .optional(),
+          },
+          {
+            error: (iss) =>
+              iss.code === "unrecognized_keys"
+                ? `unknown field ${iss.keys.map((k) => show(k)).join(", ")}; valid fields are cidr, port, protocol`
                 : `${show(iss.input)} is not a map; use {"cidr": "203.0.113.0/24", "port": 443}`,
-        }).strict(),
-        { error: iss => `${show(iss.input)} is not a list; use [{"cidr": "203.0.113.0/24", "port": 443}]` }).optional(),
+          },
+        )
+        .strict(),
+      { error: (iss) => `${show(iss.input)} is not a list; use [{"cidr": "203.0.113.0/24", "port": 443}]` },
+    )
+    .optional(),
 };
 
 /**
@@ -252,78 +318,80 @@ const fieldSchemas = {
  * address, `/`, a prefix length in range; no leading zeros (the API server refuses them).
  */
 function cidrProblem(cidr: string): string | undefined {
-    const m = /^([^/]+)\/([0-9]{1,3})$/.exec(cidr);
-    const hint = "use an address block such as \"203.0.113.0/24\" or \"2001:db8::/32\" (a single host is \"/32\" or \"/128\")";
-    if (!m) {
-        return hint;
-    }
-    const family = net.isIP(m[1]);
-    const bits = Number(m[2]);
-    if (family === 0 || (family === 4 && m[1].split(".").some(o => o.length > 1 && o.startsWith("0")))) {
-        return `${show(m[1])} is not an IP address; ${hint}`;
-    }
-    const max = family === 4 ? 32 : 128;
-    if (bits > max || (m[2].length > 1 && m[2].startsWith("0"))) {
-        return `the prefix length ${m[2]} is not from 0 to ${max}; ${hint}`;
-    }
-    return undefined;
+  const m = /^([^/]+)\/([0-9]{1,3})$/.exec(cidr);
+  const hint = 'use an address block such as "203.0.113.0/24" or "2001:db8::/32" (a single host is "/32" or "/128")';
+  if (!m) {
+    return hint;
+  }
+  const family = net.isIP(m[1]);
+  const bits = Number(m[2]);
+  if (family === 0 || (family === 4 && m[1].split(".").some((o) => o.length > 1 && o.startsWith("0")))) {
+    return `${show(m[1])} is not an IP address; ${hint}`;
+  }
+  const max = family === 4 ? 32 : 128;
+  if (bits > max || (m[2].length > 1 && m[2].startsWith("0"))) {
+    return `the prefix length ${m[2]} is not from 0 to ${max}; ${hint}`;
+  }
+  return undefined;
 }
 
 type Entry = { [K in keyof typeof fieldSchemas]?: z.infer<(typeof fieldSchemas)[K]> };
 
 /** Checks that an image reference is pinned: a `sha256` digest or an explicit tag other than `latest`. */
 export function imagePinProblem(image: string): string | undefined {
-    const at = image.indexOf("@");
-    if (at >= 0) {
-        return /^sha256:[a-f0-9]{64}$/.test(image.slice(at + 1))
-            ? imageReferenceProblem(image)
-            : `${show(image)} has a malformed digest; use "name@sha256:<64 hex digits>"`;
-    }
-    const lastSlash = image.lastIndexOf("/");
-    const colon = image.indexOf(":", lastSlash + 1);
-    if (colon < 0) {
-        return `${show(image)} has no tag, so it means "latest" and is not pinned; add an explicit tag or an @sha256: digest`;
-    }
-    const tag = image.slice(colon + 1);
-    if (tag === "latest") {
-        return `${show(image)} is tagged "latest", which is not pinned; use an explicit version tag or an @sha256: digest`;
-    }
-    if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag)) {
-        return `${show(image)} has an invalid tag ${show(tag)}; tags are up to 128 letters, digits, \`_\`, \`.\` or \`-\``;
-    }
-    return imageReferenceProblem(image);
+  const at = image.indexOf("@");
+  if (at >= 0) {
+    return /^sha256:[a-f0-9]{64}$/.test(image.slice(at + 1))
+      ? imageReferenceProblem(image)
+      : `${show(image)} has a malformed digest; use "name@sha256:<64 hex digits>"`;
+  }
+  const lastSlash = image.lastIndexOf("/");
+  const colon = image.indexOf(":", lastSlash + 1);
+  if (colon < 0) {
+    return `${show(image)} has no tag, so it means "latest" and is not pinned; add an explicit tag or an @sha256: digest`;
+  }
+  const tag = image.slice(colon + 1);
+  if (tag === "latest") {
+    return `${show(image)} is tagged "latest", which is not pinned; use an explicit version tag or an @sha256: digest`;
+  }
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag)) {
+    return `${show(image)} has an invalid tag ${show(tag)}; tags are up to 128 letters, digits, \`_\`, \`.\` or \`-\``;
+  }
+  return imageReferenceProblem(image);
 }
 
 /** What the container runtime would refuse in an image reference (the distribution grammar), or undefined. */
 function imageReferenceProblem(image: string): string | undefined {
-    const m = IMAGE_REFERENCE.exec(image);
-    if (!m) {
-        return `${show(image)} is not a valid image reference; use [registry[:port]/]path[:tag][@sha256:digest] with a lower-case path ` +
-            "(letters, digits, and `.`, `_`, `__` or `-` between them), e.g. \"ghcr.io/org/app:1.2.3\"";
-    }
-    if (m[1].length > 255) {
-        return `${show(image)} has a repository name of ${m[1].length} characters; the runtime allows at most 255`;
-    }
-    if (m[3] !== undefined && (Number(m[3]) < 1 || Number(m[3]) > 65535 || m[3].startsWith("0"))) {
-        return `${show(image)} has registry port ${m[3]}; use a port from 1 to 65535`;
-    }
-    return undefined;
+  const m = IMAGE_REFERENCE.exec(image);
+  if (!m) {
+    return (
+      `${show(image)} is not a valid image reference; use [registry[:port]/]path[:tag][@sha256:digest] with a lower-case path ` +
+      '(letters, digits, and `.`, `_`, `__` or `-` between them), e.g. "ghcr.io/org/app:1.2.3"'
+    );
+  }
+  if (m[1].length > 255) {
+    return `${show(image)} has a repository name of ${m[1].length} characters; the runtime allows at most 255`;
+  }
+  if (m[3] !== undefined && (Number(m[3]) < 1 || Number(m[3]) > 65535 || m[3].startsWith("0"))) {
+    return `${show(image)} has registry port ${m[3]}; use a port from 1 to 65535`;
+  }
+  return undefined;
 }
 
 /** Turns a zod issue path into the user's dotted config path. */
 function fieldPath(prefix: string, p: ReadonlyArray<PropertyKey>): string {
-    return p.reduce<string>((acc, key) => typeof key === "number" ? `${acc}[${key}]` : `${acc}.${String(key)}`, prefix);
+  return p.reduce<string>((acc, key) => (typeof key === "number" ? `${acc}[${key}]` : `${acc}.${String(key)}`), prefix);
 }
 
 function optionalString(problems: string[], key: string, v: unknown, hint: string, rule?: RegExp): string | undefined {
-    if (v === undefined || v === null || v === "") {
-        return undefined;
-    }
-    if (typeof v !== "string" || (rule && !rule.test(v))) {
-        problems.push(`${key}: ${show(v)} is not valid; ${hint}`);
-        return undefined;
-    }
-    return v;
+  if (v === undefined || v === null || v === "") {
+    return undefined;
+  }
+  if (typeof v !== "string" || (rule && !rule.test(v))) {
+    problems.push(`${key}: ${show(v)} is not valid; ${hint}`);
+    return undefined;
+  }
+  return v;
 }
 
 /**
@@ -331,199 +399,247 @@ function optionalString(problems: string[], key: string, v: unknown, hint: strin
  * counts as the number it spells; anything else is reported with the field's own message.
  */
 function optionalInt(problems: string[], key: string, v: unknown, schema: z.ZodType<number>): number | undefined {
-    if (v === undefined || v === null || v === "") {
-        return undefined;
-    }
-    const parsed = schema.safeParse(typeof v === "string" && /^-?[0-9]+$/.test(v) ? Number(v) : v);
-    if (!parsed.success) {
-        problems.push(`${key}: ${parsed.error.issues[0].message}`);
-        return undefined;
-    }
-    return parsed.data;
+  if (v === undefined || v === null || v === "") {
+    return undefined;
+  }
+  const parsed = schema.safeParse(typeof v === "string" && /^-?[0-9]+$/.test(v) ? Number(v) : v);
+  if (!parsed.success) {
+    problems.push(`${key}: ${parsed.error.issues[0].message}`);
+    return undefined;
+  }
+  return parsed.data;
 }
 
 /** A flat boolean key: Pulumi hands it over as the string "true" or "false". */
 function optionalBoolean(problems: string[], key: string, v: unknown): boolean | undefined {
-    if (v === undefined || v === null || v === "") {
-        return undefined;
-    }
-    if (v === true || v === "true") {
-        return true;
-    }
-    if (v === false || v === "false") {
-        return false;
-    }
-    problems.push(`${key}: ${show(v)} is not a boolean; use true or false`);
+  if (v === undefined || v === null || v === "") {
     return undefined;
+  }
+  if (v === true || v === "true") {
+    return true;
+  }
+  if (v === false || v === "false") {
+    return false;
+  }
+  problems.push(`${key}: ${show(v)} is not a boolean; use true or false`);
+  return undefined;
 }
 
-const rolloutTimeoutSchema = intField("a valid rollout timeout in seconds", ROLLOUT_TIMEOUT_SECONDS.min, ROLLOUT_TIMEOUT_SECONDS.max);
+const rolloutTimeoutSchema = intField(
+  "a valid rollout timeout in seconds",
+  ROLLOUT_TIMEOUT_SECONDS.min,
+  ROLLOUT_TIMEOUT_SECONDS.max,
+);
 
 /**
  * Validates the raw stack config and resolves every default.
  * @throws ConfigError listing every problem found, when there is at least one.
  */
 export function parseStackConfig(raw: RawStackConfig, ctx: ParseContext): StackConfig {
-    const problems: string[] = [];
-    for (const key of Object.keys(raw)) {
-        if (!(CONFIG_KEYS as readonly string[]).includes(key)) {
-            problems.push(`${key}: unknown config key \`k8s-chain:${key}\`; valid keys are ${CONFIG_KEYS.join(", ")}`);
-        }
+  const problems: string[] = [];
+  for (const key of Object.keys(raw)) {
+    if (!(CONFIG_KEYS as readonly string[]).includes(key)) {
+      problems.push(`${key}: unknown config key \`k8s-chain:${key}\`; valid keys are ${CONFIG_KEYS.join(", ")}`);
     }
+  }
 
-    const namespace = optionalString(problems, "namespace", raw.namespace,
-        "use a DNS-1123 label such as \"k8s-chain\" (lower-case letters, digits and `-`, at most 63)",
-        /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/) ?? "default";
-    if (KUBE_NAMESPACE.test(namespace)) {
-        problems.push(`namespace: ${show(namespace)} is reserved for Kubernetes itself (\`kube-*\`); the stack would label it and delete it on destroy, so use a namespace of its own such as "k8s-chain"`);
-    }
-    const registry = optionalString(problems, "registry", raw.registry,
-        "use an image repository prefix such as \"ghcr.io/org\" or \"localhost:5001\" (no scheme, no trailing `/`, a lower-case path)",
-        REGISTRY);
-    const registryPort = registry === undefined ? undefined : REGISTRY.exec(registry)?.[2];
-    if (registryPort !== undefined && (Number(registryPort) < 1 || Number(registryPort) > 65535 || registryPort.startsWith("0"))) {
-        problems.push(`registry: ${show(registry)} has port ${registryPort}; use a port from 1 to 65535`);
-    }
-    const imageTag = optionalString(problems, "imageTag", raw.imageTag,
-        "use a Docker tag other than \"latest\": up to 128 letters, digits, `_`, `.` or `-`",
-        /^(?!latest$)[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/);
-    const clusterDomain = optionalString(problems, "clusterDomain", raw.clusterDomain,
-        "use a DNS domain such as \"cluster.local\" (lower-case DNS labels of at most 63 characters, 253 in all)",
-        DNS_1123_SUBDOMAIN) ?? "cluster.local";
-    if (clusterDomain.length > 253) {
-        problems.push(`clusterDomain: ${show(clusterDomain)} is ${clusterDomain.length} characters; a DNS name has at most 253`);
-    }
-    const renderDir = optionalString(problems, "renderDir", raw.renderDir, "use a directory path");
-    const rolloutTimeoutSeconds = optionalInt(problems, "rolloutTimeoutSeconds", raw.rolloutTimeoutSeconds, rolloutTimeoutSchema)
-        ?? ROLLOUT_TIMEOUT_SECONDS.default;
-    const networkPolicies = optionalBoolean(problems, "networkPolicies", raw.networkPolicies) ?? true;
+  const namespace =
+    optionalString(
+      problems,
+      "namespace",
+      raw.namespace,
+      'use a DNS-1123 label such as "k8s-chain" (lower-case letters, digits and `-`, at most 63)',
+      /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/,
+    ) ?? "default";
+  if (KUBE_NAMESPACE.test(namespace)) {
+    problems.push(
+      `namespace: ${show(namespace)} is reserved for Kubernetes itself (\`kube-*\`); the stack would label it and delete it on destroy, so use a namespace of its own such as "k8s-chain"`,
+    );
+  }
+  const registry = optionalString(
+    problems,
+    "registry",
+    raw.registry,
+    'use an image repository prefix such as "ghcr.io/org" or "localhost:5001" (no scheme, no trailing `/`, a lower-case path)',
+    REGISTRY,
+  );
+  const registryPort = registry === undefined ? undefined : REGISTRY.exec(registry)?.[2];
+  if (
+    registryPort !== undefined &&
+    (Number(registryPort) < 1 || Number(registryPort) > 65535 || registryPort.startsWith("0"))
+  ) {
+    problems.push(`registry: ${show(registry)} has port ${registryPort}; use a port from 1 to 65535`);
+  }
+  const imageTag = optionalString(
+    problems,
+    "imageTag",
+    raw.imageTag,
+    'use a Docker tag other than "latest": up to 128 letters, digits, `_`, `.` or `-`',
+    /^(?!latest$)[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/,
+  );
+  const clusterDomain =
+    optionalString(
+      problems,
+      "clusterDomain",
+      raw.clusterDomain,
+      'use a DNS domain such as "cluster.local" (lower-case DNS labels of at most 63 characters, 253 in all)',
+      DNS_1123_SUBDOMAIN,
+    ) ?? "cluster.local";
+  if (clusterDomain.length > 253) {
+    problems.push(
+      `clusterDomain: ${show(clusterDomain)} is ${clusterDomain.length} characters; a DNS name has at most 253`,
+    );
+  }
+  const renderDir = optionalString(problems, "renderDir", raw.renderDir, "use a directory path");
+  const rolloutTimeoutSeconds =
+    optionalInt(problems, "rolloutTimeoutSeconds", raw.rolloutTimeoutSeconds, rolloutTimeoutSchema) ??
+    ROLLOUT_TIMEOUT_SECONDS.default;
+  const networkPolicies = optionalBoolean(problems, "networkPolicies", raw.networkPolicies) ?? true;
 
-    const services: ServiceConfig[] = [];
-    const rawServices = raw.services;
-    if (rawServices === undefined || rawServices === null) {
-        problems.push("services: missing; add at least one service under `k8s-chain:services` (see Pulumi.dev.yaml)");
-    } else if (typeof rawServices !== "object" || Array.isArray(rawServices)) {
-        problems.push(`services: ${show(rawServices)} is not a map; use {"<name>": {"app": "apps/<name>"}}`);
-    } else if (Object.keys(rawServices).length === 0) {
-        problems.push("services: empty; add at least one service under `k8s-chain:services`");
-    } else {
-        for (const [name, value] of Object.entries(rawServices as Record<string, unknown>)) {
-            const svc = parseEntry(name, value, problems, ctx);
-            if (svc) {
-                services.push(svc);
-            }
-        }
-        checkCatalog(services, problems, namespace);
+  const services: ServiceConfig[] = [];
+  const rawServices = raw.services;
+  if (rawServices === undefined || rawServices === null) {
+    problems.push("services: missing; add at least one service under `k8s-chain:services` (see Pulumi.dev.yaml)");
+  } else if (typeof rawServices !== "object" || Array.isArray(rawServices)) {
+    problems.push(`services: ${show(rawServices)} is not a map; use {"<name>": {"app": "apps/<name>"}}`);
+  } else if (Object.keys(rawServices).length === 0) {
+    problems.push("services: empty; add at least one service under `k8s-chain:services`");
+  } else {
+    for (const [name, value] of Object.entries(rawServices as Record<string, unknown>)) {
+      const svc = parseEntry(name, value, problems, ctx);
+      if (svc) {
+        services.push(svc);
+      }
     }
+    checkCatalog(services, problems, namespace);
+  }
 
-    if (problems.length > 0) {
-        throw new ConfigError(problems);
-    }
-    return { namespace, registry, imageTag, clusterDomain, renderDir, rolloutTimeoutSeconds, networkPolicies, services };
+  if (problems.length > 0) {
+    throw new ConfigError(problems);
+  }
+  return { namespace, registry, imageTag, clusterDomain, renderDir, rolloutTimeoutSeconds, networkPolicies, services };
 }
 
 function parseEntry(name: string, value: unknown, problems: string[], ctx: ParseContext): ServiceConfig | undefined {
-    const at = `services.${name}`;
-    if (!DNS_1035.test(name) || name.length > 63) {
-        problems.push(`${at}: ${show(name)} is not a valid service name; use a DNS-1035 label: ` +
-            "lower-case letters, digits and `-`, starting with a letter, ending alphanumeric, at most 63 characters");
+  const at = `services.${name}`;
+  if (!DNS_1035.test(name) || name.length > 63) {
+    problems.push(
+      `${at}: ${show(name)} is not a valid service name; use a DNS-1035 label: ` +
+        "lower-case letters, digits and `-`, starting with a letter, ending alphanumeric, at most 63 characters",
+    );
+  }
+  if (RESERVED_NAME.test(name)) {
+    problems.push(
+      `${at}: ${show(name)} is reserved: the stack names the Service holding a pinned node port ` +
+        "`node-port-<port>`; rename the service",
+    );
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    problems.push(`${at}: ${show(value)} is not a map; use {"app": "apps/${name}"} or {"image": "<image>:<tag>"}`);
+    return undefined;
+  }
+  const e: Entry = {};
+  const fields = Object.keys(fieldSchemas) as (keyof typeof fieldSchemas)[];
+  for (const [key, fieldValue] of Object.entries(value)) {
+    const field = fields.find((f) => f === key);
+    if (field === undefined) {
+      problems.push(`${at}.${key}: unknown field; valid fields are ${fields.join(", ")}`);
+      continue;
     }
-    if (RESERVED_NAME.test(name)) {
-        problems.push(`${at}: ${show(name)} is reserved: the stack names the Service holding a pinned node port ` +
-            "`node-port-<port>`; rename the service");
+    const parsed = fieldSchemas[field].safeParse(fieldValue);
+    if (parsed.success) {
+      (e as Record<string, unknown>)[field] = parsed.data;
+    } else {
+      for (const issue of parsed.error.issues) {
+        problems.push(`${fieldPath(`${at}.${field}`, issue.path)}: ${issue.message}`);
+      }
     }
-    if (typeof value !== "object" || value === null || Array.isArray(value)) {
-        problems.push(`${at}: ${show(value)} is not a map; use {"app": "apps/${name}"} or {"image": "<image>:<tag>"}`);
-        return undefined;
-    }
-    const e: Entry = {};
-    const fields = Object.keys(fieldSchemas) as (keyof typeof fieldSchemas)[];
-    for (const [key, fieldValue] of Object.entries(value)) {
-        const field = fields.find(f => f === key);
-        if (field === undefined) {
-            problems.push(`${at}.${key}: unknown field; valid fields are ${fields.join(", ")}`);
-            continue;
-        }
-        const parsed = fieldSchemas[field].safeParse(fieldValue);
-        if (parsed.success) {
-            (e as Record<string, unknown>)[field] = parsed.data;
-        } else {
-            for (const issue of parsed.error.issues) {
-                problems.push(`${fieldPath(`${at}.${field}`, issue.path)}: ${issue.message}`);
-            }
-        }
-    }
+  }
 
-    if (e.app !== undefined && e.image !== undefined) {
-        problems.push(`${at}: only one of \`app\` or \`image\` can be set (app ${show(e.app)}, image ${show(e.image)}); ` +
-            "keep `app` to build from source or `image` to run a prebuilt image");
-    } else if (e.app === undefined && e.image === undefined) {
-        problems.push(`${at}: one of \`app\` or \`image\` is required; set \`app\` to a folder with a Dockerfile (e.g. "apps/${name}") or \`image\` to a pinned image`);
+  if (e.app !== undefined && e.image !== undefined) {
+    problems.push(
+      `${at}: only one of \`app\` or \`image\` can be set (app ${show(e.app)}, image ${show(e.image)}); ` +
+        "keep `app` to build from source or `image` to run a prebuilt image",
+    );
+  } else if (e.app === undefined && e.image === undefined) {
+    problems.push(
+      `${at}: one of \`app\` or \`image\` is required; set \`app\` to a folder with a Dockerfile (e.g. "apps/${name}") or \`image\` to a pinned image`,
+    );
+  }
+  if (e.image !== undefined) {
+    const pin = imagePinProblem(e.image);
+    if (pin) {
+      problems.push(`${at}.image: ${pin}`);
     }
-    if (e.image !== undefined) {
-        const pin = imagePinProblem(e.image);
-        if (pin) {
-            problems.push(`${at}.image: ${pin}`);
-        }
+  }
+  if (e.app !== undefined) {
+    const dir = path.resolve(ctx.projectRoot, e.app);
+    const rel = path.relative(ctx.projectRoot, dir);
+    if (path.isAbsolute(e.app) || rel === "" || rel.startsWith("..") || path.isAbsolute(rel)) {
+      problems.push(
+        `${at}.app: ${show(e.app)} is not inside the project (${ctx.projectRoot}); give a folder under it, relative to it, e.g. "apps/${name}"`,
+      );
+    } else if (ctx.stat(dir) !== "dir") {
+      problems.push(
+        `${at}.app: ${show(e.app)} is not a folder under ${ctx.projectRoot}; give the app's folder relative to the project root`,
+      );
+    } else if (ctx.stat(path.join(dir, "Dockerfile")) !== "file") {
+      problems.push(`${at}.app: ${show(e.app)} has no Dockerfile; add ${path.join(e.app, "Dockerfile")}`);
     }
-    if (e.app !== undefined) {
-        const dir = path.resolve(ctx.projectRoot, e.app);
-        const rel = path.relative(ctx.projectRoot, dir);
-        if (path.isAbsolute(e.app) || rel === "" || rel.startsWith("..") || path.isAbsolute(rel)) {
-            problems.push(`${at}.app: ${show(e.app)} is not inside the project (${ctx.projectRoot}); give a folder under it, relative to it, e.g. "apps/${name}"`);
-        } else if (ctx.stat(dir) !== "dir") {
-            problems.push(`${at}.app: ${show(e.app)} is not a folder under ${ctx.projectRoot}; give the app's folder relative to the project root`);
-        } else if (ctx.stat(path.join(dir, "Dockerfile")) !== "file") {
-            problems.push(`${at}.app: ${show(e.app)} has no Dockerfile; add ${path.join(e.app, "Dockerfile")}`);
-        }
+  }
+  const expose = e.expose ?? "ClusterIP";
+  if (e.nodePort !== undefined && expose !== "NodePort") {
+    problems.push(
+      `${at}.nodePort: ${e.nodePort} is set but \`expose\` is ${show(expose)}; set \`expose: NodePort\` or remove \`nodePort\``,
+    );
+  }
+  const calls = e.calls ?? [];
+  const healthPath = e.healthPath ?? "/health";
+  if (healthPath.split("?")[0] === "/" && calls.length > 0) {
+    problems.push(
+      `${at}.healthPath: "/" is refused for a service with \`calls\` (its \`/\` calls ${calls.join(", ")}, so probes would follow the chain); use a route that touches no downstream, e.g. "/health"`,
+    );
+  }
+  const livenessPath = e.livenessPath ?? "/livez";
+  if (livenessPath === "/" && calls.length > 0) {
+    problems.push(
+      `${at}.livenessPath: "/" is refused for a service with \`calls\` (its \`/\` calls ${calls.join(", ")}, so the liveness probe would follow the chain and restart the pod when a callee is slow); use a route that touches no downstream, e.g. "/livez"`,
+    );
+  }
+  const seen = new Set<string>();
+  calls.forEach((callee, i) => {
+    if (seen.has(callee)) {
+      problems.push(`${at}.calls[${i}]: ${show(callee)} is listed twice; list each callee once`);
     }
-    const expose = e.expose ?? "ClusterIP";
-    if (e.nodePort !== undefined && expose !== "NodePort") {
-        problems.push(`${at}.nodePort: ${e.nodePort} is set but \`expose\` is ${show(expose)}; set \`expose: NodePort\` or remove \`nodePort\``);
-    }
-    const calls = e.calls ?? [];
-    const healthPath = e.healthPath ?? "/health";
-    if (healthPath.split("?")[0] === "/" && calls.length > 0) {
-        problems.push(`${at}.healthPath: "/" is refused for a service with \`calls\` (its \`/\` calls ${calls.join(", ")}, so probes would follow the chain); use a route that touches no downstream, e.g. "/health"`);
-    }
-    const livenessPath = e.livenessPath ?? "/livez";
-    if (livenessPath === "/" && calls.length > 0) {
-        problems.push(`${at}.livenessPath: "/" is refused for a service with \`calls\` (its \`/\` calls ${calls.join(", ")}, so the liveness probe would follow the chain and restart the pod when a callee is slow); use a route that touches no downstream, e.g. "/livez"`);
-    }
-    const seen = new Set<string>();
-    calls.forEach((callee, i) => {
-        if (seen.has(callee)) {
-            problems.push(`${at}.calls[${i}]: ${show(callee)} is listed twice; list each callee once`);
-        }
-        seen.add(callee);
-    });
-    return {
-        name,
-        // With both or neither set, a problem is already reported and the config is refused;
-        // `app` first keeps the app env checks of an entry that set both.
-        source: e.app !== undefined ? { kind: "app", app: e.app } : { kind: "image", image: e.image ?? "" },
-        replicas: e.replicas ?? 2,
-        port: e.port ?? 8080,
-        servicePort: e.servicePort ?? 80,
-        expose,
-        nodePort: e.nodePort,
-        calls,
-        env: e.env ?? {},
-        labels: e.labels ?? {},
-        egress: (e.egress ?? []).map(r => ({ cidr: r.cidr, port: r.port, protocol: r.protocol ?? "TCP" })),
-        healthPath,
-        livenessPath,
-    };
+    seen.add(callee);
+  });
+  return {
+    name,
+    // With both or neither set, a problem is already reported and the config is refused;
+    // `app` first keeps the app env checks of an entry that set both.
+    source: e.app !== undefined ? { kind: "app", app: e.app } : { kind: "image", image: e.image ?? "" },
+    replicas: e.replicas ?? 2,
+    port: e.port ?? 8080,
+    servicePort: e.servicePort ?? 80,
+    expose,
+    nodePort: e.nodePort,
+    calls,
+    env: e.env ?? {},
+    labels: e.labels ?? {},
+    egress: (e.egress ?? []).map((r) => ({ cidr: r.cidr, port: r.port, protocol: r.protocol ?? "TCP" })),
+    healthPath,
+    livenessPath,
+  };
 }
 
 /** Env vars the stack sets from the catalog; `env` may not redefine them. */
 function wiredEnvNames(svc: ServiceConfig): string[] {
-    return ["SERVICE_NAME", "PORT", "DOWNSTREAM_URLS", ...svc.calls.map(urlEnvName)];
+  return ["SERVICE_NAME", "PORT", "DOWNSTREAM_URLS", ...svc.calls.map(urlEnvName)];
 }
 
 /** `service-b` -> `SERVICE_B_URL`. */
 export function urlEnvName(callee: string): string {
-    return `${callee.toUpperCase().replace(/-/g, "_")}_URL`;
+  return `${callee.toUpperCase().replace(/-/g, "_")}_URL`;
 }
 
 /**
@@ -532,27 +648,27 @@ export function urlEnvName(callee: string): string {
  * reserves for its components, and the Deployment controller's `pod-template-hash`.
  */
 function reservedLabelProblem(key: string): string | undefined {
-    const prefix = key.includes("/") ? key.slice(0, key.indexOf("/")) : "";
-    if (key === "app") {
-        return "set by the stack to the service name; remove it or use another key";
-    }
-    if (prefix === "app.kubernetes.io") {
-        return "`app.kubernetes.io/*` keys are set by the stack (its identity labels); remove it or use a prefix of your own such as \"example.com/\"";
-    }
-    if (/(^|\.)(kubernetes\.io|k8s\.io)$/.test(prefix)) {
-        return `the prefix ${show(prefix)} is reserved for Kubernetes components; use a prefix of your own such as "example.com/"`;
-    }
-    if (key === "pod-template-hash") {
-        return "set by the Deployment controller on every pod; remove it or use another key";
-    }
-    return undefined;
+  const prefix = key.includes("/") ? key.slice(0, key.indexOf("/")) : "";
+  if (key === "app") {
+    return "set by the stack to the service name; remove it or use another key";
+  }
+  if (prefix === "app.kubernetes.io") {
+    return '`app.kubernetes.io/*` keys are set by the stack (its identity labels); remove it or use a prefix of your own such as "example.com/"';
+  }
+  if (/(^|\.)(kubernetes\.io|k8s\.io)$/.test(prefix)) {
+    return `the prefix ${show(prefix)} is reserved for Kubernetes components; use a prefix of your own such as "example.com/"`;
+  }
+  if (key === "pod-template-hash") {
+    return "set by the Deployment controller on every pod; remove it or use another key";
+  }
+  return undefined;
 }
 
 /** The timing an app built here will run with: its env, else the defaults; undefined where the env value is refused (reported apart). */
 interface AppTiming {
-    downstreamTimeoutMs?: number;
-    shutdownDelayMs?: number;
-    shutdownTimeoutMs?: number;
+  downstreamTimeoutMs?: number;
+  shutdownDelayMs?: number;
+  shutdownTimeoutMs?: number;
 }
 
 /**
@@ -562,45 +678,53 @@ interface AppTiming {
  * timeout (the app answers every request by then, so a longer wait would end in a 504).
  */
 function appEnvProblems(svc: ServiceConfig, at: string): { problems: string[]; timing: AppTiming } {
-    const graceSeconds = TERMINATION_GRACE_SECONDS;
-    const problems: string[] = [];
-    const ints: Record<string, number> = {};
-    for (const [key, range] of Object.entries(APP_ENV_INTS)) {
-        const raw = svc.env[key];
-        if (raw === undefined || raw.trim() === "") {
-            continue;
-        }
-        const value = /^\d+$/.test(raw.trim()) ? Number(raw.trim()) : NaN;
-        if (!Number.isSafeInteger(value) || value < range.min || value > range.max) {
-            problems.push(`${at}.env.${key}: ${show(raw)} is refused by the app at start; use an integer from ${range.min} to ${range.max} (milliseconds)`);
-        } else {
-            ints[key] = value;
-        }
+  const graceSeconds = TERMINATION_GRACE_SECONDS;
+  const problems: string[] = [];
+  const ints: Record<string, number> = {};
+  for (const [key, range] of Object.entries(APP_ENV_INTS)) {
+    const raw = svc.env[key];
+    if (raw === undefined || raw.trim() === "") {
+      continue;
     }
-    const level = svc.env.LOG_LEVEL?.trim();
-    if (level !== undefined && level !== "" && !(APP_LOG_LEVELS as readonly string[]).includes(level)) {
-        problems.push(`${at}.env.LOG_LEVEL: ${show(svc.env.LOG_LEVEL)} is refused by the app at start; use one of ${APP_LOG_LEVELS.join(", ")}`);
+    const value = /^\d+$/.test(raw.trim()) ? Number(raw.trim()) : NaN;
+    if (!Number.isSafeInteger(value) || value < range.min || value > range.max) {
+      problems.push(
+        `${at}.env.${key}: ${show(raw)} is refused by the app at start; use an integer from ${range.min} to ${range.max} (milliseconds)`,
+      );
+    } else {
+      ints[key] = value;
     }
-    const orDefault = (key: keyof typeof APP_ENV_INTS, fallback: number) =>
-        ints[key] ?? (svc.env[key] === undefined || svc.env[key].trim() === "" ? fallback : undefined);
-    const timing: AppTiming = {
-        downstreamTimeoutMs: orDefault("DOWNSTREAM_TIMEOUT_MS", APP_DOWNSTREAM_TIMEOUT_DEFAULT_MS),
-        // The stack's drain delay, else `env`'s (an empty value: the app's 0).
-        shutdownDelayMs: stackDrainDelayMs(svc) ?? orDefault("SHUTDOWN_DELAY_MS", 0),
-        shutdownTimeoutMs: orDefault("SHUTDOWN_TIMEOUT_MS", APP_SHUTDOWN_TIMEOUT_DEFAULT_MS),
-    };
-    const { downstreamTimeoutMs: wait, shutdownDelayMs: delay, shutdownTimeoutMs: timeout } = timing;
-    if (delay !== undefined && timeout !== undefined && delay + timeout >= graceSeconds * 1000) {
-        problems.push(`${at}.env: SHUTDOWN_DELAY_MS (${delay}) + SHUTDOWN_TIMEOUT_MS (${timeout}) = ${delay + timeout} ms does not fit ` +
-            `the pod's ${graceSeconds} s grace period, so Kubernetes would kill the drain; keep the sum under ${graceSeconds * 1000} ms`);
-    }
-    if (svc.calls.length > 0 && wait !== undefined && timeout !== undefined && wait + APP_DEADLINE_MARGIN_MS > timeout) {
-        problems.push(`${at}.env: DOWNSTREAM_TIMEOUT_MS (${wait}) + the apps' ${APP_DEADLINE_MARGIN_MS} ms deadline margin = ` +
-            `${wait + APP_DEADLINE_MARGIN_MS} ms does not fit SHUTDOWN_TIMEOUT_MS (${timeout}), so a request taken as the drain ends ` +
-            `would be cut short with a 504; keep DOWNSTREAM_TIMEOUT_MS at most ${timeout - APP_DEADLINE_MARGIN_MS} or raise ` +
-            `SHUTDOWN_TIMEOUT_MS to at least ${wait + APP_DEADLINE_MARGIN_MS}`);
-    }
-    return { problems, timing };
+  }
+  const level = svc.env.LOG_LEVEL?.trim();
+  if (level !== undefined && level !== "" && !(APP_LOG_LEVELS as readonly string[]).includes(level)) {
+    problems.push(
+      `${at}.env.LOG_LEVEL: ${show(svc.env.LOG_LEVEL)} is refused by the app at start; use one of ${APP_LOG_LEVELS.join(", ")}`,
+    );
+  }
+  const orDefault = (key: keyof typeof APP_ENV_INTS, fallback: number) =>
+    ints[key] ?? (svc.env[key] === undefined || svc.env[key].trim() === "" ? fallback : undefined);
+  const timing: AppTiming = {
+    downstreamTimeoutMs: orDefault("DOWNSTREAM_TIMEOUT_MS", APP_DOWNSTREAM_TIMEOUT_DEFAULT_MS),
+    // The stack's drain delay, else `env`'s (an empty value: the app's 0).
+    shutdownDelayMs: stackDrainDelayMs(svc) ?? orDefault("SHUTDOWN_DELAY_MS", 0),
+    shutdownTimeoutMs: orDefault("SHUTDOWN_TIMEOUT_MS", APP_SHUTDOWN_TIMEOUT_DEFAULT_MS),
+  };
+  const { downstreamTimeoutMs: wait, shutdownDelayMs: delay, shutdownTimeoutMs: timeout } = timing;
+  if (delay !== undefined && timeout !== undefined && delay + timeout >= graceSeconds * 1000) {
+    problems.push(
+      `${at}.env: SHUTDOWN_DELAY_MS (${delay}) + SHUTDOWN_TIMEOUT_MS (${timeout}) = ${delay + timeout} ms does not fit ` +
+        `the pod's ${graceSeconds} s grace period, so Kubernetes would kill the drain; keep the sum under ${graceSeconds * 1000} ms`,
+    );
+  }
+  if (svc.calls.length > 0 && wait !== undefined && timeout !== undefined && wait + APP_DEADLINE_MARGIN_MS > timeout) {
+    problems.push(
+      `${at}.env: DOWNSTREAM_TIMEOUT_MS (${wait}) + the apps' ${APP_DEADLINE_MARGIN_MS} ms deadline margin = ` +
+        `${wait + APP_DEADLINE_MARGIN_MS} ms does not fit SHUTDOWN_TIMEOUT_MS (${timeout}), so a request taken as the drain ends ` +
+        `would be cut short with a 504; keep DOWNSTREAM_TIMEOUT_MS at most ${timeout - APP_DEADLINE_MARGIN_MS} or raise ` +
+        `SHUTDOWN_TIMEOUT_MS to at least ${wait + APP_DEADLINE_MARGIN_MS}`,
+    );
+  }
+  return { problems, timing };
 }
 
 /**
@@ -612,52 +736,57 @@ function appEnvProblems(svc: ServiceConfig, at: string): { problems: string[]; t
  * image end a run: whether they honour the header is unknown.
  */
 function deadlineProblems(services: ServiceConfig[], timings: Map<string, AppTiming>): string[] {
-    const byName = new Map(services.map(s => [s.name, s]));
-    const isAppCaller = (name: string) => timings.has(name) && (byName.get(name)?.calls.length ?? 0) > 0;
-    /** The longest path of app-built callers below `name` (names after it), memoised; cycles are reported elsewhere. */
-    const longest = new Map<string, string[]>();
-    const visiting = new Set<string>();
-    const below = (name: string): string[] => {
-        const known = longest.get(name);
-        if (known !== undefined) {
-            return known;
-        }
-        if (visiting.has(name)) {
-            return [];
-        }
-        visiting.add(name);
-        let best: string[] = [];
-        for (const callee of byName.get(name)?.calls ?? []) {
-            if (callee !== name && isAppCaller(callee)) {
-                const path = [callee, ...below(callee)];
-                if (path.length > best.length) {
-                    best = path;
-                }
-            }
-        }
-        visiting.delete(name);
-        longest.set(name, best);
-        return best;
-    };
-    const problems: string[] = [];
-    for (const svc of services) {
-        const budget = timings.get(svc.name)?.downstreamTimeoutMs;
-        if (!isAppCaller(svc.name) || budget === undefined) {
-            continue;
-        }
-        const path = below(svc.name);
-        const left = budget - path.length * APP_DEADLINE_MARGIN_MS;
-        if (path.length > 0 && left < MIN_CALL_BUDGET_MS) {
-            const chain = [svc.name, ...path];
-            const shown = chain.length > 6 ? [...chain.slice(0, 2), "...", ...chain.slice(-2)] : chain;
-            const set = svc.env.DOWNSTREAM_TIMEOUT_MS === undefined || svc.env.DOWNSTREAM_TIMEOUT_MS.trim() === "" ? " (the apps' default)" : "";
-            problems.push(`services.${svc.name}.env.DOWNSTREAM_TIMEOUT_MS: ${budget} ms${set} is the budget of a request entering at ${svc.name}; ` +
-                `the ${path.length} caller${path.length === 1 ? "" : "s"} below it (${shown.join(" -> ")}) ${path.length === 1 ? "keeps" : "each keep"} the ${APP_DEADLINE_MARGIN_MS} ms deadline margin, ` +
-                `leaving ${path[path.length - 1]} ${left} ms for its call, under the ${MIN_CALL_BUDGET_MS} ms a call needs; ` +
-                `set it to at least ${MIN_CALL_BUDGET_MS + path.length * APP_DEADLINE_MARGIN_MS} or shorten the chain`);
-        }
+  const byName = new Map(services.map((s) => [s.name, s]));
+  const isAppCaller = (name: string) => timings.has(name) && (byName.get(name)?.calls.length ?? 0) > 0;
+  /** The longest path of app-built callers below `name` (names after it), memoised; cycles are reported elsewhere. */
+  const longest = new Map<string, string[]>();
+  const visiting = new Set<string>();
+  const below = (name: string): string[] => {
+    const known = longest.get(name);
+    if (known !== undefined) {
+      return known;
     }
-    return problems;
+    if (visiting.has(name)) {
+      return [];
+    }
+    visiting.add(name);
+    let best: string[] = [];
+    for (const callee of byName.get(name)?.calls ?? []) {
+      if (callee !== name && isAppCaller(callee)) {
+        const path = [callee, ...below(callee)];
+        if (path.length > best.length) {
+          best = path;
+        }
+      }
+    }
+    visiting.delete(name);
+    longest.set(name, best);
+    return best;
+  };
+  const problems: string[] = [];
+  for (const svc of services) {
+    const budget = timings.get(svc.name)?.downstreamTimeoutMs;
+    if (!isAppCaller(svc.name) || budget === undefined) {
+      continue;
+    }
+    const path = below(svc.name);
+    const left = budget - path.length * APP_DEADLINE_MARGIN_MS;
+    if (path.length > 0 && left < MIN_CALL_BUDGET_MS) {
+      const chain = [svc.name, ...path];
+      const shown = chain.length > 6 ? [...chain.slice(0, 2), "...", ...chain.slice(-2)] : chain;
+      const set =
+        svc.env.DOWNSTREAM_TIMEOUT_MS === undefined || svc.env.DOWNSTREAM_TIMEOUT_MS.trim() === ""
+          ? " (the apps' default)"
+          : "";
+      problems.push(
+        `services.${svc.name}.env.DOWNSTREAM_TIMEOUT_MS: ${budget} ms${set} is the budget of a request entering at ${svc.name}; ` +
+          `the ${path.length} caller${path.length === 1 ? "" : "s"} below it (${shown.join(" -> ")}) ${path.length === 1 ? "keeps" : "each keep"} the ${APP_DEADLINE_MARGIN_MS} ms deadline margin, ` +
+          `leaving ${path[path.length - 1]} ${left} ms for its call, under the ${MIN_CALL_BUDGET_MS} ms a call needs; ` +
+          `set it to at least ${MIN_CALL_BUDGET_MS + path.length * APP_DEADLINE_MARGIN_MS} or shorten the chain`,
+      );
+    }
+  }
+  return problems;
 }
 
 /** The pod's `terminationGracePeriodSeconds` and the stack's `SHUTDOWN_DELAY_MS` (see specs.ts, which uses these). */
@@ -666,63 +795,82 @@ const SHUTDOWN_DELAY_MS = 5000;
 
 /** The drain delay the stack puts in a service's env: {@link SHUTDOWN_DELAY_MS}, unless `env` sets its own (then undefined). */
 export function stackDrainDelayMs(svc: Pick<ServiceConfig, "env">): number | undefined {
-    return svc.env.SHUTDOWN_DELAY_MS === undefined ? SHUTDOWN_DELAY_MS : undefined;
+  return svc.env.SHUTDOWN_DELAY_MS === undefined ? SHUTDOWN_DELAY_MS : undefined;
 }
 
 /** Rules that need the whole catalog: callees, cycles, shared node ports, env collisions, reserved names. */
 function checkCatalog(services: ServiceConfig[], problems: string[], namespace: string): void {
-    const names = new Set(services.map(s => s.name));
-    /** The timing of every service built from an app folder here, for the deadline check. */
-    const timings = new Map<string, AppTiming>();
-    const known = [...names].sort();
-    for (const svc of services) {
-        svc.calls.forEach((callee, i) => {
-            if (callee === svc.name) {
-                problems.push(`services.${svc.name}.calls[${i}]: a service cannot call itself; remove ${show(callee)}`);
-            } else if (!names.has(callee)) {
-                const others = known.filter(n => n !== svc.name);
-                problems.push(`services.${svc.name}.calls: unknown service ${show(callee)} (known: ${others.join(", ") || "none"})`);
-            }
-        });
-        for (const key of Object.keys(svc.env)) {
-            if (wiredEnvNames(svc).includes(key)) {
-                problems.push(`services.${svc.name}.env.${key}: set by the stack from the catalog; remove it (change \`port\` or \`calls\` instead)`);
-            }
-        }
-        for (const key of Object.keys(svc.labels)) {
-            const reserved = reservedLabelProblem(key);
-            if (reserved) {
-                problems.push(`services.${svc.name}.labels.${key}: ${reserved}`);
-            } else if (key.includes("/") && key.indexOf("/") > 253) {
-                problems.push(`services.${svc.name}.labels.${key}: the prefix is ${key.indexOf("/")} characters; a label key's DNS prefix has at most 253`);
-            }
-        }
-        if (svc.source.kind === "app") {
-            const app = appEnvProblems(svc, `services.${svc.name}`);
-            problems.push(...app.problems);
-            timings.set(svc.name, app.timing);
-        }
-        if (svc.name === DEFAULT_DENY_POLICY_NAME) {
-            problems.push(`services.${svc.name}: ${show(svc.name)} is reserved: the stack names its default-deny NetworkPolicy so; rename the service`);
-        }
-        if (svc.name === "kubernetes" && namespace === "default") {
-            problems.push(`services.${svc.name}: "kubernetes" in namespace "default" is the API server's own Service, which the stack would take over; rename the service or set \`namespace\``);
-        }
+  const names = new Set(services.map((s) => s.name));
+  /** The timing of every service built from an app folder here, for the deadline check. */
+  const timings = new Map<string, AppTiming>();
+  const known = [...names].sort();
+  for (const svc of services) {
+    svc.calls.forEach((callee, i) => {
+      if (callee === svc.name) {
+        problems.push(`services.${svc.name}.calls[${i}]: a service cannot call itself; remove ${show(callee)}`);
+      } else if (!names.has(callee)) {
+        const others = known.filter((n) => n !== svc.name);
+        problems.push(
+          `services.${svc.name}.calls: unknown service ${show(callee)} (known: ${others.join(", ") || "none"})`,
+        );
+      }
+    });
+    for (const key of Object.keys(svc.env)) {
+      if (wiredEnvNames(svc).includes(key)) {
+        problems.push(
+          `services.${svc.name}.env.${key}: set by the stack from the catalog; remove it (change \`port\` or \`calls\` instead)`,
+        );
+      }
     }
-    problems.push(...deadlineProblems(services.map(s => ({ ...s, calls: s.calls.filter(c => names.has(c)) })), timings));
-    const graph = new Map(services.map(s => [s.name, s.calls.filter(c => c !== s.name && names.has(c))]));
-    for (const cycle of findCycles(graph)) {
-        problems.push(`services.${cycle[0]}.calls: call cycle ${cycle.join(" -> ")}; the chain must end, so remove one of these calls`);
+    for (const key of Object.keys(svc.labels)) {
+      const reserved = reservedLabelProblem(key);
+      if (reserved) {
+        problems.push(`services.${svc.name}.labels.${key}: ${reserved}`);
+      } else if (key.includes("/") && key.indexOf("/") > 253) {
+        problems.push(
+          `services.${svc.name}.labels.${key}: the prefix is ${key.indexOf("/")} characters; a label key's DNS prefix has at most 253`,
+        );
+      }
     }
-    const byNodePort = new Map<number, string[]>();
-    for (const svc of services) {
-        if (svc.nodePort !== undefined) {
-            byNodePort.set(svc.nodePort, [...(byNodePort.get(svc.nodePort) ?? []), svc.name]);
-        }
+    if (svc.source.kind === "app") {
+      const app = appEnvProblems(svc, `services.${svc.name}`);
+      problems.push(...app.problems);
+      timings.set(svc.name, app.timing);
     }
-    for (const [port, users] of byNodePort) {
-        for (const user of users.slice(1)) {
-            problems.push(`services.${user}.nodePort: ${port} is already used by ${users[0]}; node ports are cluster-wide, pick another in ${NODE_PORT_MIN}-${NODE_PORT_MAX}`);
-        }
+    if (svc.name === DEFAULT_DENY_POLICY_NAME) {
+      problems.push(
+        `services.${svc.name}: ${show(svc.name)} is reserved: the stack names its default-deny NetworkPolicy so; rename the service`,
+      );
     }
+    if (svc.name === "kubernetes" && namespace === "default") {
+      problems.push(
+        `services.${svc.name}: "kubernetes" in namespace "default" is the API server's own Service, which the stack would take over; rename the service or set \`namespace\``,
+      );
+    }
+  }
+  problems.push(
+    ...deadlineProblems(
+      services.map((s) => ({ ...s, calls: s.calls.filter((c) => names.has(c)) })),
+      timings,
+    ),
+  );
+  const graph = new Map(services.map((s) => [s.name, s.calls.filter((c) => c !== s.name && names.has(c))]));
+  for (const cycle of findCycles(graph)) {
+    problems.push(
+      `services.${cycle[0]}.calls: call cycle ${cycle.join(" -> ")}; the chain must end, so remove one of these calls`,
+    );
+  }
+  const byNodePort = new Map<number, string[]>();
+  for (const svc of services) {
+    if (svc.nodePort !== undefined) {
+      byNodePort.set(svc.nodePort, [...(byNodePort.get(svc.nodePort) ?? []), svc.name]);
+    }
+  }
+  for (const [port, users] of byNodePort) {
+    for (const user of users.slice(1)) {
+      problems.push(
+        `services.${user}.nodePort: ${port} is already used by ${users[0]}; node ports are cluster-wide, pick another in ${NODE_PORT_MIN}-${NODE_PORT_MAX}`,
+      );
+    }
+  }
 }

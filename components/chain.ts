@@ -13,109 +13,133 @@ import { AppBuild, planChain } from "./plan";
 import { defaultDenyPolicySpec, namespaceSpec } from "./specs";
 
 export interface ChainOptions {
-    /** The folder `app` paths are relative to. */
-    projectRoot: string;
-    /**
-     * The tag and revision of a built image; defaults to {@link imageVersion} of its build
-     * inputs (a digest of them, or the configured `imageTag`).
-     */
-    versionFor?: (inputs: BuildInputs) => Promise<ImageVersion & { args?: Record<string, string> }>;
+  /** The folder `app` paths are relative to. */
+  projectRoot: string;
+  /**
+   * The tag and revision of a built image; defaults to {@link imageVersion} of its build
+   * inputs (a digest of them, or the configured `imageTag`).
+   */
+  versionFor?: (inputs: BuildInputs) => Promise<ImageVersion & { args?: Record<string, string> }>;
 }
 
 export interface ChainOutputs {
-    /** name -> in-cluster URL. */
-    urls: Record<string, string>;
-    /** name -> node port, NodePort services only. */
-    nodePorts: Record<string, pulumi.Output<number | undefined>>;
-    /** name -> the image reference its Deployment runs. */
-    images: Record<string, pulumi.Output<string>>;
-    /** The components, by name. */
-    services: Record<string, MicroService>;
-    /** The component holding the pinned node ports (absent when no service pins one). */
-    pinnedPorts?: NodePorts;
-    /** The stack's default-deny NetworkPolicy (absent when `networkPolicies` is false). */
-    defaultDeny?: k8s.networking.v1.NetworkPolicy;
+  /** name -> in-cluster URL. */
+  urls: Record<string, string>;
+  /** name -> node port, NodePort services only. */
+  nodePorts: Record<string, pulumi.Output<number | undefined>>;
+  /** name -> the image reference its Deployment runs. */
+  images: Record<string, pulumi.Output<string>>;
+  /** The components, by name. */
+  services: Record<string, MicroService>;
+  /** The component holding the pinned node ports (absent when no service pins one). */
+  pinnedPorts?: NodePorts;
+  /** The stack's default-deny NetworkPolicy (absent when `networkPolicies` is false). */
+  defaultDeny?: k8s.networking.v1.NetworkPolicy;
 }
 
 /** Registers every service of a validated catalog: images, then components in call order. */
 export function deployChain(config: StackConfig, opts: ChainOptions): ChainOutputs {
-    const plan = planChain(config, opts.projectRoot);
+  const plan = planChain(config, opts.projectRoot);
 
-    // Rendering to a folder instead of a cluster (used by the engine tests and for review).
-    const provider = config.renderDir !== undefined
-        ? new k8s.Provider("render", { renderYamlToDirectory: config.renderDir })
-        : undefined;
-    const resourceOpts = provider ? { provider } : {};
+  // Rendering to a folder instead of a cluster (used by the engine tests and for review).
+  const provider =
+    config.renderDir !== undefined
+      ? new k8s.Provider("render", { renderYamlToDirectory: config.renderDir })
+      : undefined;
+  const resourceOpts = provider ? { provider } : {};
 
-    // The stack owns its namespace unless it is `default`, which every cluster already has;
-    // it carries the Pod Security "restricted" labels.
-    const namespace = plan.ownNamespace === undefined ? undefined
-        : new k8s.core.v1.Namespace("namespace", namespaceSpec(plan.ownNamespace), resourceOpts);
-    // Every pod of the stack denied in and out, before any pod exists; each service's own
-    // policy opens what its calls need.
-    const defaultDeny = plan.networkPolicies
-        ? new k8s.networking.v1.NetworkPolicy("default-deny", defaultDenyPolicySpec(plan.placement),
-            { ...resourceOpts, dependsOn: namespace ? [namespace] : [] })
-        : undefined;
+  // The stack owns its namespace unless it is `default`, which every cluster already has;
+  // it carries the Pod Security "restricted" labels.
+  const namespace =
+    plan.ownNamespace === undefined
+      ? undefined
+      : new k8s.core.v1.Namespace("namespace", namespaceSpec(plan.ownNamespace), resourceOpts);
+  // Every pod of the stack denied in and out, before any pod exists; each service's own
+  // policy opens what its calls need.
+  const defaultDeny = plan.networkPolicies
+    ? new k8s.networking.v1.NetworkPolicy("default-deny", defaultDenyPolicySpec(plan.placement), {
+        ...resourceOpts,
+        dependsOn: namespace ? [namespace] : [],
+      })
+    : undefined;
 
-    // One AppImage per distinct app folder, shared by every service built from it; its tag
-    // (a digest of the build inputs) and revision are worked out only here, asynchronously.
-    if (plan.builds.length > 1) {
-        const problem = sameSizeDockerfiles(plan.builds.map(b => b.dockerfile), opts.projectRoot);
-        if (problem !== undefined) {
-            throw new pulumi.RunError(problem);
-        }
+  // One AppImage per distinct app folder, shared by every service built from it; its tag
+  // (a digest of the build inputs) and revision are worked out only here, asynchronously.
+  if (plan.builds.length > 1) {
+    const problem = sameSizeDockerfiles(
+      plan.builds.map((b) => b.dockerfile),
+      opts.projectRoot,
+    );
+    if (problem !== undefined) {
+      throw new pulumi.RunError(problem);
     }
-    const versionFor = opts.versionFor ?? ((inputs: BuildInputs) => imageVersion(inputs, config.imageTag));
-    const images = new Map<AppBuild, { ref: pulumi.Output<string>; revision: pulumi.Output<string | undefined> }>();
-    const imageOf = (build: AppBuild) => {
-        let image = images.get(build);
-        if (image === undefined) {
-            const version = versionFor({ context: build.context, dockerfile: build.dockerfile });
-            // Loaded here, not at the top: @pulumi/docker costs load time that a catalog of
-            // prebuilt images never needs.
-            const { AppImage: AppImageClass } = require("./app-image") as { AppImage: typeof AppImage };
-            const built = new AppImageClass(build.name, {
-                context: build.context, dockerfile: build.dockerfile, repository: build.name, registry: config.registry,
-                tag: version.then(v => v.tag),
-                args: version.then(v => v.args ?? {}),
-            });
-            image = { ref: built.ref, revision: pulumi.output(version.then(v => v.revision)) };
-            images.set(build, image);
-        }
-        return image;
-    };
-
-    const services: Record<string, MicroService> = {};
-    const outputs: ChainOutputs = { urls: {}, nodePorts: {}, images: {}, services, defaultDeny };
-    for (const planned of plan.services) {
-        const name = planned.service.name;
-        const source = planned.image;
-        // A built image's Deployment also carries the build's revision (a prebuilt one has none).
-        const { ref: image, revision } = source.kind === "app" ? imageOf(source) : { ref: pulumi.output(source.image), revision: undefined };
-        const ms = new MicroService(name, {
-            plan: planned,
-            networkPolicy: plan.networkPolicies,
-            placement: plan.placement,
-            image,
-            liveCluster: provider === undefined,
-            waitFor: [...(namespace ? [namespace] : []), ...(defaultDeny ? [defaultDeny] : []), ...planned.callees.map(c => services[c.name])],
-        }, revision ? { ...resourceOpts, transformations: [revisionAnnotation(revision)] } : resourceOpts);
-        services[name] = ms;
-        outputs.urls[name] = ms.url;
-        outputs.images[name] = image;
-        if (ms.nodePort) {
-            outputs.nodePorts[name] = ms.nodePort;
-        }
+  }
+  const versionFor = opts.versionFor ?? ((inputs: BuildInputs) => imageVersion(inputs, config.imageTag));
+  const images = new Map<AppBuild, { ref: pulumi.Output<string>; revision: pulumi.Output<string | undefined> }>();
+  const imageOf = (build: AppBuild) => {
+    let image = images.get(build);
+    if (image === undefined) {
+      const version = versionFor({ context: build.context, dockerfile: build.dockerfile });
+      // Loaded here, not at the top: @pulumi/docker costs load time that a catalog of
+      // prebuilt images never needs.
+      const { AppImage: AppImageClass } = require("./app-image") as { AppImage: typeof AppImage };
+      const built = new AppImageClass(build.name, {
+        context: build.context,
+        dockerfile: build.dockerfile,
+        repository: build.name,
+        registry: config.registry,
+        tag: version.then((v) => v.tag),
+        args: version.then((v) => v.args ?? {}),
+      });
+      image = { ref: built.ref, revision: pulumi.output(version.then((v) => v.revision)) };
+      images.set(build, image);
     }
+    return image;
+  };
 
-    // Pinned node ports, each a Service keyed by its port under one stable parent, created after
-    // the service that owns it: a port moving between services keeps its URN (an update).
-    if (plan.pinnedPorts.length > 0) {
-        outputs.pinnedPorts = new NodePorts("node-ports", { ports: plan.pinnedPorts, owners: services, placement: plan.placement }, resourceOpts);
-        Object.assign(outputs.nodePorts, outputs.pinnedPorts.nodePorts);
+  const services: Record<string, MicroService> = {};
+  const outputs: ChainOutputs = { urls: {}, nodePorts: {}, images: {}, services, defaultDeny };
+  for (const planned of plan.services) {
+    const name = planned.service.name;
+    const source = planned.image;
+    // A built image's Deployment also carries the build's revision (a prebuilt one has none).
+    const { ref: image, revision } =
+      source.kind === "app" ? imageOf(source) : { ref: pulumi.output(source.image), revision: undefined };
+    const ms = new MicroService(
+      name,
+      {
+        plan: planned,
+        networkPolicy: plan.networkPolicies,
+        placement: plan.placement,
+        image,
+        liveCluster: provider === undefined,
+        waitFor: [
+          ...(namespace ? [namespace] : []),
+          ...(defaultDeny ? [defaultDeny] : []),
+          ...planned.callees.map((c) => services[c.name]),
+        ],
+      },
+      revision ? { ...resourceOpts, transformations: [revisionAnnotation(revision)] } : resourceOpts,
+    );
+    services[name] = ms;
+    outputs.urls[name] = ms.url;
+    outputs.images[name] = image;
+    if (ms.nodePort) {
+      outputs.nodePorts[name] = ms.nodePort;
     }
-    return outputs;
+  }
+
+  // Pinned node ports, each a Service keyed by its port under one stable parent, created after
+  // the service that owns it: a port moving between services keeps its URN (an update).
+  if (plan.pinnedPorts.length > 0) {
+    outputs.pinnedPorts = new NodePorts(
+      "node-ports",
+      { ports: plan.pinnedPorts, owners: services, placement: plan.placement },
+      resourceOpts,
+    );
+    Object.assign(outputs.nodePorts, outputs.pinnedPorts.nodePorts);
+  }
+  return outputs;
 }
 
 /**
@@ -123,14 +147,17 @@ export function deployChain(config: StackConfig, opts: ChainOptions): ChainOutpu
  * revision alone rolls no pod); a no-op for every other resource and when the revision is unknown.
  */
 function revisionAnnotation(revision: pulumi.Output<string | undefined>): pulumi.ResourceTransformation {
-    return ({ type, props, opts }) => {
-        if (type !== "kubernetes:apps/v1:Deployment") {
-            return undefined;
-        }
-        const metadata = pulumi.all([props.metadata, revision]).apply(([meta, rev]) => rev === undefined ? meta
-            : { ...meta, annotations: { ...meta?.annotations, [REVISION_ANNOTATION]: rev } });
-        return { props: { ...props, metadata }, opts };
-    };
+  return ({ type, props, opts }) => {
+    if (type !== "kubernetes:apps/v1:Deployment") {
+      return undefined;
+    }
+    const metadata = pulumi
+      .all([props.metadata, revision])
+      .apply(([meta, rev]) =>
+        rev === undefined ? meta : { ...meta, annotations: { ...meta?.annotations, [REVISION_ANNOTATION]: rev } },
+      );
+    return { props: { ...props, metadata }, opts };
+  };
 }
 
 /**
@@ -140,19 +167,21 @@ function revisionAnnotation(revision: pulumi.Output<string | undefined>): pulumi
  * message, or undefined. Only stats the files, and only for a catalog with two app folders or more.
  */
 function sameSizeDockerfiles(dockerfiles: string[], projectRoot: string): string | undefined {
-    const bySize = new Map<number, string>();
-    for (const file of dockerfiles) {
-        const size = fs.statSync(file, { throwIfNoEntry: false })?.size;
-        if (size === undefined) {
-            continue;
-        }
-        const other = bySize.get(size);
-        if (other !== undefined) {
-            const rel = (f: string) => path.relative(projectRoot, f);
-            return `${rel(other)} and ${rel(file)} are both ${size} bytes: BuildKit can build one from the other's cached Dockerfile `
-                + "(same name, size and mtime, which a fresh clone gives them; moby/buildkit#1368). Make their sizes differ, e.g. with a comment line.";
-        }
-        bySize.set(size, file);
+  const bySize = new Map<number, string>();
+  for (const file of dockerfiles) {
+    const size = fs.statSync(file, { throwIfNoEntry: false })?.size;
+    if (size === undefined) {
+      continue;
     }
-    return undefined;
+    const other = bySize.get(size);
+    if (other !== undefined) {
+      const rel = (f: string) => path.relative(projectRoot, f);
+      return (
+        `${rel(other)} and ${rel(file)} are both ${size} bytes: BuildKit can build one from the other's cached Dockerfile ` +
+        "(same name, size and mtime, which a fresh clone gives them; moby/buildkit#1368). Make their sizes differ, e.g. with a comment line."
+      );
+    }
+    bySize.set(size, file);
+  }
+  return undefined;
 }

@@ -3,31 +3,37 @@ import * as pulumi from "@pulumi/pulumi";
 import type { ServicePlan } from "./plan";
 import { Rollout } from "./rollout";
 import {
-    AWAIT_TIMEOUT_ANNOTATION, deploymentSpec, networkPolicySpec, Placement, podDisruptionBudgetSpec, servicePortKeeperSpec,
-    serviceSpec, SKIP_AWAIT_ANNOTATION,
+  AWAIT_TIMEOUT_ANNOTATION,
+  deploymentSpec,
+  networkPolicySpec,
+  Placement,
+  podDisruptionBudgetSpec,
+  servicePortKeeperSpec,
+  serviceSpec,
+  SKIP_AWAIT_ANNOTATION,
 } from "./specs";
 
 export interface MicroServiceArgs {
-    /** Its part of the chain's plan: entry, callers, callees, URL, env (see plan.ts). */
-    plan: ServicePlan;
-    /** Create its NetworkPolicy (the stack's `networkPolicies`). */
-    networkPolicy: boolean;
-    /** Namespace, cluster domain and rollout timeout. */
-    placement: Placement;
-    /** The image reference the Deployment runs: a pushed digest or an immutable tag. */
-    image: pulumi.Input<string>;
-    /**
-     * Resources every child waits for: the callees' components (so a caller starts only once
-     * its callees are created and ready), the namespace and the default-deny policy.
-     */
-    waitFor: pulumi.Resource[];
-    /**
-     * The provider talks to a live cluster (false when it renders YAML to a folder): the
-     * stack then watches each rollout itself ({@link Rollout}) and keeps a changed port's
-     * predecessor until the callers have moved ({@link servicePortKeeperSpec}); neither
-     * means anything for files.
-     */
-    liveCluster: boolean;
+  /** Its part of the chain's plan: entry, callers, callees, URL, env (see plan.ts). */
+  plan: ServicePlan;
+  /** Create its NetworkPolicy (the stack's `networkPolicies`). */
+  networkPolicy: boolean;
+  /** Namespace, cluster domain and rollout timeout. */
+  placement: Placement;
+  /** The image reference the Deployment runs: a pushed digest or an immutable tag. */
+  image: pulumi.Input<string>;
+  /**
+   * Resources every child waits for: the callees' components (so a caller starts only once
+   * its callees are created and ready), the namespace and the default-deny policy.
+   */
+  waitFor: pulumi.Resource[];
+  /**
+   * The provider talks to a live cluster (false when it renders YAML to a folder): the
+   * stack then watches each rollout itself ({@link Rollout}) and keeps a changed port's
+   * predecessor until the callers have moved ({@link servicePortKeeperSpec}); neither
+   * means anything for files.
+   */
+  liveCluster: boolean;
 }
 
 /**
@@ -36,103 +42,119 @@ export interface MicroServiceArgs {
  * `NodePorts` component holds it, so it can move between services (see node-ports.ts).
  */
 export class MicroService extends pulumi.ComponentResource {
-    public readonly deployment: k8s.apps.v1.Deployment;
-    public readonly service: k8s.core.v1.Service;
-    public readonly podDisruptionBudget?: k8s.policy.v1.PodDisruptionBudget;
-    public readonly networkPolicy?: k8s.networking.v1.NetworkPolicy;
-    /** The stack's own watch of the Deployment's rollout (live clusters only). */
-    public readonly rollout?: Rollout;
-    /** The patch that co-owns the Service's current port (live clusters only). */
-    public readonly portKeeper?: k8s.core.v1.ServicePatch;
-    /** The in-cluster URL callers use. */
-    public readonly url: string;
-    /**
-     * The node port the cluster picked, for a `NodePort` service without a pinned `nodePort`
-     * (a pinned one is held by the `NodePorts` component's Service, not by this one).
-     */
-    public readonly nodePort?: pulumi.Output<number | undefined>;
+  public readonly deployment: k8s.apps.v1.Deployment;
+  public readonly service: k8s.core.v1.Service;
+  public readonly podDisruptionBudget?: k8s.policy.v1.PodDisruptionBudget;
+  public readonly networkPolicy?: k8s.networking.v1.NetworkPolicy;
+  /** The stack's own watch of the Deployment's rollout (live clusters only). */
+  public readonly rollout?: Rollout;
+  /** The patch that co-owns the Service's current port (live clusters only). */
+  public readonly portKeeper?: k8s.core.v1.ServicePatch;
+  /** The in-cluster URL callers use. */
+  public readonly url: string;
+  /**
+   * The node port the cluster picked, for a `NodePort` service without a pinned `nodePort`
+   * (a pinned one is held by the `NodePorts` component's Service, not by this one).
+   */
+  public readonly nodePort?: pulumi.Output<number | undefined>;
 
-    /**
-     * @param name The service's catalog key; children are named from it.
-     * @param args Its plan, placement and image.
-     * @param opts Resource options (a provider for rendering, for example).
-     */
-    constructor(name: string, args: MicroServiceArgs, opts?: pulumi.ComponentResourceOptions) {
-        super("k8s-chain:components:MicroService", name, {}, opts);
-        const { plan, placement, image, waitFor, liveCluster: live } = args;
-        const svc = plan.service;
+  /**
+   * @param name The service's catalog key; children are named from it.
+   * @param args Its plan, placement and image.
+   * @param opts Resource options (a provider for rendering, for example).
+   */
+  constructor(name: string, args: MicroServiceArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("k8s-chain:components:MicroService", name, {}, opts);
+    const { plan, placement, image, waitFor, liveCluster: live } = args;
+    const svc = plan.service;
 
-        // The Service goes first and the provider does not wait for it (it would add a fixed
-        // 10 s settle per level): it sends traffic only to Ready pods anyway. The Deployment
-        // comes after it, and its rollout (every new pod Ready, which the provider waits for)
-        // is what the callers wait for; by then the Ready pods are the Service's endpoints.
-        // A fixed name, but no pinned node port (NodePorts holds those), so Pulumi's default
-        // replacement order is right: a replacement in the same namespace can only be
-        // delete-before-replace, and the provider says so itself for a named object; a
-        // namespace move creates the new Service first, so callers still in the old namespace
-        // keep resolving the old one until the move is done.
-        this.service = new k8s.core.v1.Service(`${name}-service`,
-            serviceSpec(svc, placement),
-            { parent: this, dependsOn: waitFor });
+    // The Service goes first and the provider does not wait for it (it would add a fixed
+    // 10 s settle per level): it sends traffic only to Ready pods anyway. The Deployment
+    // comes after it, and its rollout (every new pod Ready, which the provider waits for)
+    // is what the callers wait for; by then the Ready pods are the Service's endpoints.
+    // A fixed name, but no pinned node port (NodePorts holds those), so Pulumi's default
+    // replacement order is right: a replacement in the same namespace can only be
+    // delete-before-replace, and the provider says so itself for a named object; a
+    // namespace move creates the new Service first, so callers still in the old namespace
+    // keep resolving the old one until the move is done.
+    this.service = new k8s.core.v1.Service(`${name}-service`, serviceSpec(svc, placement), {
+      parent: this,
+      dependsOn: waitFor,
+    });
 
-        // Its policy is in place before its pods start, so they never run with only the
-        // default deny (no DNS, no callees). The provider does not wait on a NetworkPolicy.
-        if (args.networkPolicy) {
-            this.networkPolicy = new k8s.networking.v1.NetworkPolicy(`${name}-network-policy`,
-                networkPolicySpec(svc, plan.callers, plan.callees, placement),
-                { parent: this, dependsOn: waitFor });
-        }
-
-        if (live) {
-            // Co-owns the Service's current port, so a changed servicePort keeps the old one
-            // until this `up` ends (see servicePortKeeperSpec). Keyed by the port: a change
-            // creates a new keeper and drops the old one.
-            this.portKeeper = new k8s.core.v1.ServicePatch(`${name}-port-${svc.servicePort}`,
-                servicePortKeeperSpec(svc, placement),
-                { parent: this, dependsOn: [this.service] });
-        }
-
-        const spec = deploymentSpec(plan, placement, image);
-        if (live) {
-            // The Rollout below does the waiting: the provider's await can neither roll a failed
-            // release back nor be trusted to wait for Ready pods (see rollout.ts).
-            // (deploymentSpec returns plain values; the casts only undo its Input<> typing.)
-            const meta = spec.metadata as k8s.types.input.meta.v1.ObjectMeta;
-            const annotations: Record<string, string> = { ...meta.annotations as Record<string, string>, [SKIP_AWAIT_ANNOTATION]: "true" };
-            delete annotations[AWAIT_TIMEOUT_ANNOTATION];
-            spec.metadata = { ...meta, annotations };
-        }
-        this.deployment = new k8s.apps.v1.Deployment(`${name}-deployment`, spec,
-            { parent: this, dependsOn: [...waitFor, this.service, ...(this.networkPolicy ? [this.networkPolicy] : [])] });
-        if (live) {
-            this.rollout = new Rollout(`${name}-rollout`, {
-                service: name,
-                namespace: placement.namespace,
-                deployment: this.deployment.metadata.name,
-                generation: this.deployment.metadata.generation,
-                timeoutSeconds: placement.rolloutTimeoutSeconds,
-            }, { parent: this, dependsOn: [this.deployment] });
-        }
-
-        const pdb = podDisruptionBudgetSpec(svc, placement);
-        if (pdb) {
-            this.podDisruptionBudget = new k8s.policy.v1.PodDisruptionBudget(`${name}-pdb`, pdb,
-                { parent: this, dependsOn: waitFor });
-        }
-
-        this.url = plan.url;
-        if (plan.pickedNodePort) {
-            this.nodePort = this.service.spec.ports.apply(ports => ports?.[0]?.nodePort);
-        }
-
-        this.registerOutputs({
-            deployment: this.deployment,
-            service: this.service,
-            podDisruptionBudget: this.podDisruptionBudget,
-            networkPolicy: this.networkPolicy,
-            rollout: this.rollout,
-            url: this.url,
-            nodePort: this.nodePort,
-        });
+    // Its policy is in place before its pods start, so they never run with only the
+    // default deny (no DNS, no callees). The provider does not wait on a NetworkPolicy.
+    if (args.networkPolicy) {
+      this.networkPolicy = new k8s.networking.v1.NetworkPolicy(
+        `${name}-network-policy`,
+        networkPolicySpec(svc, plan.callers, plan.callees, placement),
+        { parent: this, dependsOn: waitFor },
+      );
     }
+
+    if (live) {
+      // Co-owns the Service's current port, so a changed servicePort keeps the old one
+      // until this `up` ends (see servicePortKeeperSpec). Keyed by the port: a change
+      // creates a new keeper and drops the old one.
+      this.portKeeper = new k8s.core.v1.ServicePatch(
+        `${name}-port-${svc.servicePort}`,
+        servicePortKeeperSpec(svc, placement),
+        { parent: this, dependsOn: [this.service] },
+      );
+    }
+
+    const spec = deploymentSpec(plan, placement, image);
+    if (live) {
+      // The Rollout below does the waiting: the provider's await can neither roll a failed
+      // release back nor be trusted to wait for Ready pods (see rollout.ts).
+      // (deploymentSpec returns plain values; the casts only undo its Input<> typing.)
+      const meta = spec.metadata as k8s.types.input.meta.v1.ObjectMeta;
+      const annotations: Record<string, string> = {
+        ...(meta.annotations as Record<string, string>),
+        [SKIP_AWAIT_ANNOTATION]: "true",
+      };
+      delete annotations[AWAIT_TIMEOUT_ANNOTATION];
+      spec.metadata = { ...meta, annotations };
+    }
+    this.deployment = new k8s.apps.v1.Deployment(`${name}-deployment`, spec, {
+      parent: this,
+      dependsOn: [...waitFor, this.service, ...(this.networkPolicy ? [this.networkPolicy] : [])],
+    });
+    if (live) {
+      this.rollout = new Rollout(
+        `${name}-rollout`,
+        {
+          service: name,
+          namespace: placement.namespace,
+          deployment: this.deployment.metadata.name,
+          generation: this.deployment.metadata.generation,
+          timeoutSeconds: placement.rolloutTimeoutSeconds,
+        },
+        { parent: this, dependsOn: [this.deployment] },
+      );
+    }
+
+    const pdb = podDisruptionBudgetSpec(svc, placement);
+    if (pdb) {
+      this.podDisruptionBudget = new k8s.policy.v1.PodDisruptionBudget(`${name}-pdb`, pdb, {
+        parent: this,
+        dependsOn: waitFor,
+      });
+    }
+
+    this.url = plan.url;
+    if (plan.pickedNodePort) {
+      this.nodePort = this.service.spec.ports.apply((ports) => ports?.[0]?.nodePort);
+    }
+
+    this.registerOutputs({
+      deployment: this.deployment,
+      service: this.service,
+      podDisruptionBudget: this.podDisruptionBudget,
+      networkPolicy: this.networkPolicy,
+      rollout: this.rollout,
+      url: this.url,
+      nodePort: this.nodePort,
+    });
+  }
 }

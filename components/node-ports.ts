@@ -4,15 +4,15 @@ import type { PinnedPort } from "./plan";
 import { nodePortServiceName, nodePortServiceSpec, Placement } from "./specs";
 
 export interface NodePortsArgs {
-    /** The pinned ports and the services that own them (the plan's `pinnedPorts`). */
-    ports: ReadonlyArray<PinnedPort>;
-    /**
-     * Each service's component, by name: a port's Service waits for its owner (Deployment
-     * rolled out, Service created), so it sends traffic only to ready pods.
-     */
-    owners: Readonly<Record<string, pulumi.Resource>>;
-    /** Namespace, cluster domain and rollout timeout. */
-    placement: Placement;
+  /** The pinned ports and the services that own them (the plan's `pinnedPorts`). */
+  ports: ReadonlyArray<PinnedPort>;
+  /**
+   * Each service's component, by name: a port's Service waits for its owner (Deployment
+   * rolled out, Service created), so it sends traffic only to ready pods.
+   */
+  owners: Readonly<Record<string, pulumi.Resource>>;
+  /** Namespace, cluster domain and rollout timeout. */
+  placement: Placement;
 }
 
 /**
@@ -29,34 +29,34 @@ export interface NodePortsArgs {
  * port before the new one claims it.
  */
 export class NodePorts extends pulumi.ComponentResource {
-    /** port -> the Service holding it. */
-    public readonly services: Record<number, k8s.core.v1.Service> = {};
-    /** service name -> its pinned node port, as the Service holding it reports it. */
-    public readonly nodePorts: Record<string, pulumi.Output<number | undefined>> = {};
+  /** port -> the Service holding it. */
+  public readonly services: Record<number, k8s.core.v1.Service> = {};
+  /** service name -> its pinned node port, as the Service holding it reports it. */
+  public readonly nodePorts: Record<string, pulumi.Output<number | undefined>> = {};
 
-    /**
-     * @param name The component's name; its Services are named by port, not from it.
-     * @param args The pinned ports, their owners' components and the placement.
-     * @param opts Resource options (a provider for rendering, for example).
-     */
-    constructor(name: string, args: NodePortsArgs, opts?: pulumi.ComponentResourceOptions) {
-        super("k8s-chain:components:NodePorts", name, {}, opts);
-        const orphans = args.ports.filter(p => args.owners[p.service.name] === undefined).map(p => p.service.name);
-        if (orphans.length > 0) {
-            throw new Error(`NodePorts: no component for ${orphans.join(", ")}; create each service's MicroService first`);
-        }
-
-        for (const pinned of args.ports) {
-            const { port, service: svc } = pinned;
-            const service = new k8s.core.v1.Service(nodePortServiceName(port), nodePortServiceSpec(pinned, args.placement), {
-                parent: this,
-                dependsOn: [args.owners[svc.name]],
-                deleteBeforeReplace: true,
-            });
-            this.services[port] = service;
-            this.nodePorts[svc.name] = service.spec.ports.apply(ports => ports?.[0]?.nodePort);
-        }
-
-        this.registerOutputs({ services: this.services, nodePorts: this.nodePorts });
+  /**
+   * @param name The component's name; its Services are named by port, not from it.
+   * @param args The pinned ports, their owners' components and the placement.
+   * @param opts Resource options (a provider for rendering, for example).
+   */
+  constructor(name: string, args: NodePortsArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("k8s-chain:components:NodePorts", name, {}, opts);
+    const orphans = args.ports.filter((p) => args.owners[p.service.name] === undefined).map((p) => p.service.name);
+    if (orphans.length > 0) {
+      throw new Error(`NodePorts: no component for ${orphans.join(", ")}; create each service's MicroService first`);
     }
+
+    for (const pinned of args.ports) {
+      const { port, service: svc } = pinned;
+      const service = new k8s.core.v1.Service(nodePortServiceName(port), nodePortServiceSpec(pinned, args.placement), {
+        parent: this,
+        dependsOn: [args.owners[svc.name]],
+        deleteBeforeReplace: true,
+      });
+      this.services[port] = service;
+      this.nodePorts[svc.name] = service.spec.ports.apply((ports) => ports?.[0]?.nodePort);
+    }
+
+    this.registerOutputs({ services: this.services, nodePorts: this.nodePorts });
+  }
 }

@@ -4,7 +4,13 @@
 // against the Kubernetes schema) without Pulumi. The components only register these.
 import type * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
-import { DEFAULT_DENY_POLICY_NAME, ServiceConfig, stackDrainDelayMs, TERMINATION_GRACE_SECONDS, urlEnvName } from "./catalog";
+import {
+  DEFAULT_DENY_POLICY_NAME,
+  ServiceConfig,
+  stackDrainDelayMs,
+  TERMINATION_GRACE_SECONDS,
+  urlEnvName,
+} from "./catalog";
 
 type Deployment = k8s.types.input.apps.v1.Deployment;
 type Namespace = k8s.types.input.core.v1.Namespace;
@@ -20,10 +26,10 @@ export type EnvVar = { name: string; value: string };
  * them, and how long the provider may wait for them.
  */
 export interface Placement {
-    namespace: string;
-    clusterDomain: string;
-    /** The `rolloutTimeoutSeconds` of the stack config (see {@link providerAnnotations}). */
-    rolloutTimeoutSeconds: number;
+  namespace: string;
+  clusterDomain: string;
+  /** The `rolloutTimeoutSeconds` of the stack config (see {@link providerAnnotations}). */
+  rolloutTimeoutSeconds: number;
 }
 
 /**
@@ -53,12 +59,12 @@ export const SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait";
 
 /** The provider annotations of one object: forced apply; a bounded wait, or none for a Service that needs none. */
 function providerAnnotations(where: Placement, wait: "bounded" | "none" = "bounded"): Record<string, string> {
-    return {
-        [PATCH_FORCE_ANNOTATION]: "true",
-        ...(wait === "bounded"
-            ? { [AWAIT_TIMEOUT_ANNOTATION]: String(where.rolloutTimeoutSeconds) }
-            : { [SKIP_AWAIT_ANNOTATION]: "true" }),
-    };
+  return {
+    [PATCH_FORCE_ANNOTATION]: "true",
+    ...(wait === "bounded"
+      ? { [AWAIT_TIMEOUT_ANNOTATION]: String(where.rolloutTimeoutSeconds) }
+      : { [SKIP_AWAIT_ANNOTATION]: "true" }),
+  };
 }
 
 /**
@@ -80,9 +86,9 @@ function providerAnnotations(where: Placement, wait: "bounded" | "none" = "bound
  *   minute of failing before a restart), so a pod under load is not killed for slow answers.
  */
 export const PROBE_TIMING = {
-    startup: { periodSeconds: 1, timeoutSeconds: 2, failureThreshold: 60 },
-    readiness: { periodSeconds: 2, timeoutSeconds: 2, failureThreshold: 2 },
-    liveness: { periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 6 },
+  startup: { periodSeconds: 1, timeoutSeconds: 2, failureThreshold: 60 },
+  readiness: { periodSeconds: 2, timeoutSeconds: 2, failureThreshold: 2 },
+  liveness: { periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 6 },
 } as const;
 
 // SHUTDOWN_DELAY_MS (5000, catalog.ts's stackDrainDelayMs, which validation also uses): how
@@ -100,8 +106,8 @@ export const PROBE_TIMING = {
  * keeps up to 5 files of 10Mi by default): a pod past the limit is evicted, not the node.
  */
 const RESOURCES = {
-    requests: { cpu: "50m", memory: "64Mi", "ephemeral-storage": "64Mi" },
-    limits: { cpu: "500m", memory: "256Mi", "ephemeral-storage": "256Mi" },
+  requests: { cpu: "50m", memory: "64Mi", "ephemeral-storage": "64Mi" },
+  limits: { cpu: "500m", memory: "256Mi", "ephemeral-storage": "256Mi" },
 } as const;
 
 /**
@@ -112,8 +118,11 @@ const RESOURCES = {
 export const RUN_AS = 10001;
 
 /** `http://service-b.default.svc.cluster.local:80`: how callers reach a service in the cluster. */
-export function serviceUrl(svc: Pick<ServiceConfig, "name" | "servicePort">, where: Pick<Placement, "namespace" | "clusterDomain">): string {
-    return `http://${svc.name}.${where.namespace}.svc.${where.clusterDomain}:${svc.servicePort}`;
+export function serviceUrl(
+  svc: Pick<ServiceConfig, "name" | "servicePort">,
+  where: Pick<Placement, "namespace" | "clusterDomain">,
+): string {
+  return `http://${svc.name}.${where.namespace}.svc.${where.clusterDomain}:${svc.servicePort}`;
 }
 
 /** `app.kubernetes.io/part-of` on every object of the stack: selects the pods the default-deny policy covers. */
@@ -125,7 +134,7 @@ const PART_OF = { "app.kubernetes.io/part-of": "k8s-chain" } as const;
  * immutable: changing it would replace the Deployment). One object feeds every selector.
  */
 function selectorLabels(svc: Pick<ServiceConfig, "name">): Record<string, string> {
-    return { "app.kubernetes.io/name": svc.name };
+  return { "app.kubernetes.io/name": svc.name };
 }
 
 /**
@@ -134,13 +143,13 @@ function selectorLabels(svc: Pick<ServiceConfig, "name">): Record<string, string
  * recommended `app.kubernetes.io` set.
  */
 function objectLabels(svc: ServiceConfig): Record<string, string> {
-    return {
-        ...svc.labels,
-        app: svc.name,
-        ...selectorLabels(svc),
-        ...PART_OF,
-        "app.kubernetes.io/managed-by": "pulumi",
-    };
+  return {
+    ...svc.labels,
+    app: svc.name,
+    ...selectorLabels(svc),
+    ...PART_OF,
+    "app.kubernetes.io/managed-by": "pulumi",
+  };
 }
 
 /**
@@ -149,34 +158,38 @@ function objectLabels(svc: ServiceConfig): Record<string, string> {
  * and set `DOWNSTREAM_TIMEOUT_MS`, but not the wiring: validation refuses that).
  */
 export function containerEnv(
-    svc: ServiceConfig, callees: ReadonlyArray<ServiceConfig>, where: Pick<Placement, "namespace" | "clusterDomain">,
+  svc: ServiceConfig,
+  callees: ReadonlyArray<ServiceConfig>,
+  where: Pick<Placement, "namespace" | "clusterDomain">,
 ): EnvVar[] {
-    const urls = callees.map(c => serviceUrl(c, where));
-    const env: EnvVar[] = [
-        { name: "SERVICE_NAME", value: svc.name },
-        { name: "PORT", value: String(svc.port) },
-        ...callees.map((c, i) => ({ name: urlEnvName(c.name), value: urls[i] })),
-        { name: "DOWNSTREAM_URLS", value: urls.join(",") },
-    ];
-    const drain = stackDrainDelayMs(svc);
-    if (drain !== undefined) {
-        env.push({ name: "SHUTDOWN_DELAY_MS", value: String(drain) });
-    }
-    for (const [name, value] of Object.entries(svc.env)) {
-        env.push({ name, value });
-    }
-    return env;
+  const urls = callees.map((c) => serviceUrl(c, where));
+  const env: EnvVar[] = [
+    { name: "SERVICE_NAME", value: svc.name },
+    { name: "PORT", value: String(svc.port) },
+    ...callees.map((c, i) => ({ name: urlEnvName(c.name), value: urls[i] })),
+    { name: "DOWNSTREAM_URLS", value: urls.join(",") },
+  ];
+  const drain = stackDrainDelayMs(svc);
+  if (drain !== undefined) {
+    env.push({ name: "SHUTDOWN_DELAY_MS", value: String(drain) });
+  }
+  for (const [name, value] of Object.entries(svc.env)) {
+    env.push({ name, value });
+  }
+  return env;
 }
 
 /** The three probes of a service's container (see {@link PROBE_TIMING}). */
 export function probes(svc: ServiceConfig) {
-    const on = (path: string, timing: (typeof PROBE_TIMING)[keyof typeof PROBE_TIMING]) =>
-        ({ httpGet: { path, port: "http" }, ...timing });
-    return {
-        startupProbe: on(svc.healthPath, PROBE_TIMING.startup),
-        readinessProbe: on(svc.healthPath, PROBE_TIMING.readiness),
-        livenessProbe: on(svc.livenessPath, PROBE_TIMING.liveness),
-    };
+  const on = (path: string, timing: (typeof PROBE_TIMING)[keyof typeof PROBE_TIMING]) => ({
+    httpGet: { path, port: "http" },
+    ...timing,
+  });
+  return {
+    startupProbe: on(svc.healthPath, PROBE_TIMING.startup),
+    readinessProbe: on(svc.healthPath, PROBE_TIMING.readiness),
+    livenessProbe: on(svc.livenessPath, PROBE_TIMING.liveness),
+  };
 }
 
 /**
@@ -192,72 +205,79 @@ export function probes(svc: ServiceConfig) {
  * report). The provider does not stop early on that condition; its own timeout ends the wait.
  */
 export function deploymentSpec(
-    planned: { service: ServiceConfig; env: EnvVar[] },
-    where: Placement,
-    image: pulumi.Input<string>,
+  planned: { service: ServiceConfig; env: EnvVar[] },
+  where: Placement,
+  image: pulumi.Input<string>,
 ): Deployment {
-    const svc = planned.service;
-    const labels = objectLabels(svc);
-    return {
-        apiVersion: "apps/v1",
-        kind: "Deployment",
-        metadata: { namespace: where.namespace, labels, annotations: providerAnnotations(where) },
+  const svc = planned.service;
+  const labels = objectLabels(svc);
+  return {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: { namespace: where.namespace, labels, annotations: providerAnnotations(where) },
+    spec: {
+      replicas: svc.replicas,
+      progressDeadlineSeconds: where.rolloutTimeoutSeconds,
+      selector: { matchLabels: selectorLabels(svc) },
+      // Zero downtime: a new pod must be Ready before an old one is taken away.
+      strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+      revisionHistoryLimit: 5,
+      template: {
+        metadata: { labels },
         spec: {
-            replicas: svc.replicas,
-            progressDeadlineSeconds: where.rolloutTimeoutSeconds,
-            selector: { matchLabels: selectorLabels(svc) },
-            // Zero downtime: a new pod must be Ready before an old one is taken away.
-            strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
-            revisionHistoryLimit: 5,
-            template: {
-                metadata: { labels },
-                spec: {
-                    terminationGracePeriodSeconds: TERMINATION_GRACE_SECONDS,
-                    automountServiceAccountToken: false,
-                    // Replicas on different nodes when there are nodes to spare; on one node they still schedule.
-                    affinity: {
-                        podAntiAffinity: {
-                            preferredDuringSchedulingIgnoredDuringExecution: [{
-                                weight: 100,
-                                podAffinityTerm: { topologyKey: "kubernetes.io/hostname", labelSelector: { matchLabels: selectorLabels(svc) } },
-                            }],
-                        },
-                    },
-                    // Pod Security Standards "restricted".
-                    securityContext: {
-                        runAsNonRoot: true,
-                        runAsUser: RUN_AS,
-                        runAsGroup: RUN_AS,
-                        seccompProfile: { type: "RuntimeDefault" },
-                    },
-                    containers: [{
-                        name: svc.name,
-                        image,
-                        // A digest or an immutable tag never changes under a name, so a node's copy is good.
-                        imagePullPolicy: "IfNotPresent",
-                        ports: [{ name: "http", containerPort: svc.port, protocol: "TCP" }],
-                        env: planned.env,
-                        ...probes(svc),
-                        resources: {
-                            requests: { ...RESOURCES.requests },
-                            limits: { ...RESOURCES.limits },
-                        },
-                        securityContext: {
-                            allowPrivilegeEscalation: false,
-                            readOnlyRootFilesystem: true,
-                            runAsNonRoot: true,
-                            runAsUser: RUN_AS,
-                            runAsGroup: RUN_AS,
-                            capabilities: { drop: ["ALL"] },
-                        },
-                        // The root filesystem is read-only; give the runtime a scratch /tmp.
-                        volumeMounts: [{ name: "tmp", mountPath: "/tmp" }],
-                    }],
-                    volumes: [{ name: "tmp", emptyDir: { sizeLimit: "64Mi" } }],
+          terminationGracePeriodSeconds: TERMINATION_GRACE_SECONDS,
+          automountServiceAccountToken: false,
+          // Replicas on different nodes when there are nodes to spare; on one node they still schedule.
+          affinity: {
+            podAntiAffinity: {
+              preferredDuringSchedulingIgnoredDuringExecution: [
+                {
+                  weight: 100,
+                  podAffinityTerm: {
+                    topologyKey: "kubernetes.io/hostname",
+                    labelSelector: { matchLabels: selectorLabels(svc) },
+                  },
                 },
+              ],
             },
+          },
+          // Pod Security Standards "restricted".
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: RUN_AS,
+            runAsGroup: RUN_AS,
+            seccompProfile: { type: "RuntimeDefault" },
+          },
+          containers: [
+            {
+              name: svc.name,
+              image,
+              // A digest or an immutable tag never changes under a name, so a node's copy is good.
+              imagePullPolicy: "IfNotPresent",
+              ports: [{ name: "http", containerPort: svc.port, protocol: "TCP" }],
+              env: planned.env,
+              ...probes(svc),
+              resources: {
+                requests: { ...RESOURCES.requests },
+                limits: { ...RESOURCES.limits },
+              },
+              securityContext: {
+                allowPrivilegeEscalation: false,
+                readOnlyRootFilesystem: true,
+                runAsNonRoot: true,
+                runAsUser: RUN_AS,
+                runAsGroup: RUN_AS,
+                capabilities: { drop: ["ALL"] },
+              },
+              // The root filesystem is read-only; give the runtime a scratch /tmp.
+              volumeMounts: [{ name: "tmp", mountPath: "/tmp" }],
+            },
+          ],
+          volumes: [{ name: "tmp", emptyDir: { sizeLimit: "64Mi" } }],
         },
-    };
+      },
+    },
+  };
 }
 
 /**
@@ -271,21 +291,21 @@ export function deploymentSpec(
  * to serve it fails `up` within that bound rather than after the provider's 10 minutes.
  */
 export function serviceSpec(svc: ServiceConfig, where: Placement): Service {
-    return {
-        apiVersion: "v1",
-        kind: "Service",
-        metadata: {
-            name: svc.name,
-            namespace: where.namespace,
-            labels: objectLabels(svc),
-            annotations: providerAnnotations(where, svc.expose === "LoadBalancer" ? "bounded" : "none"),
-        },
-        spec: {
-            type: svc.nodePort !== undefined ? "ClusterIP" : svc.expose,
-            selector: selectorLabels(svc),
-            ports: [servicePortEntry(svc)],
-        },
-    };
+  return {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: {
+      name: svc.name,
+      namespace: where.namespace,
+      labels: objectLabels(svc),
+      annotations: providerAnnotations(where, svc.expose === "LoadBalancer" ? "bounded" : "none"),
+    },
+    spec: {
+      type: svc.nodePort !== undefined ? "ClusterIP" : svc.expose,
+      selector: selectorLabels(svc),
+      ports: [servicePortEntry(svc)],
+    },
+  };
 }
 
 /**
@@ -294,12 +314,12 @@ export function serviceSpec(svc: ServiceConfig, where: Placement): Service {
  * exposed (see {@link servicePortKeeperSpec}); callers use the number, never the name.
  */
 function servicePortName(port: number): string {
-    return `http-${port}`;
+  return `http-${port}`;
 }
 
 /** The port entry of a service's Service; its port keeper co-owns this very entry. */
 function servicePortEntry(svc: Pick<ServiceConfig, "servicePort">) {
-    return { name: servicePortName(svc.servicePort), protocol: "TCP", port: svc.servicePort, targetPort: "http" };
+  return { name: servicePortName(svc.servicePort), protocol: "TCP", port: svc.servicePort, targetPort: "http" };
 }
 
 /**
@@ -312,19 +332,19 @@ function servicePortEntry(svc: Pick<ServiceConfig, "servicePort">) {
  * rollout, old pods included, is done. Measured before it: 1-9 failed requests per change.
  */
 export function servicePortKeeperSpec(svc: ServiceConfig, where: Placement): ServicePatch {
-    return {
-        apiVersion: "v1",
-        kind: "Service",
-        metadata: { name: svc.name, namespace: where.namespace },
-        spec: {
-            ports: [servicePortEntry(svc)],
-        },
-    };
+  return {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: { name: svc.name, namespace: where.namespace },
+    spec: {
+      ports: [servicePortEntry(svc)],
+    },
+  };
 }
 
 /** `node-port-30080`: the Kubernetes name, and Pulumi's logical name, of the Service holding a pinned node port. */
 export function nodePortServiceName(port: number): string {
-    return `node-port-${port}`;
+  return `node-port-${port}`;
 }
 
 /**
@@ -335,22 +355,22 @@ export function nodePortServiceName(port: number): string {
  * API server never finds it "already allocated".
  */
 export function nodePortServiceSpec(pinned: { port: number; service: ServiceConfig }, where: Placement): Service {
-    const svc = pinned.service;
-    return {
-        apiVersion: "v1",
-        kind: "Service",
-        metadata: {
-            name: nodePortServiceName(pinned.port),
-            namespace: where.namespace,
-            labels: { ...objectLabels(svc), "app.kubernetes.io/component": "node-port" },
-            annotations: providerAnnotations(where, "none"),
-        },
-        spec: {
-            type: "NodePort",
-            selector: selectorLabels(svc),
-            ports: [{ name: "http", protocol: "TCP", port: svc.servicePort, targetPort: "http", nodePort: pinned.port }],
-        },
-    };
+  const svc = pinned.service;
+  return {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: {
+      name: nodePortServiceName(pinned.port),
+      namespace: where.namespace,
+      labels: { ...objectLabels(svc), "app.kubernetes.io/component": "node-port" },
+      annotations: providerAnnotations(where, "none"),
+    },
+    spec: {
+      type: "NodePort",
+      selector: selectorLabels(svc),
+      ports: [{ name: "http", protocol: "TCP", port: svc.servicePort, targetPort: "http", nodePort: pinned.port }],
+    },
+  };
 }
 
 /**
@@ -358,22 +378,22 @@ export function nodePortServiceSpec(pinned: { port: number; service: ServiceConf
  * "restricted" are refused (enforce), logged (audit) and reported to the client (warn).
  */
 const POD_SECURITY_LABELS = {
-    "pod-security.kubernetes.io/enforce": "restricted",
-    "pod-security.kubernetes.io/audit": "restricted",
-    "pod-security.kubernetes.io/warn": "restricted",
+  "pod-security.kubernetes.io/enforce": "restricted",
+  "pod-security.kubernetes.io/audit": "restricted",
+  "pod-security.kubernetes.io/warn": "restricted",
 } as const;
 
 /** The namespace the stack owns (every namespace but `default`). */
 export function namespaceSpec(name: string): Namespace {
-    return {
-        apiVersion: "v1",
-        kind: "Namespace",
-        metadata: {
-            name,
-            labels: { ...POD_SECURITY_LABELS, ...PART_OF, "app.kubernetes.io/managed-by": "pulumi" },
-            annotations: { [PATCH_FORCE_ANNOTATION]: "true" },
-        },
-    };
+  return {
+    apiVersion: "v1",
+    kind: "Namespace",
+    metadata: {
+      name,
+      labels: { ...POD_SECURITY_LABELS, ...PART_OF, "app.kubernetes.io/managed-by": "pulumi" },
+      annotations: { [PATCH_FORCE_ANNOTATION]: "true" },
+    },
+  };
 }
 
 /**
@@ -381,7 +401,12 @@ export function namespaceSpec(name: string): Namespace {
  * kube-system's pods: a cluster may run its DNS outside any pod (the cluster suite's CoreDNS
  * is a host process on the node IP), and a rule naming pods would cut name resolution there.
  */
-const DNS_EGRESS = { ports: [{ protocol: "UDP", port: 53 }, { protocol: "TCP", port: 53 }] };
+const DNS_EGRESS = {
+  ports: [
+    { protocol: "UDP", port: 53 },
+    { protocol: "TCP", port: 53 },
+  ],
+};
 
 /**
  * The stack's default-deny policy: every pod labelled `app.kubernetes.io/part-of: k8s-chain`
@@ -389,17 +414,17 @@ const DNS_EGRESS = { ports: [{ protocol: "UDP", port: 53 }, { protocol: "TCP", p
  * ({@link networkPolicySpec}) does not allow is refused.
  */
 export function defaultDenyPolicySpec(where: Pick<Placement, "namespace">): NetworkPolicy {
-    return {
-        apiVersion: "networking.k8s.io/v1",
-        kind: "NetworkPolicy",
-        metadata: {
-            name: DEFAULT_DENY_POLICY_NAME,
-            namespace: where.namespace,
-            labels: { ...PART_OF, "app.kubernetes.io/managed-by": "pulumi" },
-            annotations: { [PATCH_FORCE_ANNOTATION]: "true" },
-        },
-        spec: { podSelector: { matchLabels: { ...PART_OF } }, policyTypes: ["Ingress", "Egress"] },
-    };
+  return {
+    apiVersion: "networking.k8s.io/v1",
+    kind: "NetworkPolicy",
+    metadata: {
+      name: DEFAULT_DENY_POLICY_NAME,
+      namespace: where.namespace,
+      labels: { ...PART_OF, "app.kubernetes.io/managed-by": "pulumi" },
+      annotations: { [PATCH_FORCE_ANNOTATION]: "true" },
+    },
+    spec: { podSelector: { matchLabels: { ...PART_OF } }, policyTypes: ["Ingress", "Egress"] },
+  };
 }
 
 /**
@@ -410,45 +435,59 @@ export function defaultDenyPolicySpec(where: Pick<Placement, "namespace">): Netw
  * to the pod's before policies apply), to DNS ({@link DNS_EGRESS}) and to the catalog's `egress`.
  */
 export function networkPolicySpec(
-    svc: ServiceConfig, callers: ReadonlyArray<ServiceConfig>, callees: ReadonlyArray<ServiceConfig>, where: Pick<Placement, "namespace">,
+  svc: ServiceConfig,
+  callers: ReadonlyArray<ServiceConfig>,
+  callees: ReadonlyArray<ServiceConfig>,
+  where: Pick<Placement, "namespace">,
 ): NetworkPolicy {
-    const http = [{ protocol: "TCP", port: svc.port }];
-    const ingress = svc.expose !== "ClusterIP"
-        ? [{ ports: http }]
-        : callers.length > 0
-            ? [{ from: callers.map(c => ({ podSelector: { matchLabels: selectorLabels(c) } })), ports: http }]
-            : [];
-    return {
-        apiVersion: "networking.k8s.io/v1",
-        kind: "NetworkPolicy",
-        metadata: {
-            name: svc.name,
-            namespace: where.namespace,
-            labels: objectLabels(svc),
-            annotations: { [PATCH_FORCE_ANNOTATION]: "true" },
-        },
-        spec: {
-            podSelector: { matchLabels: selectorLabels(svc) },
-            policyTypes: ["Ingress", "Egress"],
-            ingress,
-            egress: [
-                ...callees.map(c => ({ to: [{ podSelector: { matchLabels: selectorLabels(c) } }], ports: [{ protocol: "TCP", port: c.port }] })),
-                DNS_EGRESS,
-                ...svc.egress.map(r => ({ to: [{ ipBlock: { cidr: r.cidr } }], ports: [{ protocol: r.protocol, port: r.port }] })),
-            ],
-        },
-    };
+  const http = [{ protocol: "TCP", port: svc.port }];
+  const ingress =
+    svc.expose !== "ClusterIP"
+      ? [{ ports: http }]
+      : callers.length > 0
+        ? [{ from: callers.map((c) => ({ podSelector: { matchLabels: selectorLabels(c) } })), ports: http }]
+        : [];
+  return {
+    apiVersion: "networking.k8s.io/v1",
+    kind: "NetworkPolicy",
+    metadata: {
+      name: svc.name,
+      namespace: where.namespace,
+      labels: objectLabels(svc),
+      annotations: { [PATCH_FORCE_ANNOTATION]: "true" },
+    },
+    spec: {
+      podSelector: { matchLabels: selectorLabels(svc) },
+      policyTypes: ["Ingress", "Egress"],
+      ingress,
+      egress: [
+        ...callees.map((c) => ({
+          to: [{ podSelector: { matchLabels: selectorLabels(c) } }],
+          ports: [{ protocol: "TCP", port: c.port }],
+        })),
+        DNS_EGRESS,
+        ...svc.egress.map((r) => ({
+          to: [{ ipBlock: { cidr: r.cidr } }],
+          ports: [{ protocol: r.protocol, port: r.port }],
+        })),
+      ],
+    },
+  };
 }
 
 /** With two or more replicas, a voluntary disruption (node drain) may take only one pod at a time. */
 export function podDisruptionBudgetSpec(svc: ServiceConfig, where: Placement): PodDisruptionBudget | undefined {
-    if (svc.replicas < 2) {
-        return undefined;
-    }
-    return {
-        apiVersion: "policy/v1",
-        kind: "PodDisruptionBudget",
-        metadata: { namespace: where.namespace, labels: objectLabels(svc), annotations: { [PATCH_FORCE_ANNOTATION]: "true" } },
-        spec: { maxUnavailable: 1, selector: { matchLabels: selectorLabels(svc) } },
-    };
+  if (svc.replicas < 2) {
+    return undefined;
+  }
+  return {
+    apiVersion: "policy/v1",
+    kind: "PodDisruptionBudget",
+    metadata: {
+      namespace: where.namespace,
+      labels: objectLabels(svc),
+      annotations: { [PATCH_FORCE_ANNOTATION]: "true" },
+    },
+    spec: { maxUnavailable: 1, selector: { matchLabels: selectorLabels(svc) } },
+  };
 }

@@ -12,8 +12,8 @@
 
 /** V8's own format: `Error: message` then `    at frame` per call site. */
 function plainStackTrace(error: Error, frames: NodeJS.CallSite[]): string {
-    const head = `${error.name ?? "Error"}${error.message ? `: ${error.message}` : ""}`;
-    return frames.length === 0 ? head : `${head}\n    at ${frames.join("\n    at ")}`;
+  const head = `${error.name ?? "Error"}${error.message ? `: ${error.message}` : ""}`;
+  return frames.length === 0 ? head : `${head}\n    at ${frames.join("\n    at ")}`;
 }
 
 /**
@@ -23,15 +23,15 @@ function plainStackTrace(error: Error, frames: NodeJS.CallSite[]): string {
  * bookkeeping (Error.stackTraceLimit 0; the SDK raises it itself for source positions).
  */
 export function withPlainStackTraces<T>(register: () => T, env: NodeJS.ProcessEnv = process.env): T {
-    if (env.K8S_CHAIN_STACK_TRACES === "1") {
-        return register();
-    }
-    Error.prepareStackTrace = plainStackTrace;
-    const limit = Error.stackTraceLimit;
-    Error.stackTraceLimit = 0;
-    try {
-        return register();
-    } finally {
-        Error.stackTraceLimit = limit;
-    }
+  if (env.K8S_CHAIN_STACK_TRACES === "1") {
+    return register();
+  }
+  Error.prepareStackTrace = plainStackTrace;
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return register();
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
 }

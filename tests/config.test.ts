@@ -7,60 +7,74 @@ const ROOT = path.resolve(__dirname, "..");
 
 /** Sets the config, then expects reading it to fail with a RunError of exactly these lines. */
 function expectRunError(config: Record<string, string>, lines: string[]): void {
-    pulumi.runtime.setAllConfig(config);
-    assert.throws(() => readStackConfig(ROOT), (e: Error) => {
-        assert.ok(pulumi.RunError.isInstance(e));
-        assert.strictEqual(e.message, lines.join("\n"));
-        return true;
-    });
+  pulumi.runtime.setAllConfig(config);
+  assert.throws(
+    () => readStackConfig(ROOT),
+    (e: Error) => {
+      assert.ok(pulumi.RunError.isInstance(e));
+      assert.strictEqual(e.message, lines.join("\n"));
+      return true;
+    },
+  );
 }
 
 describe("reading the stack config", () => {
-    afterEach(() => pulumi.runtime.setAllConfig({}));
+  afterEach(() => pulumi.runtime.setAllConfig({}));
 
-    it("fails with a RunError (printed without a stack trace) listing the problems", () => {
-        expectRunError({
-            "k8s-chain:services": JSON.stringify({ "service-a": { app: "apps/chain-service", calls: ["service-x"] } }),
-        }, [
-            "k8s-chain config has 1 problem; nothing was created:",
-            '  - services.service-a.calls: unknown service "service-x" (known: none)',
-        ]);
-    });
+  it("fails with a RunError (printed without a stack trace) listing the problems", () => {
+    expectRunError(
+      {
+        "k8s-chain:services": JSON.stringify({ "service-a": { app: "apps/chain-service", calls: ["service-x"] } }),
+      },
+      [
+        "k8s-chain config has 1 problem; nothing was created:",
+        '  - services.service-a.calls: unknown service "service-x" (known: none)',
+      ],
+    );
+  });
 
-    it("reports a misspelt key of the namespace, and ignores other namespaces", () => {
-        expectRunError({
-            "k8s-chain:registy": "localhost:5001",
-            "kubernetes:context": "kind-kind",
-            "k8s-chain:services": JSON.stringify({ "service-c": { app: "apps/chain-service" } }),
-        }, [
-            "k8s-chain config has 1 problem; nothing was created:",
-            "  - registy: unknown config key `k8s-chain:registy`; valid keys are namespace, registry, imageTag, clusterDomain, renderDir, rolloutTimeoutSeconds, networkPolicies, services",
-        ]);
-    });
+  it("reports a misspelt key of the namespace, and ignores other namespaces", () => {
+    expectRunError(
+      {
+        "k8s-chain:registy": "localhost:5001",
+        "kubernetes:context": "kind-kind",
+        "k8s-chain:services": JSON.stringify({ "service-c": { app: "apps/chain-service" } }),
+      },
+      [
+        "k8s-chain config has 1 problem; nothing was created:",
+        "  - registy: unknown config key `k8s-chain:registy`; valid keys are namespace, registry, imageTag, clusterDomain, renderDir, rolloutTimeoutSeconds, networkPolicies, services",
+      ],
+    );
+  });
 
-    it("refuses a rollout timeout out of range, naming the key, the value and the range", () => {
-        expectRunError({
-            "k8s-chain:rolloutTimeoutSeconds": "5",
-            "k8s-chain:services": JSON.stringify({ "service-c": { app: "apps/chain-service" } }),
-        }, [
-            "k8s-chain config has 1 problem; nothing was created:",
-            "  - rolloutTimeoutSeconds: 5 is not a valid rollout timeout in seconds; use an integer from 10 to 3600",
-        ]);
-    });
+  it("refuses a rollout timeout out of range, naming the key, the value and the range", () => {
+    expectRunError(
+      {
+        "k8s-chain:rolloutTimeoutSeconds": "5",
+        "k8s-chain:services": JSON.stringify({ "service-c": { app: "apps/chain-service" } }),
+      },
+      [
+        "k8s-chain config has 1 problem; nothing was created:",
+        "  - rolloutTimeoutSeconds: 5 is not a valid rollout timeout in seconds; use an integer from 10 to 3600",
+      ],
+    );
+  });
 
-    it("reads every key", () => {
-        pulumi.runtime.setAllConfig({
-            "k8s-chain:namespace": "chain",
-            "k8s-chain:registry": "localhost:5001",
-            "k8s-chain:imageTag": "v1",
-            "k8s-chain:clusterDomain": "k8s.local",
-            "k8s-chain:renderDir": "out",
-            "k8s-chain:rolloutTimeoutSeconds": "300",
-            "k8s-chain:services": JSON.stringify({ "service-c": { app: "apps/chain-service" } }),
-        });
-        const cfg = readStackConfig(ROOT);
-        assert.deepStrictEqual([cfg.namespace, cfg.registry, cfg.imageTag, cfg.clusterDomain, cfg.renderDir, cfg.rolloutTimeoutSeconds],
-            ["chain", "localhost:5001", "v1", "k8s.local", "out", 300]);
-        assert.deepStrictEqual(cfg.services[0].source, { kind: "app", app: "apps/chain-service" });
+  it("reads every key", () => {
+    pulumi.runtime.setAllConfig({
+      "k8s-chain:namespace": "chain",
+      "k8s-chain:registry": "localhost:5001",
+      "k8s-chain:imageTag": "v1",
+      "k8s-chain:clusterDomain": "k8s.local",
+      "k8s-chain:renderDir": "out",
+      "k8s-chain:rolloutTimeoutSeconds": "300",
+      "k8s-chain:services": JSON.stringify({ "service-c": { app: "apps/chain-service" } }),
     });
+    const cfg = readStackConfig(ROOT);
+    assert.deepStrictEqual(
+      [cfg.namespace, cfg.registry, cfg.imageTag, cfg.clusterDomain, cfg.renderDir, cfg.rolloutTimeoutSeconds],
+      ["chain", "localhost:5001", "v1", "k8s.local", "out", 300],
+    );
+    assert.deepStrictEqual(cfg.services[0].source, { kind: "app", app: "apps/chain-service" });
+  });
 });

@@ -1,69 +1,130 @@
 import * as assert from "assert";
 import { judgeRollout, podTrouble, RolloutInputs, selectorArg } from "../components/rollout";
 
-const INPUTS: RolloutInputs = { service: "service-b", namespace: "chain", deployment: "service-b-deployment-1a2b", generation: 4, timeoutSeconds: 30 };
+const INPUTS: RolloutInputs = {
+  service: "service-b",
+  namespace: "chain",
+  deployment: "service-b-deployment-1a2b",
+  generation: 4,
+  timeoutSeconds: 30,
+};
 
 /** A Deployment as `kubectl get -o json` shows it, wanting 2 replicas, with status overrides. */
 function dep(status: Record<string, unknown>, generation = 4): any {
-    return {
-        metadata: { generation, uid: "u", annotations: { "deployment.kubernetes.io/revision": "3" } },
-        spec: { replicas: 2, selector: { matchLabels: { "app.kubernetes.io/name": "service-b" } } },
-        status: { observedGeneration: 4, replicas: 2, updatedReplicas: 2, availableReplicas: 2, readyReplicas: 2, ...status },
-    };
+  return {
+    metadata: { generation, uid: "u", annotations: { "deployment.kubernetes.io/revision": "3" } },
+    spec: { replicas: 2, selector: { matchLabels: { "app.kubernetes.io/name": "service-b" } } },
+    status: {
+      observedGeneration: 4,
+      replicas: 2,
+      updatedReplicas: 2,
+      availableReplicas: 2,
+      readyReplicas: 2,
+      ...status,
+    },
+  };
 }
 
 function pod(name: string, extra: Record<string, unknown> = {}): any {
-    return { metadata: { name }, status: { conditions: [{ type: "Ready", status: "True" }], containerStatuses: [{ name: "app", ready: true, state: { running: {} } }] }, ...extra };
+  return {
+    metadata: { name },
+    status: {
+      conditions: [{ type: "Ready", status: "True" }],
+      containerStatuses: [{ name: "app", ready: true, state: { running: {} } }],
+    },
+    ...extra,
+  };
 }
 
 describe("rollout judgement (the stack's own wait for a release)", () => {
-    it("is ready only when this generation is observed, every replica updated and available, and no old pod is left", () => {
-        assert.deepStrictEqual(judgeRollout(INPUTS, dep({}), [pod("p1"), pod("p2")]), { state: "ready" });
-        assert.deepStrictEqual(judgeRollout(INPUTS, dep({ observedGeneration: 3 }), []),
-            { state: "waiting", why: "the controller has not seen the new release yet" });
-        assert.deepStrictEqual(judgeRollout(INPUTS, dep({ updatedReplicas: 1, replicas: 3 }), []),
-            { state: "waiting", why: "1/2 updated, 2/2 available, 2 old" });
-        assert.deepStrictEqual(judgeRollout(INPUTS, dep({ availableReplicas: 1, unavailableReplicas: 1 }), []),
-            { state: "waiting", why: "2/2 updated, 1/2 available, 0 old" });
+  it("is ready only when this generation is observed, every replica updated and available, and no old pod is left", () => {
+    assert.deepStrictEqual(judgeRollout(INPUTS, dep({}), [pod("p1"), pod("p2")]), { state: "ready" });
+    assert.deepStrictEqual(judgeRollout(INPUTS, dep({ observedGeneration: 3 }), []), {
+      state: "waiting",
+      why: "the controller has not seen the new release yet",
     });
+    assert.deepStrictEqual(judgeRollout(INPUTS, dep({ updatedReplicas: 1, replicas: 3 }), []), {
+      state: "waiting",
+      why: "1/2 updated, 2/2 available, 2 old",
+    });
+    assert.deepStrictEqual(judgeRollout(INPUTS, dep({ availableReplicas: 1, unavailableReplicas: 1 }), []), {
+      state: "waiting",
+      why: "2/2 updated, 1/2 available, 0 old",
+    });
+  });
 
-    it("waits for old pods to finish draining, unless told not to", () => {
-        const draining = pod("old", { metadata: { name: "old", deletionTimestamp: "2026-11-26T00:00:00Z" } });
-        assert.deepStrictEqual(judgeRollout(INPUTS, dep({}), [pod("p1"), pod("p2"), draining]),
-            { state: "waiting", why: "1 old pod(s) still draining" });
-        assert.deepStrictEqual(judgeRollout(INPUTS, dep({}), [pod("p1"), pod("p2"), draining], false), { state: "ready" });
+  it("waits for old pods to finish draining, unless told not to", () => {
+    const draining = pod("old", { metadata: { name: "old", deletionTimestamp: "2026-11-26T00:00:00Z" } });
+    assert.deepStrictEqual(judgeRollout(INPUTS, dep({}), [pod("p1"), pod("p2"), draining]), {
+      state: "waiting",
+      why: "1 old pod(s) still draining",
     });
+    assert.deepStrictEqual(judgeRollout(INPUTS, dep({}), [pod("p1"), pod("p2"), draining], false), { state: "ready" });
+  });
 
-    it("fails on the controller's progress deadline, with the first pod's trouble as the reason", () => {
-        const stuck = pod("service-b-x", {
-            status: { containerStatuses: [{ name: "app", ready: false, state: { waiting: { reason: "ImagePullBackOff", message: "Back-off pulling image \"r/b@sha256:00\"" } } }] },
-        });
-        const deadline = { conditions: [{ type: "Progressing", status: "False", reason: "ProgressDeadlineExceeded", message: "ReplicaSet \"x\" has timed out progressing." }] };
-        assert.deepStrictEqual(judgeRollout(INPUTS, dep({ ...deadline, updatedReplicas: 1, replicas: 3 }), [pod("p1"), stuck]),
-            { state: "failed", why: "pod service-b-x: ImagePullBackOff (Back-off pulling image \"r/b@sha256:00\")" });
-        assert.deepStrictEqual(judgeRollout(INPUTS, dep({ ...deadline }), []),
-            { state: "failed", why: "ReplicaSet \"x\" has timed out progressing." });
+  it("fails on the controller's progress deadline, with the first pod's trouble as the reason", () => {
+    const stuck = pod("service-b-x", {
+      status: {
+        containerStatuses: [
+          {
+            name: "app",
+            ready: false,
+            state: { waiting: { reason: "ImagePullBackOff", message: 'Back-off pulling image "r/b@sha256:00"' } },
+          },
+        ],
+      },
     });
+    const deadline = {
+      conditions: [
+        {
+          type: "Progressing",
+          status: "False",
+          reason: "ProgressDeadlineExceeded",
+          message: 'ReplicaSet "x" has timed out progressing.',
+        },
+      ],
+    };
+    assert.deepStrictEqual(
+      judgeRollout(INPUTS, dep({ ...deadline, updatedReplicas: 1, replicas: 3 }), [pod("p1"), stuck]),
+      { state: "failed", why: 'pod service-b-x: ImagePullBackOff (Back-off pulling image "r/b@sha256:00")' },
+    );
+    assert.deepStrictEqual(judgeRollout(INPUTS, dep({ ...deadline }), []), {
+      state: "failed",
+      why: 'ReplicaSet "x" has timed out progressing.',
+    });
+  });
 
-    it("says so when the Deployment changed after the program applied it (a rollback, or a hand edit)", () => {
-        assert.deepStrictEqual(judgeRollout(INPUTS, dep({}, 5), []), {
-            state: "overridden",
-            why: "its Deployment was changed after this program applied it (generation 5, applied 4): it was rolled back after a failed release, or edited outside Pulumi",
-        });
+  it("says so when the Deployment changed after the program applied it (a rollback, or a hand edit)", () => {
+    assert.deepStrictEqual(judgeRollout(INPUTS, dep({}, 5), []), {
+      state: "overridden",
+      why: "its Deployment was changed after this program applied it (generation 5, applied 4): it was rolled back after a failed release, or edited outside Pulumi",
     });
+  });
 
-    it("names what is wrong with a pod: waiting, exited, restarting, or running but not ready", () => {
-        const c = (s: Record<string, unknown>) => pod("p", { status: { conditions: [{ type: "Ready", status: "False" }], containerStatuses: [{ name: "app", ready: false, ...s }] } });
-        assert.strictEqual(podTrouble([c({ state: { waiting: { reason: "ErrImagePull" } } })]), "pod p: ErrImagePull");
-        assert.strictEqual(podTrouble([c({ state: { waiting: { reason: "ContainerCreating" } } })]), undefined);
-        assert.strictEqual(podTrouble([c({ state: { terminated: { exitCode: 1 } } })]), "pod p: container exited (code 1)");
-        assert.strictEqual(podTrouble([c({ restartCount: 2, state: { running: {} } })]), "pod p: restarted 2 time(s) and not ready");
-        assert.strictEqual(podTrouble([c({ state: { running: {} } })]), "pod p: running but not ready (its readiness probe fails)");
-        assert.strictEqual(podTrouble([pod("ok")]), undefined);
-    });
+  it("names what is wrong with a pod: waiting, exited, restarting, or running but not ready", () => {
+    const c = (s: Record<string, unknown>) =>
+      pod("p", {
+        status: {
+          conditions: [{ type: "Ready", status: "False" }],
+          containerStatuses: [{ name: "app", ready: false, ...s }],
+        },
+      });
+    assert.strictEqual(podTrouble([c({ state: { waiting: { reason: "ErrImagePull" } } })]), "pod p: ErrImagePull");
+    assert.strictEqual(podTrouble([c({ state: { waiting: { reason: "ContainerCreating" } } })]), undefined);
+    assert.strictEqual(podTrouble([c({ state: { terminated: { exitCode: 1 } } })]), "pod p: container exited (code 1)");
+    assert.strictEqual(
+      podTrouble([c({ restartCount: 2, state: { running: {} } })]),
+      "pod p: restarted 2 time(s) and not ready",
+    );
+    assert.strictEqual(
+      podTrouble([c({ state: { running: {} } })]),
+      "pod p: running but not ready (its readiness probe fails)",
+    );
+    assert.strictEqual(podTrouble([pod("ok")]), undefined);
+  });
 
-    it("writes a kubectl label selector", () => {
-        assert.strictEqual(selectorArg({ a: "b", "app.kubernetes.io/name": "x" }), "a=b,app.kubernetes.io/name=x");
-        assert.strictEqual(selectorArg(undefined), "");
-    });
+  it("writes a kubectl label selector", () => {
+    assert.strictEqual(selectorArg({ a: "b", "app.kubernetes.io/name": "x" }), "a=b,app.kubernetes.io/name=x");
+    assert.strictEqual(selectorArg(undefined), "");
+  });
 });

@@ -55,7 +55,10 @@ async function chain(kind: Kind): Promise<string> {
   const c = await start(kind, "service-c");
   const b = await start(kind, "service-b", c);
   const a = await start(kind, "service-a", b);
-  processesOf.set(a, [a, b, c].flatMap((url) => processesOf.get(url)!));
+  processesOf.set(
+    a,
+    [a, b, c].flatMap((url) => processesOf.get(url)!),
+  );
   return a;
 }
 
@@ -166,7 +169,14 @@ interface Probe {
 
 /** Fixed-rate /health latency from its own process (bench/apps/probe.ts). */
 async function probe(url: string, seconds: number): Promise<Probe> {
-  const args = ["-r", "ts-node/register/transpile-only", path.join(__dirname, "probe.ts"), url, String(PROBE_RATE), String(seconds)];
+  const args = [
+    "-r",
+    "ts-node/register/transpile-only",
+    path.join(__dirname, "probe.ts"),
+    url,
+    String(PROBE_RATE),
+    String(seconds),
+  ];
   const r = await run(process.execPath, args, { cwd: ROOT });
   process.stderr.write(r.stderr);
   if (r.code !== 0) throw new Error(`probe exited ${r.code}`);
@@ -184,7 +194,9 @@ interface HangResult {
 
 /** wrk holding `connections` `/` requests open until stopped (each one answered 504 is sent again at once). */
 function hangLoad(url: string, connections: number): { stop: () => Promise<void> } {
-  const child = children.spawn("wrk", ["-t1", `-c${connections}`, "-d600s", "--timeout", "10s", url], { stdio: "ignore" });
+  const child = children.spawn("wrk", ["-t1", `-c${connections}`, "-d600s", "--timeout", "10s", url], {
+    stdio: "ignore",
+  });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   return {
     stop: () => {
@@ -241,7 +253,9 @@ function row(label: string, r: WrkResult): string {
 
 function version(command: string, args: string[]): string {
   try {
-    return execFileSync(command, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim().split("\n")[0];
+    return execFileSync(command, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] })
+      .trim()
+      .split("\n")[0];
   } catch {
     return "";
   }
@@ -283,7 +297,9 @@ async function main(): Promise<void> {
   const hangOurs = await healthWhileHanging("ours");
   const hangFlask = await healthWhileHanging("flask");
 
-  console.log(`| run (${CONNECTIONS} connections unless noted) | req/s | p50 ms | p99 ms | server CPU µs/req | errors |`);
+  console.log(
+    `| run (${CONNECTIONS} connections unless noted) | req/s | p50 ms | p99 ms | server CPU µs/req | errors |`,
+  );
   console.log("|---|---:|---:|---:|---:|---:|");
   console.log(row("`GET /health`, ours (service-a)", results["ours health"]));
   console.log(row("`GET /health`, bare node:http", results["bare health"]));
@@ -300,7 +316,9 @@ async function main(): Promise<void> {
     `${f(value, 3)} (target ${atLeast ? ">=" : "<="} ${f(target)}: ${(atLeast ? value >= target : value <= target) ? "met" : "NOT met"})`;
   const ratio = (a: string, b: string) => f(results[a].rps / results[b].rps, 3);
   console.log("");
-  console.log(`- /health: ours / bare node:http = ${ratio("ours health", "bare health")}; ours / Flask = ${ratio("ours health", "flask health")}x`);
+  console.log(
+    `- /health: ours / bare node:http = ${ratio("ours health", "bare health")}; ours / Flask = ${ratio("ours health", "flask health")}x`,
+  );
   console.log(
     `- chain A -> B -> C, request logging on (info): ours / bare node:http = ${judged(results["ours chain"].rps / results["bare chain"].rps, 0.8, true)}; ` +
       `ours / Flask = ${ratio("ours chain", "flask chain")}x`,
@@ -311,7 +329,8 @@ async function main(): Promise<void> {
       `Flask / ours: /health ${cpuRatio("flask health", "ours health")}x, chain ${cpuRatio("flask chain", "ours chain")}x`,
   );
   const medianOf = (values: number[]) => values.slice().sort((a, b) => a - b)[Math.floor(values.length / 2)];
-  const probeRow = (label: string, p: Probe) => `| ${label} | ${p.count} | ${f(p.p50)} | ${f(p.p99)} | ${f(p.max)} | ${p.errors} |`;
+  const probeRow = (label: string, p: Probe) =>
+    `| ${label} | ${p.count} | ${f(p.p50)} | ${f(p.p99)} | ${f(p.max)} | ${p.errors} |`;
   console.log("");
   console.log(
     `\`GET /health\` at a fixed ${PROBE_RATE} req/s for ${SECONDS} s (bench/apps/probe.ts, open loop after 1 s of warm-up, each request ` +
@@ -320,9 +339,14 @@ async function main(): Promise<void> {
   console.log("");
   console.log("| server, situation, round | answered | p50 ms | p99 ms | max ms | errors |");
   console.log("|---|---:|---:|---:|---:|---:|");
-  for (const [name, hang] of [["ours", hangOurs], ["Flask", hangFlask]] as const) {
+  for (const [name, hang] of [
+    ["ours", hangOurs],
+    ["Flask", hangFlask],
+  ] as const) {
     hang.probeAlone.forEach((p, i) => console.log(probeRow(`${name}, alone, ${i + 1}`, p)));
-    hang.probeHanging.forEach((p, i) => console.log(probeRow(`${name}, while ${hang.hangingSeen} \`/\` hang, ${i + 1}`, p)));
+    hang.probeHanging.forEach((p, i) =>
+      console.log(probeRow(`${name}, while ${hang.hangingSeen} \`/\` hang, ${i + 1}`, p)),
+    );
   }
   const p99Alone = medianOf(hangOurs.probeAlone.map((p) => p.p99));
   const p99Hanging = medianOf(hangOurs.probeHanging.map((p) => p.p99));
@@ -336,7 +360,12 @@ async function main(): Promise<void> {
       `(ratio ${f(hangOurs.health.p99 / hangOurs.alone.p99)}); Flask probe p99 ${f(medianOf(hangFlask.probeHanging.map((p) => p.p99)))} ms while hanging, ` +
       `${f(medianOf(hangFlask.probeAlone.map((p) => p.p99)))} ms alone`,
   );
-  console.log(`- load average at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(", ")} (1, 5, 15 min) on ${os.cpus().length} cores`);
+  console.log(
+    `- load average at the end: ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(", ")} (1, 5, 15 min) on ${os.cpus().length} cores`,
+  );
 }
 
 main()

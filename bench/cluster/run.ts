@@ -12,46 +12,50 @@ const PINNED = "127.0.0.1:9/bench@sha256:" + "ab".repeat(32);
 
 /** `n` services in `n / depth` parallel chains of `depth` calls each. */
 function catalog(n: number, depth: number): Record<string, unknown> {
-    const width = Math.ceil(n / depth);
-    const services: Record<string, unknown> = {};
-    for (let i = 0; i < n; i++) {
-        const callee = i + width;
-        services[`svc-${i}`] = { image: PINNED, replicas: 1, calls: callee < n ? [`svc-${callee}`] : [] };
-    }
-    return services;
+  const width = Math.ceil(n / depth);
+  const services: Record<string, unknown> = {};
+  for (let i = 0; i < n; i++) {
+    const callee = i + width;
+    services[`svc-${i}`] = { image: PINNED, replicas: 1, calls: callee < n ? [`svc-${callee}`] : [] };
+  }
+  return services;
 }
 
 async function main(): Promise<void> {
-    const engine = engineBin();
-    const rows: Array<{ depth: number; up: number; destroy: number }> = [];
-    for (const depth of DEPTHS) {
-        const stack = new EngineStack(engine, REPO);
-        try {
-            stack.init({ namespace: `bench-depth-${depth}`, services: catalog(SERVICES, depth) });
-            const up = await stack.pulumiAsync(["up", "--yes", "--skip-preview"], "up");
-            if (up.code !== 0) {
-                throw new Error(`up failed at depth ${depth}:\n${up.stdout}\n${up.stderr}`);
-            }
-            const down = await stack.pulumiAsync(["destroy", "--yes", "--skip-preview"], "destroy");
-            if (down.code !== 0) {
-                throw new Error(`destroy failed at depth ${depth}:\n${down.stdout}\n${down.stderr}`);
-            }
-            rows.push({ depth, up: up.seconds, destroy: down.seconds });
-            console.log(`depth ${depth}: up ${up.seconds.toFixed(1)} s, destroy ${down.seconds.toFixed(1)} s`);
-        } finally {
-            stack.dispose();
-        }
+  const engine = engineBin();
+  const rows: Array<{ depth: number; up: number; destroy: number }> = [];
+  for (const depth of DEPTHS) {
+    const stack = new EngineStack(engine, REPO);
+    try {
+      stack.init({ namespace: `bench-depth-${depth}`, services: catalog(SERVICES, depth) });
+      const up = await stack.pulumiAsync(["up", "--yes", "--skip-preview"], "up");
+      if (up.code !== 0) {
+        throw new Error(`up failed at depth ${depth}:\n${up.stdout}\n${up.stderr}`);
+      }
+      const down = await stack.pulumiAsync(["destroy", "--yes", "--skip-preview"], "destroy");
+      if (down.code !== 0) {
+        throw new Error(`destroy failed at depth ${depth}:\n${down.stdout}\n${down.stderr}`);
+      }
+      rows.push({ depth, up: up.seconds, destroy: down.seconds });
+      console.log(`depth ${depth}: up ${up.seconds.toFixed(1)} s, destroy ${down.seconds.toFixed(1)} s`);
+    } finally {
+      stack.dispose();
     }
-    const base = rows.find(r => r.depth === 1)?.up ?? rows[0].up;
-    console.log(`\n${SERVICES} services on kwok nodes, first up by call-graph depth (baseline: depth ${rows[0].depth}, same run)`);
-    console.log("| depth | up (s) | up / baseline | up per level (s) | destroy (s) |");
-    console.log("|---:|---:|---:|---:|---:|");
-    for (const r of rows) {
-        console.log(`| ${r.depth} | ${r.up.toFixed(1)} | ${(r.up / base).toFixed(2)} | ${(r.up / r.depth).toFixed(2)} | ${r.destroy.toFixed(1)} |`);
-    }
+  }
+  const base = rows.find((r) => r.depth === 1)?.up ?? rows[0].up;
+  console.log(
+    `\n${SERVICES} services on kwok nodes, first up by call-graph depth (baseline: depth ${rows[0].depth}, same run)`,
+  );
+  console.log("| depth | up (s) | up / baseline | up per level (s) | destroy (s) |");
+  console.log("|---:|---:|---:|---:|---:|");
+  for (const r of rows) {
+    console.log(
+      `| ${r.depth} | ${r.up.toFixed(1)} | ${(r.up / base).toFixed(2)} | ${(r.up / r.depth).toFixed(2)} | ${r.destroy.toFixed(1)} |`,
+    );
+  }
 }
 
-main().catch(e => {
-    console.error(e);
-    process.exit(1);
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
 });

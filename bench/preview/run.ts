@@ -19,67 +19,87 @@ const TARGET = 1.3;
 
 /** A one-ConfigMap TypeScript program, as small as a Pulumi program gets, in a temp folder. */
 function baselineProgram(): string {
-    const dir = tempDir("k8s-chain-preview-baseline-");
-    const project = YAML.parse(fs.readFileSync(path.join(REPO, "Pulumi.yaml"), "utf8"));
-    // The project's own runtime (and its options), without its config schema.
-    fs.writeFileSync(path.join(dir, "Pulumi.yaml"), YAML.stringify({ name: project.name, runtime: project.runtime }));
-    for (const f of fs.readdirSync(REPO).filter(f => /^tsconfig.*\.json$/.test(f))) {
-        fs.copyFileSync(path.join(REPO, f), path.join(dir, f));
-    }
-    fs.writeFileSync(path.join(dir, "package.json"), JSON.stringify({ name: "baseline", main: "index.ts" }));
-    fs.symlinkSync(path.join(REPO, "node_modules"), path.join(dir, "node_modules"));
-    fs.writeFileSync(path.join(dir, "index.ts"), [
-        'import * as k8s from "@pulumi/kubernetes";',
-        'import * as pulumi from "@pulumi/pulumi";',
-        'const provider = new k8s.Provider("render", { renderYamlToDirectory: new pulumi.Config("k8s-chain").require("renderDir") });',
-        'export const name = new k8s.core.v1.ConfigMap("one", { data: { a: "b" } }, { provider }).metadata.name;',
-        "",
-    ].join("\n"));
-    return dir;
+  const dir = tempDir("k8s-chain-preview-baseline-");
+  const project = YAML.parse(fs.readFileSync(path.join(REPO, "Pulumi.yaml"), "utf8"));
+  // The project's own runtime (and its options), without its config schema.
+  fs.writeFileSync(path.join(dir, "Pulumi.yaml"), YAML.stringify({ name: project.name, runtime: project.runtime }));
+  for (const f of fs.readdirSync(REPO).filter((f) => /^tsconfig.*\.json$/.test(f))) {
+    fs.copyFileSync(path.join(REPO, f), path.join(dir, f));
+  }
+  fs.writeFileSync(path.join(dir, "package.json"), JSON.stringify({ name: "baseline", main: "index.ts" }));
+  fs.symlinkSync(path.join(REPO, "node_modules"), path.join(dir, "node_modules"));
+  fs.writeFileSync(
+    path.join(dir, "index.ts"),
+    [
+      'import * as k8s from "@pulumi/kubernetes";',
+      'import * as pulumi from "@pulumi/pulumi";',
+      'const provider = new k8s.Provider("render", { renderYamlToDirectory: new pulumi.Config("k8s-chain").require("renderDir") });',
+      'export const name = new k8s.core.v1.ConfigMap("one", { data: { a: "b" } }, { provider }).metadata.name;',
+      "",
+    ].join("\n"),
+  );
+  return dir;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 function main(): void {
-    const engine = engineBin();
-    const baselineDir = baselineProgram();
-    const dev = new EngineStack(engine, REPO);
-    const base = new EngineStack(engine, baselineDir);
-    try {
-        dev.init({ renderDir: dev.renderDir, services: devServices() });
-        base.init({ renderDir: base.renderDir });
-        const times: Record<"dev" | "base", number[]> = { dev: [], base: [] };
-        // One unmeasured preview each (plugin cache, OS file cache), then interleaved runs.
-        for (const [stack, what] of [[dev, "dev"], [base, "base"]] as const) {
-            const r = stack.pulumi(["preview"]);
-            if (r.code !== 0) {
-                throw new Error(`${what}: pulumi preview exited ${r.code}\n${r.stdout}\n${r.stderr}`);
-            }
-        }
-        for (let i = 0; i < RUNS; i++) {
-            for (const [stack, what] of [[dev, "dev"], [base, "base"]] as const) {
-                const r = stack.pulumi(["preview"]);
-                if (r.code !== 0) {
-                    throw new Error(`${what}: pulumi preview exited ${r.code}\n${r.stdout}\n${r.stderr}`);
-                }
-                times[what].push(r.seconds);
-            }
-        }
-        const d = median(times.dev);
-        const b = median(times.base);
-        const fmt = (xs: number[]) => xs.map(x => x.toFixed(2)).join(", ");
-        console.log(`k8s-chain preview bench, ${new Date().toISOString()}, ${os.cpus().length} cores, load ${os.loadavg().map(l => l.toFixed(2)).join(" ")}`);
-        console.log(`engine: ${engine.cli}`);
-        console.log(`dev catalog (4 services, prebuilt images, render mode): median ${d.toFixed(2)} s of ${RUNS} (${fmt(times.dev)})`);
-        console.log(`one-ConfigMap TypeScript program (render mode):        median ${b.toFixed(2)} s of ${RUNS} (${fmt(times.base)})`);
-        const ratio = d / b;
-        // Truncated, never rounded up.
-        console.log(`ratio dev / one-ConfigMap: ${(Math.floor(ratio * 100) / 100).toFixed(2)}x (target <= ${TARGET}x: ${ratio <= TARGET ? "met" : "MISSED"})`);
-    } finally {
-        dev.dispose();
-        base.dispose();
-        fs.rmSync(baselineDir, { recursive: true, force: true });
+  const engine = engineBin();
+  const baselineDir = baselineProgram();
+  const dev = new EngineStack(engine, REPO);
+  const base = new EngineStack(engine, baselineDir);
+  try {
+    dev.init({ renderDir: dev.renderDir, services: devServices() });
+    base.init({ renderDir: base.renderDir });
+    const times: Record<"dev" | "base", number[]> = { dev: [], base: [] };
+    // One unmeasured preview each (plugin cache, OS file cache), then interleaved runs.
+    for (const [stack, what] of [
+      [dev, "dev"],
+      [base, "base"],
+    ] as const) {
+      const r = stack.pulumi(["preview"]);
+      if (r.code !== 0) {
+        throw new Error(`${what}: pulumi preview exited ${r.code}\n${r.stdout}\n${r.stderr}`);
+      }
     }
+    for (let i = 0; i < RUNS; i++) {
+      for (const [stack, what] of [
+        [dev, "dev"],
+        [base, "base"],
+      ] as const) {
+        const r = stack.pulumi(["preview"]);
+        if (r.code !== 0) {
+          throw new Error(`${what}: pulumi preview exited ${r.code}\n${r.stdout}\n${r.stderr}`);
+        }
+        times[what].push(r.seconds);
+      }
+    }
+    const d = median(times.dev);
+    const b = median(times.base);
+    const fmt = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(", ");
+    console.log(
+      `k8s-chain preview bench, ${new Date().toISOString()}, ${os.cpus().length} cores, load ${os
+        .loadavg()
+        .map((l) => l.toFixed(2))
+        .join(" ")}`,
+    );
+    console.log(`engine: ${engine.cli}`);
+    console.log(
+      `dev catalog (4 services, prebuilt images, render mode): median ${d.toFixed(2)} s of ${RUNS} (${fmt(times.dev)})`,
+    );
+    console.log(
+      `one-ConfigMap TypeScript program (render mode):        median ${b.toFixed(2)} s of ${RUNS} (${fmt(times.base)})`,
+    );
+    const ratio = d / b;
+    // Truncated, never rounded up.
+    console.log(
+      `ratio dev / one-ConfigMap: ${(Math.floor(ratio * 100) / 100).toFixed(2)}x (target <= ${TARGET}x: ${ratio <= TARGET ? "met" : "MISSED"})`,
+    );
+  } finally {
+    dev.dispose();
+    base.dispose();
+    fs.rmSync(baselineDir, { recursive: true, force: true });
+  }
 }
 
 main();

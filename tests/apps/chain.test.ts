@@ -99,10 +99,14 @@ describe("apps: the A -> B -> C chain", function () {
     assert.equal(downstream.requests[0].headers.connection, "keep-alive");
   });
 
-  it("GET /health answers 200 {\"status\":\"ok\"} and GET /livez 200 {\"status\":\"alive\"}, without calling any downstream", async function () {
+  it('GET /health answers 200 {"status":"ok"} and GET /livez 200 {"status":"alive"}, without calling any downstream', async function () {
     const downstream = await fakeServer((_req, res) => res.end("{}"));
     const a = await startService("service-a", { DOWNSTREAM_URLS: downstream.url });
-    for (const [path, body] of [["/health", '{"status":"ok"}'], ["/health?probe=1", '{"status":"ok"}'], ["/livez", '{"status":"alive"}']]) {
+    for (const [path, body] of [
+      ["/health", '{"status":"ok"}'],
+      ["/health?probe=1", '{"status":"ok"}'],
+      ["/livez", '{"status":"alive"}'],
+    ]) {
       const reply = await get(`${a.url}${path}`, { "x-request-timeout-ms": "0" });
       assert.equal(reply.status, 200, path);
       assert.equal(reply.body, body);

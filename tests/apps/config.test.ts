@@ -38,7 +38,17 @@ describe("apps: env contract (loadConfig)", function () {
 
   it("lists every bad value in one error", function () {
     assert.throws(
-      () => loadConfig({ PORT: "65536", DOWNSTREAM_TIMEOUT_MS: "0", SHUTDOWN_TIMEOUT_MS: "1.5", DOWNSTREAM_URLS: "service-b", LOG_LEVEL: "loud" }, "service-a"),
+      () =>
+        loadConfig(
+          {
+            PORT: "65536",
+            DOWNSTREAM_TIMEOUT_MS: "0",
+            SHUTDOWN_TIMEOUT_MS: "1.5",
+            DOWNSTREAM_URLS: "service-b",
+            LOG_LEVEL: "loud",
+          },
+          "service-a",
+        ),
       {
         message: [
           "invalid environment for service-a:",

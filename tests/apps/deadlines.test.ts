@@ -53,12 +53,21 @@ describe("apps: deadlines (x-request-timeout-ms)", function () {
     const lastBound = budget - 4 * MARGIN;
     assert.equal(reply.status, 504);
     assert.equal(reply.body, `{"service":"s5","error":"timed out after ${lastBound} ms","failed":"${hang.url}"}`);
-    assert.ok(reply.ms >= lastBound && reply.ms < budget, `the top answered after ${Math.round(reply.ms)} ms (edge budget ${budget} ms)`);
+    assert.ok(
+      reply.ms >= lastBound && reply.ms < budget,
+      `the top answered after ${Math.round(reply.ms)} ms (edge budget ${budget} ms)`,
+    );
     // Each hop logged its own 504 and the budget it was given.
     for (const [i, hop] of hops.entries()) {
-      const line = await hop.waitForLog((l) => l.msg === "request" && l.reqId === "deep-hang", `request deep-hang in s${i + 1}`);
+      const line = await hop.waitForLog(
+        (l) => l.msg === "request" && l.reqId === "deep-hang",
+        `request deep-hang in s${i + 1}`,
+      );
       assert.equal(line.status, 504, hop.name);
-      const warn = await hop.waitForLog((l) => l.msg === "downstream failed" && l.reqId === "deep-hang", "downstream failed");
+      const warn = await hop.waitForLog(
+        (l) => l.msg === "downstream failed" && l.reqId === "deep-hang",
+        "downstream failed",
+      );
       assert.equal(warn.boundMs, i === 0 ? budget : budget - i * MARGIN, `s${i + 1}'s bound`);
     }
     // The end of the chain saw the call with the last hop's bound.
@@ -69,7 +78,10 @@ describe("apps: deadlines (x-request-timeout-ms)", function () {
   it("a spent budget answers 504 at once without calling any downstream", async function () {
     const downstream = await fakeServer((_req, res) => res.end('{"service":"d"}'));
     const other = await fakeServer((_req, res) => res.end('{"service":"e"}'));
-    const a = await startService("service-a", { DOWNSTREAM_URLS: `${downstream.url},${other.url}`, DOWNSTREAM_TIMEOUT_MS: "3000" });
+    const a = await startService("service-a", {
+      DOWNSTREAM_URLS: `${downstream.url},${other.url}`,
+      DOWNSTREAM_TIMEOUT_MS: "3000",
+    });
     for (const spent of ["0", String(MARGIN)]) {
       const reply = await get(`${a.url}/`, { "x-request-timeout-ms": spent, "x-request-id": `spent-${spent}` });
       assert.equal(reply.status, 504);
@@ -78,7 +90,10 @@ describe("apps: deadlines (x-request-timeout-ms)", function () {
         `{"service":"service-a","error":"request budget spent: x-request-timeout-ms ${spent} leaves no time for a downstream call (${MARGIN} ms margin)","failed":"${downstream.url}"}`,
       );
       assert.ok(reply.ms < 1000, `504 after ${reply.ms} ms`);
-      const line = await a.waitForLog((l) => l.msg === "request" && l.reqId === `spent-${spent}`, `request spent-${spent}`);
+      const line = await a.waitForLog(
+        (l) => l.msg === "request" && l.reqId === `spent-${spent}`,
+        `request spent-${spent}`,
+      );
       assert.deepEqual([line.status, line.budget], [504, Number(spent)]);
     }
     assert.deepEqual([downstream.connections, other.connections], [0, 0], "no downstream saw a connection");
@@ -103,14 +118,24 @@ describe("apps: deadlines (x-request-timeout-ms)", function () {
     for (const reply of [await before, await during]) {
       const took = performance.now() - signalled;
       assert.equal(reply.status, 504);
-      assert.match(reply.body, new RegExp(`^\\{"service":"service-a","error":"timed out after \\d+ ms","failed":"${hang.url}"\\}$`));
+      assert.match(
+        reply.body,
+        new RegExp(`^\\{"service":"service-a","error":"timed out after \\d+ ms","failed":"${hang.url}"\\}$`),
+      );
       assert.ok(took < 300 + 700, `answered ${Math.round(took)} ms after SIGTERM (delay 300 + timeout 700)`);
     }
     assert.deepEqual(await a.exited, { code: 0, signal: null });
     const exitMs = performance.now() - signalled;
     assert.ok(exitMs < 300 + 700 + 500, `exit ${Math.round(exitMs)} ms after SIGTERM`);
     assert.equal(a.logs.filter((l) => l.msg?.startsWith("forced exit") === true).length, 0);
-    assert.equal(hang.requests[1]?.headers["x-request-timeout-ms"] !== undefined, true, "the call taken during the delay went out");
-    assert.ok(Number(hang.requests[1].headers["x-request-timeout-ms"]) <= 300 + 700 - MARGIN, "bounded by the drain's end");
+    assert.equal(
+      hang.requests[1]?.headers["x-request-timeout-ms"] !== undefined,
+      true,
+      "the call taken during the delay went out",
+    );
+    assert.ok(
+      Number(hang.requests[1].headers["x-request-timeout-ms"]) <= 300 + 700 - MARGIN,
+      "bounded by the drain's end",
+    );
   });
 });

@@ -11,12 +11,16 @@ const read = (app: string) => fs.readFileSync(path.join(ROOT, "apps", app, "Dock
 
 describe("apps: Dockerfiles", function () {
   it("one app folder with a Dockerfile: chain-service (every dev-stack service runs it)", function () {
-    const withDockerfile = fs.readdirSync(path.join(ROOT, "apps")).filter((d) => fs.existsSync(path.join(ROOT, "apps", d, "Dockerfile")));
+    const withDockerfile = fs
+      .readdirSync(path.join(ROOT, "apps"))
+      .filter((d) => fs.existsSync(path.join(ROOT, "apps", d, "Dockerfile")));
     assert.deepEqual(withDockerfile, ["chain-service"]);
   });
 
   it("chain-service: NODE_IMAGE arg before the first FROM, pinned node 20; numeric user; revision label; exec-form CMD", function () {
-    const lines = read("chain-service").split("\n").filter((l) => l.trim() !== "" && !l.startsWith("#"));
+    const lines = read("chain-service")
+      .split("\n")
+      .filter((l) => l.trim() !== "" && !l.startsWith("#"));
     assert.match(lines[0], /^ARG NODE_IMAGE=node:20\.\d+\.\d+-bookworm-slim$/);
     const froms = lines.filter((l) => l.startsWith("FROM "));
     assert.ok(froms.length >= 2, "multi-stage");
@@ -32,7 +36,15 @@ describe("apps: Dockerfiles", function () {
 
   it(".dockerignore keeps node_modules, dist, build info, tests and docs out of the apps/ context", function () {
     const ignored = fs.readFileSync(path.join(ROOT, "apps", ".dockerignore"), "utf8").split("\n");
-    for (const entry of ["**/node_modules", "**/dist", "**/*.tsbuildinfo", "**/tests", "**/*.test.ts", "**/docs", "**/*.md"]) {
+    for (const entry of [
+      "**/node_modules",
+      "**/dist",
+      "**/*.tsbuildinfo",
+      "**/tests",
+      "**/*.test.ts",
+      "**/docs",
+      "**/*.md",
+    ]) {
       assert.ok(ignored.includes(entry), entry);
     }
   });

@@ -50,7 +50,10 @@ describe("apps: failures", function () {
   it("the first failure answers at once even while another downstream hangs", async function () {
     const hang = await hangingServer();
     const dead = await refusedUrl();
-    const a = await startService("service-a", { DOWNSTREAM_URLS: `${hang.url},${dead}`, DOWNSTREAM_TIMEOUT_MS: "5000" });
+    const a = await startService("service-a", {
+      DOWNSTREAM_URLS: `${hang.url},${dead}`,
+      DOWNSTREAM_TIMEOUT_MS: "5000",
+    });
     const reply = await get(`${a.url}/`);
     assert.equal(reply.status, 502);
     assert.equal(reply.body, `{"service":"service-a","error":"connection refused","failed":"${dead}"}`);
@@ -92,16 +95,23 @@ describe("apps: failures", function () {
     const b = await startService("service-b", { DOWNSTREAM_URLS: withAuth, DOWNSTREAM_TIMEOUT_MS: "300" });
     const refused = await get(`${a.url}/`);
     assert.equal(refused.status, 502);
-    assert.equal(refused.body, `{"service":"service-a","error":"connection refused","failed":"${dead.replace("alice:s3cret%40x@", "***@")}"}`);
+    assert.equal(
+      refused.body,
+      `{"service":"service-a","error":"connection refused","failed":"${dead.replace("alice:s3cret%40x@", "***@")}"}`,
+    );
     const timedOut = await get(`${b.url}/`);
     assert.equal(timedOut.status, 504);
-    assert.equal(timedOut.body, `{"service":"service-b","error":"timed out after 300 ms","failed":"${hang.url.replace("http://", "http://***@")}"}`);
+    assert.equal(
+      timedOut.body,
+      `{"service":"service-b","error":"timed out after 300 ms","failed":"${hang.url.replace("http://", "http://***@")}"}`,
+    );
     assert.equal(hang.requests[0].headers.authorization, `Basic ${Buffer.from("bob:hunter2").toString("base64")}`);
     await a.waitForLog((l) => l.msg === "downstream failed", "downstream failed");
     await b.waitForLog((l) => l.msg === "downstream failed", "downstream failed");
     for (const service of [a, b]) {
       const text = JSON.stringify(service.logs) + service.stderr();
-      for (const secret of ["s3cret", "hunter2", "alice", "bob"]) assert.ok(!text.includes(secret), `${service.name} logged ${secret}: ${text}`);
+      for (const secret of ["s3cret", "hunter2", "alice", "bob"])
+        assert.ok(!text.includes(secret), `${service.name} logged ${secret}: ${text}`);
       assert.ok(text.includes("***@"), "the URL is still shown, redacted");
     }
   });
@@ -112,7 +122,10 @@ describe("apps: failures", function () {
     const a = await startService("service-a", { DOWNSTREAM_URLS: deep.url });
     const reply = await get(`${a.url}/`);
     assert.equal(reply.status, 502);
-    assert.equal(reply.body, `{"service":"service-a","error":"answered 200 with JSON nested deeper than 512 levels","failed":"${deep.url}"}`);
+    assert.equal(
+      reply.body,
+      `{"service":"service-a","error":"answered 200 with JSON nested deeper than 512 levels","failed":"${deep.url}"}`,
+    );
     const b = await startService("service-b", { DOWNSTREAM_URLS: justFine.url });
     const fine = await get(`${b.url}/`);
     assert.equal(fine.status, 200);
@@ -164,12 +177,21 @@ describe("apps: failures", function () {
 
   it("an absolute-form request target (RFC 9112) is routed like its path", async function () {
     const a = await startService("service-a");
-    const health = await rawExchange(a.port, `GET http://127.0.0.1:${a.port}/health?probe=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
+    const health = await rawExchange(
+      a.port,
+      `GET http://127.0.0.1:${a.port}/health?probe=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`,
+    );
     assert.match(health, /^HTTP\/1\.1 200 OK\r\n/);
     assert.ok(health.endsWith('\r\n\r\n{"status":"ok"}'), health);
-    const root = await rawExchange(a.port, "GET HTTP://example.com HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n");
+    const root = await rawExchange(
+      a.port,
+      "GET HTTP://example.com HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n",
+    );
     assert.ok(root.endsWith('\r\n\r\n{"service":"service-a","downstream":[]}'), root);
-    const missing = await rawExchange(a.port, "GET http://example.com/nope HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n");
+    const missing = await rawExchange(
+      a.port,
+      "GET http://example.com/nope HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n",
+    );
     assert.ok(missing.endsWith('{"service":"service-a","error":"not found","path":"/nope"}'), missing);
   });
 
@@ -181,7 +203,10 @@ describe("apps: failures", function () {
     const big = await rawExchange(a.port, `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`);
     assert.match(big, /^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/);
     assert.ok(big.endsWith('{"service":"service-a","error":"request header fields too large"}'), big);
-    const smuggle = await rawExchange(a.port, "GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n");
+    const smuggle = await rawExchange(
+      a.port,
+      "GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+    );
     assert.match(smuggle, /^HTTP\/1\.1 400 Bad Request\r\n/);
     await new Promise<void>((resolve, reject) => {
       // A request cut off half-way: the client goes away before the headers end.

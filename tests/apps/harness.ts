@@ -52,7 +52,13 @@ type Spawned = Omit<Service, "port" | "url">;
 export function spawnService(name: string, env: Record<string, string> = {}): Spawned {
   const script = path.join(ROOT, "apps", APP, "dist", "server.js");
   const childEnv: NodeJS.ProcessEnv = { ...process.env, PORT: "0", SERVICE_NAME: name, ...env };
-  for (const key of ["DOWNSTREAM_URLS", "DOWNSTREAM_TIMEOUT_MS", "SHUTDOWN_DELAY_MS", "SHUTDOWN_TIMEOUT_MS", "LOG_LEVEL"]) {
+  for (const key of [
+    "DOWNSTREAM_URLS",
+    "DOWNSTREAM_TIMEOUT_MS",
+    "SHUTDOWN_DELAY_MS",
+    "SHUTDOWN_TIMEOUT_MS",
+    "LOG_LEVEL",
+  ]) {
     if (!(key in env)) delete childEnv[key];
   }
   const proc = running.spawn(process.execPath, [script], { env: childEnv, stdio: ["ignore", "pipe", "pipe"] });
@@ -91,7 +97,9 @@ export function spawnService(name: string, env: Record<string, string> = {}): Sp
     if (seen) return Promise.resolve(seen);
     return new Promise<LogLine>((resolve, reject) => {
       const timer = setTimeout(() => {
-        reject(new Error(`${name}: no log line ${what} within ${WAIT_MS} ms; logs:\n${JSON.stringify(logs)}\n${stderr}`));
+        reject(
+          new Error(`${name}: no log line ${what} within ${WAIT_MS} ms; logs:\n${JSON.stringify(logs)}\n${stderr}`),
+        );
       }, WAIT_MS);
       waiters.push({ match, resolve: (line) => (clearTimeout(timer), resolve(line)) });
       void exited.then(({ code }) => {
@@ -143,7 +151,9 @@ export function rawExchange(port: number, bytes: Buffer | string): Promise<strin
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, "127.0.0.1", () => socket.write(bytes));
     let answer = "";
-    socket.setTimeout(WAIT_MS, () => socket.destroy(new Error(`no close within ${WAIT_MS} ms; got ${JSON.stringify(answer)}`)));
+    socket.setTimeout(WAIT_MS, () =>
+      socket.destroy(new Error(`no close within ${WAIT_MS} ms; got ${JSON.stringify(answer)}`)),
+    );
     socket.setEncoding("utf8");
     socket.on("data", (chunk: string) => (answer += chunk));
     socket.on("close", () => resolve(answer));

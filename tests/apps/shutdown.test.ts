@@ -11,7 +11,9 @@ import { fakeServer, get, spawnService, startService, stopAll } from "./harness"
 /** A raw connection to `port` that has sent `bytes` (maybe nothing); resolves once connected and written. */
 function openSocket(port: number, bytes: string): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect(port, "127.0.0.1", () => (bytes === "" ? resolve(socket) : socket.write(bytes, () => resolve(socket))));
+    const socket = net.connect(port, "127.0.0.1", () =>
+      bytes === "" ? resolve(socket) : socket.write(bytes, () => resolve(socket)),
+    );
     socket.on("error", () => undefined);
     socket.once("error", reject);
   });
@@ -44,7 +46,11 @@ describe("apps: shutdown", function () {
     const health = await get(`${a.url}/health`);
     assert.equal(health.status, 200);
     assert.equal(health.body, '{"status":"ok"}');
-    assert.equal(health.headers.connection, "close", "each response closes its connection, so clients reconnect elsewhere");
+    assert.equal(
+      health.headers.connection,
+      "close",
+      "each response closes its connection, so clients reconnect elsewhere",
+    );
     const live = await get(`${a.url}/livez`);
     assert.deepEqual([live.status, live.body], [200, '{"status":"alive"}']);
     const missing = await get(`${a.url}/nope`);
@@ -80,7 +86,9 @@ describe("apps: shutdown", function () {
     await new Promise<void>((resolve) => idle.once("data", () => resolve()));
     const silent = await openSocket(a.port, "");
     const half = await openSocket(a.port, "GET /health HTTP/1.1\r\nHost: x\r\nX-Part");
-    const closed = [idle, silent, half].map((socket) => new Promise<void>((resolve) => socket.once("close", () => resolve())));
+    const closed = [idle, silent, half].map(
+      (socket) => new Promise<void>((resolve) => socket.once("close", () => resolve())),
+    );
     // Let the server see all three before the signal.
     await get(`${a.url}/health`);
     const signalled = performance.now();
@@ -104,7 +112,12 @@ describe("apps: shutdown", function () {
     };
     const signalled = performance.now();
     const exited = new Promise<void>((resolve) => {
-      const shutdown = createShutdown(stuck, { delayMs: 100, timeoutMs: 200, log: createLogger("t", "silent"), exit: (code) => (exits.push(code), resolve()) });
+      const shutdown = createShutdown(stuck, {
+        delayMs: 100,
+        timeoutMs: 200,
+        log: createLogger("t", "silent"),
+        exit: (code) => (exits.push(code), resolve()),
+      });
       shutdown("SIGTERM");
       shutdown("SIGTERM");
     });
@@ -113,7 +126,10 @@ describe("apps: shutdown", function () {
     assert.deepEqual(exits, [1]);
     assert.ok(took >= 300 && took < 1000, `forced exit after ${Math.round(took)} ms (delay 100 + timeout 200)`);
     // Requests were told to be answered 50 ms (the margin) before the forced exit.
-    assert.ok(Math.abs(drainBy - (signalled + 100 + 200 - 50)) < 20, `answer-by ${drainBy - signalled} ms after the signal`);
+    assert.ok(
+      Math.abs(drainBy - (signalled + 100 + 200 - 50)) < 20,
+      `answer-by ${drainBy - signalled} ms after the signal`,
+    );
   });
 
   it("idle: SIGTERM exits 0 at once with the default delay; a second signal does not restart the sequence", async function () {
@@ -125,7 +141,11 @@ describe("apps: shutdown", function () {
   });
 
   it("refuses to start on a bad environment, naming every problem", async function () {
-    const bad = spawnService("service-b", { PORT: "http", DOWNSTREAM_URLS: "ftp://c, http://ok", SHUTDOWN_DELAY_MS: "-1" });
+    const bad = spawnService("service-b", {
+      PORT: "http",
+      DOWNSTREAM_URLS: "ftp://c, http://ok",
+      SHUTDOWN_DELAY_MS: "-1",
+    });
     assert.deepEqual(await bad.exited, { code: 1, signal: null });
     const fatal = bad.logs.find((l) => l.level === "fatal");
     assert.equal(

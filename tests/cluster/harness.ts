@@ -9,67 +9,67 @@ import * as YAML from "yaml";
 import { run } from "../support/process";
 
 function required(name: string): string {
-    const v = process.env[name];
-    if (!v) {
-        throw new Error(`${name} is not set: run this suite with \`npm run test:cluster\` (scripts/test-cluster.sh)`);
-    }
-    return v;
+  const v = process.env[name];
+  if (!v) {
+    throw new Error(`${name} is not set: run this suite with \`npm run test:cluster\` (scripts/test-cluster.sh)`);
+  }
+  return v;
 }
 
 export const cluster = {
-    kubeconfig: required("KUBECONFIG"),
-    bin: required("K8S_CHAIN_CLUSTER_BIN"),
-    realNode: process.env.K8S_CHAIN_CLUSTER_REAL_NODE === "1",
+  kubeconfig: required("KUBECONFIG"),
+  bin: required("K8S_CHAIN_CLUSTER_BIN"),
+  realNode: process.env.K8S_CHAIN_CLUSTER_REAL_NODE === "1",
 };
 
 /** The pinned references test-cluster.sh pushed: `<app>` and `<app>@v2` -> `registry/app@sha256:...`. */
 export function pushedImages(): Record<string, string> {
-    return JSON.parse(fs.readFileSync(required("K8S_CHAIN_CLUSTER_IMAGES"), "utf8"));
+  return JSON.parse(fs.readFileSync(required("K8S_CHAIN_CLUSTER_IMAGES"), "utf8"));
 }
 
 /** `kubectl <args>`; resolves with stdout, rejects with stderr on a non-zero exit. */
 export function kubectl(...args: string[]): Promise<string> {
-    return kubectlRun(undefined, args);
+  return kubectlRun(undefined, args);
 }
 
 /** `kubectl <args>` with `input` on stdin (e.g. `apply -f -`). */
 export function kubectlStdin(input: string, ...args: string[]): Promise<string> {
-    return kubectlRun(input, args);
+  return kubectlRun(input, args);
 }
 
 async function kubectlRun(input: string | undefined, args: string[]): Promise<string> {
-    const r = await run(path.join(cluster.bin, "kubectl"), ["--kubeconfig", cluster.kubeconfig, ...args], { input });
-    if (r.code !== 0) {
-        throw new Error(`kubectl ${args.join(" ")} failed: ${r.stderr || `exit ${r.code}`}`);
-    }
-    return r.stdout;
+  const r = await run(path.join(cluster.bin, "kubectl"), ["--kubeconfig", cluster.kubeconfig, ...args], { input });
+  if (r.code !== 0) {
+    throw new Error(`kubectl ${args.join(" ")} failed: ${r.stderr || `exit ${r.code}`}`);
+  }
+  return r.stdout;
 }
 
 export async function kubectlJson(...args: string[]): Promise<any> {
-    return JSON.parse(await kubectl(...args, "-o", "json"));
+  return JSON.parse(await kubectl(...args, "-o", "json"));
 }
 
 /** A client for the API server with the admin credentials of the kubeconfig. */
 function apiAgent(): { server: URL; agent: https.Agent } {
-    const kc = YAML.parse(fs.readFileSync(cluster.kubeconfig, "utf8"));
-    const c = kc.clusters[0].cluster;
-    const u = kc.users[0].user;
-    return {
-        server: new URL(c.server),
-        agent: new https.Agent({
-            ca: fs.readFileSync(c["certificate-authority"]),
-            cert: fs.readFileSync(u["client-certificate"]),
-            key: fs.readFileSync(u["client-key"]),
-            keepAlive: true,
-        }),
-    };
+  const kc = YAML.parse(fs.readFileSync(cluster.kubeconfig, "utf8"));
+  const c = kc.clusters[0].cluster;
+  const u = kc.users[0].user;
+  return {
+    server: new URL(c.server),
+    agent: new https.Agent({
+      ca: fs.readFileSync(c["certificate-authority"]),
+      cert: fs.readFileSync(u["client-certificate"]),
+      key: fs.readFileSync(u["client-key"]),
+      keepAlive: true,
+    }),
+  };
 }
 
 export interface WatchEvent {
-    /** Local arrival time (ms since the epoch). */
-    at: number;
-    type: string;
-    object: any;
+  /** Local arrival time (ms since the epoch). */
+  at: number;
+  type: string;
+  object: any;
 }
 
 /**
@@ -77,67 +77,67 @@ export interface WatchEvent {
  * with the time it arrived, so the suite can say what the cluster looked like at any moment.
  */
 export class Watch {
-    readonly events: WatchEvent[] = [];
-    private req?: http.ClientRequest;
+  readonly events: WatchEvent[] = [];
+  private req?: http.ClientRequest;
 
-    private constructor(private readonly apiPath: string) {}
+  private constructor(private readonly apiPath: string) {}
 
-    static async start(apiPath: string): Promise<Watch> {
-        const w = new Watch(apiPath);
-        await w.open();
-        return w;
-    }
+  static async start(apiPath: string): Promise<Watch> {
+    const w = new Watch(apiPath);
+    await w.open();
+    return w;
+  }
 
-    private open(): Promise<void> {
-        const { server, agent } = apiAgent();
-        return new Promise((resolve, reject) => {
-            const url = new URL(`${this.apiPath}?watch=1&allowWatchBookmarks=false`, server);
-            this.req = https.get(url, { agent }, res => {
-                if (res.statusCode !== 200) {
-                    reject(new Error(`watch ${this.apiPath}: HTTP ${res.statusCode}`));
-                    return;
-                }
-                let buf = "";
-                res.setEncoding("utf8").on("data", (chunk: string) => {
-                    const at = Date.now();
-                    buf += chunk;
-                    let nl: number;
-                    while ((nl = buf.indexOf("\n")) >= 0) {
-                        const line = buf.slice(0, nl);
-                        buf = buf.slice(nl + 1);
-                        if (line.trim()) {
-                            const ev = JSON.parse(line);
-                            this.events.push({ at, type: ev.type, object: ev.object });
-                        }
-                    }
-                });
-                resolve();
-            });
-            this.req.on("error", e => {
-                if (!this.req?.destroyed) {
-                    reject(e);
-                }
-            });
+  private open(): Promise<void> {
+    const { server, agent } = apiAgent();
+    return new Promise((resolve, reject) => {
+      const url = new URL(`${this.apiPath}?watch=1&allowWatchBookmarks=false`, server);
+      this.req = https.get(url, { agent }, (res) => {
+        if (res.statusCode !== 200) {
+          reject(new Error(`watch ${this.apiPath}: HTTP ${res.statusCode}`));
+          return;
+        }
+        let buf = "";
+        res.setEncoding("utf8").on("data", (chunk: string) => {
+          const at = Date.now();
+          buf += chunk;
+          let nl: number;
+          while ((nl = buf.indexOf("\n")) >= 0) {
+            const line = buf.slice(0, nl);
+            buf = buf.slice(nl + 1);
+            if (line.trim()) {
+              const ev = JSON.parse(line);
+              this.events.push({ at, type: ev.type, object: ev.object });
+            }
+          }
         });
-    }
+        resolve();
+      });
+      this.req.on("error", (e) => {
+        if (!this.req?.destroyed) {
+          reject(e);
+        }
+      });
+    });
+  }
 
-    stop(): void {
-        this.req?.destroy();
-    }
+  stop(): void {
+    this.req?.destroy();
+  }
 }
 
 /** Any failed request of a load run, with when it happened. */
 interface Failure {
-    at: number;
-    mode: "new-connection" | "keep-alive";
-    what: string;
+  at: number;
+  mode: "new-connection" | "keep-alive";
+  what: string;
 }
 
 export interface LoadResult {
-    sent: number;
-    ok: number;
-    failures: Failure[];
-    seconds: number;
+  sent: number;
+  ok: number;
+  failures: Failure[];
+  seconds: number;
 }
 
 /**
@@ -146,96 +146,107 @@ export interface LoadResult {
  * that does not end in a 200 is a failure.
  */
 export class Load {
-    private timer?: NodeJS.Timeout;
-    private readonly keepAlive = new http.Agent({ keepAlive: true, maxSockets: 4 });
-    private readonly inflight = new Set<Promise<void>>();
-    private readonly result: LoadResult = { sent: 0, ok: 0, failures: [], seconds: 0 };
-    private t0 = 0;
+  private timer?: NodeJS.Timeout;
+  private readonly keepAlive = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  private readonly inflight = new Set<Promise<void>>();
+  private readonly result: LoadResult = { sent: 0, ok: 0, failures: [], seconds: 0 };
+  private t0 = 0;
 
-    constructor(private readonly url: string, private readonly rps = 100) {}
+  constructor(
+    private readonly url: string,
+    private readonly rps = 100,
+  ) {}
 
-    start(): this {
-        this.t0 = Date.now();
-        let n = 0;
-        this.timer = setInterval(() => {
-            const mode = n++ % 2 === 0 ? "new-connection" : "keep-alive";
-            const p = this.one(mode);
-            this.inflight.add(p);
-            void p.finally(() => this.inflight.delete(p));
-        }, 1000 / this.rps);
-        return this;
-    }
+  start(): this {
+    this.t0 = Date.now();
+    let n = 0;
+    this.timer = setInterval(() => {
+      const mode = n++ % 2 === 0 ? "new-connection" : "keep-alive";
+      const p = this.one(mode);
+      this.inflight.add(p);
+      void p.finally(() => this.inflight.delete(p));
+    }, 1000 / this.rps);
+    return this;
+  }
 
-    private one(mode: Failure["mode"]): Promise<void> {
-        this.result.sent++;
-        return new Promise(resolve => {
-            const fail = (what: string) => {
-                this.result.failures.push({ at: Date.now(), mode, what });
-                resolve();
-            };
-            const req = http.get(this.url, { agent: mode === "keep-alive" ? this.keepAlive : false, timeout: 5000 }, res => {
-                let body = "";
-                res.setEncoding("utf8").on("data", d => { body += d; });
-                res.on("end", () => {
-                    if (res.statusCode === 200) {
-                        this.result.ok++;
-                        resolve();
-                    } else {
-                        fail(`HTTP ${res.statusCode} ${body.slice(0, 200)}`);
-                    }
-                });
-                res.on("error", e => fail(`response ${(e as NodeJS.ErrnoException).code ?? e.message}`));
-            });
-            req.on("timeout", () => req.destroy(new Error("timeout after 5 s")));
-            req.on("error", e => fail(`${(e as NodeJS.ErrnoException).code ?? ""} ${e.message}`.trim()));
-        });
-    }
+  private one(mode: Failure["mode"]): Promise<void> {
+    this.result.sent++;
+    return new Promise((resolve) => {
+      const fail = (what: string) => {
+        this.result.failures.push({ at: Date.now(), mode, what });
+        resolve();
+      };
+      const req = http.get(
+        this.url,
+        { agent: mode === "keep-alive" ? this.keepAlive : false, timeout: 5000 },
+        (res) => {
+          let body = "";
+          res.setEncoding("utf8").on("data", (d) => {
+            body += d;
+          });
+          res.on("end", () => {
+            if (res.statusCode === 200) {
+              this.result.ok++;
+              resolve();
+            } else {
+              fail(`HTTP ${res.statusCode} ${body.slice(0, 200)}`);
+            }
+          });
+          res.on("error", (e) => fail(`response ${(e as NodeJS.ErrnoException).code ?? e.message}`));
+        },
+      );
+      req.on("timeout", () => req.destroy(new Error("timeout after 5 s")));
+      req.on("error", (e) => fail(`${(e as NodeJS.ErrnoException).code ?? ""} ${e.message}`.trim()));
+    });
+  }
 
-    /** Stops sending, waits for what is in flight, and returns the counts. */
-    async stop(): Promise<LoadResult> {
-        clearInterval(this.timer);
-        await Promise.all([...this.inflight]);
-        this.keepAlive.destroy();
-        this.result.seconds = (Date.now() - this.t0) / 1000;
-        return this.result;
-    }
+  /** Stops sending, waits for what is in flight, and returns the counts. */
+  async stop(): Promise<LoadResult> {
+    clearInterval(this.timer);
+    await Promise.all([...this.inflight]);
+    this.keepAlive.destroy();
+    this.result.seconds = (Date.now() - this.t0) / 1000;
+    return this.result;
+  }
 }
 
 /** One line for the log: `sent 2412, ok 2412, failed 0` (+ the kinds of failure). */
 export function describeLoad(r: LoadResult): string {
-    const kinds = new Map<string, number>();
-    for (const f of r.failures) {
-        const k = `${f.mode}: ${f.what.replace(/\d+\.\d+\.\d+\.\d+:\d+/g, "<addr>")}`;
-        kinds.set(k, (kinds.get(k) ?? 0) + 1);
-    }
-    const detail = [...kinds].map(([k, n]) => `${n} x ${k}`).join("; ");
-    return `sent ${r.sent} in ${r.seconds.toFixed(1)} s, ok ${r.ok}, failed ${r.failures.length}${detail ? ` (${detail})` : ""}`;
+  const kinds = new Map<string, number>();
+  for (const f of r.failures) {
+    const k = `${f.mode}: ${f.what.replace(/\d+\.\d+\.\d+\.\d+:\d+/g, "<addr>")}`;
+    kinds.set(k, (kinds.get(k) ?? 0) + 1);
+  }
+  const detail = [...kinds].map(([k, n]) => `${n} x ${k}`).join("; ");
+  return `sent ${r.sent} in ${r.seconds.toFixed(1)} s, ok ${r.ok}, failed ${r.failures.length}${detail ? ` (${detail})` : ""}`;
 }
 
 /** GET a URL once; resolves with status and body (no throw on non-2xx). */
 export function get(url: string, timeoutMs = 5000): Promise<{ status: number; body: string }> {
-    return new Promise((resolve, reject) => {
-        const req = http.get(url, { agent: false, timeout: timeoutMs }, res => {
-            let body = "";
-            res.setEncoding("utf8").on("data", d => { body += d; });
-            res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-        });
-        req.on("timeout", () => req.destroy(new Error(`GET ${url}: timeout`)));
-        req.on("error", reject);
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent: false, timeout: timeoutMs }, (res) => {
+      let body = "";
+      res.setEncoding("utf8").on("data", (d) => {
+        body += d;
+      });
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
     });
+    req.on("timeout", () => req.destroy(new Error(`GET ${url}: timeout`)));
+    req.on("error", reject);
+  });
 }
 
 /** Retries `f` until it returns without throwing, or rethrows its last error after `ms`. */
 export async function eventually<T>(ms: number, f: () => Promise<T>): Promise<T> {
-    const until = Date.now() + ms;
-    for (;;) {
-        try {
-            return await f();
-        } catch (e) {
-            if (Date.now() > until) {
-                throw e;
-            }
-            await new Promise(r => setTimeout(r, 250));
-        }
+  const until = Date.now() + ms;
+  for (;;) {
+    try {
+      return await f();
+    } catch (e) {
+      if (Date.now() > until) {
+        throw e;
+      }
+      await new Promise((r) => setTimeout(r, 250));
     }
+  }
 }

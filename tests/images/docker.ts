@@ -9,7 +9,9 @@ import { run, type Ran } from "../support/process";
 function required(name: string): string {
   const v = process.env[name];
   if (!v) {
-    throw new Error(`${name} is not set: run this suite through \`npm run test:images\` (scripts/images/test-images.sh)`);
+    throw new Error(
+      `${name} is not set: run this suite through \`npm run test:images\` (scripts/images/test-images.sh)`,
+    );
   }
   return v;
 }
@@ -73,14 +75,21 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * Polls GET <url>/health every 20 ms until it answers 200 {"status":"ok"}; returns the ms
  * since `since`. Fails naming the app if the container exits or the deadline passes.
  */
-export async function waitHealthy(app: string, container: string, url: string, since: number, deadlineMs = 30_000): Promise<number> {
+export async function waitHealthy(
+  app: string,
+  container: string,
+  url: string,
+  since: number,
+  deadlineMs = 30_000,
+): Promise<number> {
   let last = "no answer yet";
   for (;;) {
     try {
       const r = await get(`${url}/health`, 1000);
       if (r.status === 200) {
         const body = r.json as { status?: unknown } | undefined;
-        if (body?.status !== "ok") throw new Error(`${app}: GET /health answered 200 with ${r.text}, expected {"status":"ok"}`);
+        if (body?.status !== "ok")
+          throw new Error(`${app}: GET /health answered 200 with ${r.text}, expected {"status":"ok"}`);
         return Date.now() - since;
       }
       last = `HTTP ${r.status} ${r.text}`;
@@ -91,18 +100,25 @@ export async function waitHealthy(app: string, container: string, url: string, s
     const running = await docker(["inspect", "-f", "{{.State.Running}} {{.State.ExitCode}}", container]);
     if (running.stdout.startsWith("false")) {
       const logs = await docker(["logs", "--tail", "20", container]);
-      throw new Error(`${app}: container exited (${running.stdout.trim()}) before /health answered 200:\n${tail(logs.stdout + logs.stderr, 20)}`);
+      throw new Error(
+        `${app}: container exited (${running.stdout.trim()}) before /health answered 200:\n${tail(logs.stdout + logs.stderr, 20)}`,
+      );
     }
     if (Date.now() - since > deadlineMs) {
       const logs = await docker(["logs", "--tail", "20", container]);
-      throw new Error(`${app}: /health not 200 within ${deadlineMs} ms (last: ${last}):\n${tail(logs.stdout + logs.stderr, 20)}`);
+      throw new Error(
+        `${app}: /health not 200 within ${deadlineMs} ms (last: ${last}):\n${tail(logs.stdout + logs.stderr, 20)}`,
+      );
     }
     await sleep(20);
   }
 }
 
 /** The registry's manifest for `repo` at a tag or digest: its digest and summed blob sizes. */
-export async function registryManifest(app: string, reference: string): Promise<{ digest: string; compressedBytes: number }> {
+export async function registryManifest(
+  app: string,
+  reference: string,
+): Promise<{ digest: string; compressedBytes: number }> {
   const url = `http://${env.registry}/v2/${app}/manifests/${reference}`;
   const res = await fetch(url, {
     headers: {
@@ -124,12 +140,17 @@ export async function registryManifest(app: string, reference: string): Promise<
 export function checkDockerfile(app: string, appsDir: string): string {
   const file = path.join(appsDir, app, "Dockerfile");
   if (!fs.existsSync(file)) throw new Error(`${app}: no Dockerfile at ${file}`);
-  const lines = fs.readFileSync(file, "utf8").split("\n").map((l) => l.trim());
+  const lines = fs
+    .readFileSync(file, "utf8")
+    .split("\n")
+    .map((l) => l.trim());
   const firstFrom = lines.findIndex((l) => /^FROM\s/i.test(l));
   const arg = lines.findIndex((l) => /^ARG\s+NODE_IMAGE(=|\s|$)/i.test(l));
   if (firstFrom < 0) throw new Error(`${app}: ${file} has no FROM`);
   if (arg < 0 || arg > firstFrom) {
-    throw new Error(`${app}: ${file} must declare ARG NODE_IMAGE before its first FROM (the harness overrides it with the local base image)`);
+    throw new Error(
+      `${app}: ${file} must declare ARG NODE_IMAGE before its first FROM (the harness overrides it with the local base image)`,
+    );
   }
   return file;
 }
@@ -141,21 +162,37 @@ export function checkDockerfile(app: string, appsDir: string): string {
  * same name, size and mtime can be served from BuildKit's cache in its place (moby/buildkit#1368,
  * which the suite checks directly).
  */
-export async function build(app: string, tag: string, appsDir = env.appsDir, args: Record<string, string> = {}): Promise<number> {
+export async function build(
+  app: string,
+  tag: string,
+  appsDir = env.appsDir,
+  args: Record<string, string> = {},
+): Promise<number> {
   const file = checkDockerfile(app, appsDir);
   const t0 = Date.now();
   const r = await docker([
-    "build", "--network", "host", "--progress", "plain",
-    "--build-arg", `NODE_IMAGE=${env.baseImage}`,
+    "build",
+    "--network",
+    "host",
+    "--progress",
+    "plain",
+    "--build-arg",
+    `NODE_IMAGE=${env.baseImage}`,
     ...Object.entries(args).flatMap(([k, v]) => ["--build-arg", `${k}=${v}`]),
-    "-f", file, "-t", tag, appsDir,
+    "-f",
+    file,
+    "-t",
+    tag,
+    appsDir,
   ]);
   const log = path.join(env.work, `build-${app}-${t0}.log`);
   fs.writeFileSync(log, r.stdout + r.stderr);
   if (r.code !== 0) {
     const out = r.stdout + r.stderr;
     const cause = out.trimEnd().split("\n").pop() ?? "";
-    throw new Error(`${app}: docker build failed (exit ${r.code}, Dockerfile ${file}): ${cause}\nlast lines of the build log (whole log: ${log}):\n${tail(out, 12)}`);
+    throw new Error(
+      `${app}: docker build failed (exit ${r.code}, Dockerfile ${file}): ${cause}\nlast lines of the build log (whole log: ${log}):\n${tail(out, 12)}`,
+    );
   }
   return Date.now() - t0;
 }
@@ -172,7 +209,17 @@ export async function runContainer(app: string, o: RunOpts): Promise<{ started: 
   const envArgs = Object.entries({ PORT: String(o.port), ...o.env }).flatMap(([k, v]) => ["-e", `${k}=${v}`]);
   const started = Date.now();
   await dockerOk(app, `docker run ${o.name}`, [
-    "run", "-d", "--name", o.name, "--read-only", "--user", "10001:10001", "--network", "host", ...envArgs, o.ref,
+    "run",
+    "-d",
+    "--name",
+    o.name,
+    "--read-only",
+    "--user",
+    "10001:10001",
+    "--network",
+    "host",
+    ...envArgs,
+    o.ref,
   ]);
   return { started, url: `http://127.0.0.1:${o.port}` };
 }

@@ -83,8 +83,21 @@ export function createApp(config: Config, log: Logger): App {
   /** Connections with a response under way (more than one when requests are pipelined). */
   const answering = new Map<Socket, number>();
 
-  function send(res: http.ServerResponse, status: number, body: Buffer | string, reqId: string, extra?: string[]): void {
-    const headers = ["content-type", "application/json", "content-length", String(Buffer.byteLength(body)), "x-request-id", reqId];
+  function send(
+    res: http.ServerResponse,
+    status: number,
+    body: Buffer | string,
+    reqId: string,
+    extra?: string[],
+  ): void {
+    const headers = [
+      "content-type",
+      "application/json",
+      "content-length",
+      String(Buffer.byteLength(body)),
+      "x-request-id",
+      reqId,
+    ];
     if (draining) headers.push("connection", "close");
     if (extra !== undefined) headers.push(...extra);
     res.writeHead(status, headers);
@@ -139,12 +152,16 @@ export function createApp(config: Config, log: Logger): App {
   async function fanOut(req: http.IncomingMessage, res: http.ServerResponse, reqId: string): Promise<void> {
     const started = performance.now();
     const budget = budgetOf(req.headers[TIMEOUT_HEADER]);
-    const ownMs = budget === undefined ? config.downstreamTimeoutMs : Math.min(config.downstreamTimeoutMs, budget - DEADLINE_MARGIN_MS);
+    const ownMs =
+      budget === undefined
+        ? config.downstreamTimeoutMs
+        : Math.min(config.downstreamTimeoutMs, budget - DEADLINE_MARGIN_MS);
     const boundMs = Math.min(ownMs, Math.floor(answerBy - started));
     if (boundMs <= 0) {
-      const error = ownMs <= 0
-        ? `request budget spent: ${TIMEOUT_HEADER} ${budget} leaves no time for a downstream call (${DEADLINE_MARGIN_MS} ms margin)`
-        : "shutting down: no time left for a downstream call";
+      const error =
+        ownMs <= 0
+          ? `request budget spent: ${TIMEOUT_HEADER} ${budget} leaves no time for a downstream call (${DEADLINE_MARGIN_MS} ms margin)`
+          : "shutting down: no time left for a downstream call";
       sendJson(res, 504, { service, error, failed: downstreams[0].shown }, reqId);
       log.info({ reqId, method: req.method, path: "/", status: 504, budget, error }, "request");
       return;

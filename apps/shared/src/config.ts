@@ -65,7 +65,9 @@ export function loadConfig(env: Env, defaultServiceName: string): Config {
       // reported below
     }
     if (protocol !== "http:" && protocol !== "https:") {
-      problems.push(`\`DOWNSTREAM_URLS\` entries must be http:// or https:// URLs (got ${JSON.stringify(redactUrl(url))})`);
+      problems.push(
+        `\`DOWNSTREAM_URLS\` entries must be http:// or https:// URLs (got ${JSON.stringify(redactUrl(url))})`,
+      );
     }
   }
 

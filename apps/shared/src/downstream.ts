@@ -150,7 +150,13 @@ export class Call implements Dispatcher.DispatchHandler {
   /** Called by the staggered abort queue. */
   timeOut(): void {
     if (this.settled) return;
-    this.settle({ ok: false, url: this.target.shown, status: 504, error: `timed out after ${this.timeoutMs} ms`, ms: this.ms() });
+    this.settle({
+      ok: false,
+      url: this.target.shown,
+      status: 504,
+      error: `timed out after ${this.timeoutMs} ms`,
+      ms: this.ms(),
+    });
     this.stop(TIMED_OUT);
   }
 
@@ -177,12 +183,20 @@ export class Call implements Dispatcher.DispatchHandler {
 
   onResponseEnd(): void {
     if (this.settled) return;
-    const text = this.chunks.length === 1 ? this.chunks[0].toString("utf8") : Buffer.concat(this.chunks).toString("utf8");
+    const text =
+      this.chunks.length === 1 ? this.chunks[0].toString("utf8") : Buffer.concat(this.chunks).toString("utf8");
     this.chunks = [];
     if (this.status < 200 || this.status > 299) {
       const relay = this.status === 504 ? ourReport(text) : undefined;
       if (relay !== undefined) {
-        this.settle({ ok: false, url: this.target.shown, status: 504, error: "timed out further down", ms: this.ms(), relay });
+        this.settle({
+          ok: false,
+          url: this.target.shown,
+          status: 504,
+          error: "timed out further down",
+          ms: this.ms(),
+          relay,
+        });
       } else {
         this.fail(describeNon2xx(this.status, text));
       }

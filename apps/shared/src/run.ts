@@ -44,7 +44,14 @@ export function runService(defaultServiceName: string): void {
     const { port } = app.server.address() as AddressInfo;
     const { downstreamUrls, downstreamTimeoutMs, shutdownDelayMs, shutdownTimeoutMs } = config;
     log.info(
-      { address: "0.0.0.0", port, downstreamUrls: downstreamUrls.map(redactUrl), downstreamTimeoutMs, shutdownDelayMs, shutdownTimeoutMs },
+      {
+        address: "0.0.0.0",
+        port,
+        downstreamUrls: downstreamUrls.map(redactUrl),
+        downstreamTimeoutMs,
+        shutdownDelayMs,
+        shutdownTimeoutMs,
+      },
       "listening",
     );
   });

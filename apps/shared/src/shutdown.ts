@@ -36,7 +36,10 @@ export function createShutdown(app: App, { delayMs, timeoutMs, log, exit }: Shut
       }, timeoutMs);
       // close() stops the listener synchronously, so this line means "no longer accepting".
       const closed = app.close();
-      log.info({ inFlight: app.inFlight, timeoutMs }, "closing the server: no new connections, in-flight requests finish");
+      log.info(
+        { inFlight: app.inFlight, timeoutMs },
+        "closing the server: no new connections, in-flight requests finish",
+      );
       void closed.then(() => {
         clearTimeout(force);
         log.info("shutdown complete");
