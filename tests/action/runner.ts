@@ -2,7 +2,7 @@
  * A stand-in for the GitHub Actions runner, for tests: it runs steps of this repo's workflows
  * as written in `.github/workflows/*.yml`, one at a time, the way the runner runs them.
  *
- * - `uses: pulumi/actions@vN` runs the real action, built once from the vendored source
+ * - `uses: pulumi/actions@<commit SHA> # vN.x.y` (or `@vN`) runs the real action, built once from the vendored source
  *   (`../shared/vendor/pulumi-actions-v7`, see {@link buildAction}) and started as a runner
  *   starts a node action: `node dist/index.js` with every input as `INPUT_<NAME>` (action.yml's
  *   defaults, then the step's `with:`), the `GITHUB_*` variables, and the files they name
@@ -290,6 +290,7 @@ export class RunnerJob {
   readonly steps: Record<string, { outputs: Record<string, string>; outcome: string; conclusion: string }> = {};
   readonly results: StepResult[] = [];
   private readonly workflow: Workflow;
+  private readonly workflowText: string;
   private readonly definition: WorkflowJob;
   private readonly addedEnv: Record<string, string> = {};
   private readonly addedPath: string[] = [];
@@ -299,7 +300,8 @@ export class RunnerJob {
   private readonly runId = String(Math.floor(Math.random() * 1e9));
 
   constructor(private readonly opts: JobOptions) {
-    this.workflow = parseYaml(fs.readFileSync(path.join(WORKFLOWS_DIR, opts.workflow), "utf8")) as Workflow;
+    this.workflowText = fs.readFileSync(path.join(WORKFLOWS_DIR, opts.workflow), "utf8");
+    this.workflow = parseYaml(this.workflowText) as Workflow;
     const job = this.workflow.jobs?.[opts.job];
     if (!job) throw new Error(`${opts.workflow} has no job ${opts.job}`);
     this.definition = job;
@@ -358,7 +360,8 @@ export class RunnerJob {
     let inputs: Record<string, string> = {};
     const annotations: Annotation[] = [];
     if (step.uses !== undefined) {
-      const [name, ref] = step.uses.split("@");
+      const [name, pinned] = step.uses.split("@");
+      const ref = this.majorOf(name, pinned, idOrName);
       const action = this.opts.action;
       if (name !== action.name) throw new Error(`step ${idOrName}: the stand-in runs ${action.name} only, not ${step.uses}`);
       if (ref !== action.major) throw new Error(`step ${idOrName} uses ${step.uses}, but the vendored source is ${action.name}@${action.major}`);
@@ -491,6 +494,19 @@ export class RunnerJob {
       needs: {},
       inputs: {},
     };
+  }
+
+  /**
+   * The major version (`v7`) a `uses:` ref names: the ref itself (`@v7`), or, for a ref pinned to
+   * a commit SHA, the version in the comment the workflow keeps beside it
+   * (`uses: pulumi/actions@<sha> # v7.0.0`), the only place the file says which release it is.
+   */
+  private majorOf(name: string, ref: string, idOrName: string): string {
+    if (!/^[0-9a-f]{40}$/.test(ref)) return ref;
+    const escaped = `${name}@${ref}`.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+    const comment = new RegExp(`uses:\\s*${escaped}\\s+#\\s*(v\\d+)(\\.\\d+)*\\s*$`, "m").exec(this.workflowText);
+    if (!comment) throw new Error(`step ${idOrName} uses ${name}@${ref} with no version comment (# vN.x.y) beside the SHA`);
+    return comment[1];
   }
 
   /** The variables the runner sets for every step. */
