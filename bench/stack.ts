@@ -184,7 +184,7 @@ async function program(n: number): Promise<void> {
     "k8s-chain:services": JSON.stringify(catalog(n)),
     "k8s-chain:renderDir": "/tmp/unused",
   });
-  require("../index");
+  await import("../index");
   // Render provider, default deny; per service its component, Deployment, Service, NetworkPolicy (+ PDB).
   const resources = 2 + 4 * n + [...Array(n).keys()].filter((i) => i % 7 !== 0).length;
   await m.done(resources);

@@ -81,7 +81,9 @@ export function deployChain(config: StackConfig, opts: ChainOptions): ChainOutpu
     if (image === undefined) {
       const version = versionFor({ context: build.context, dockerfile: build.dockerfile });
       // Loaded here, not at the top: @pulumi/docker costs load time that a catalog of
-      // prebuilt images never needs.
+      // prebuilt images never needs. A synchronous require, not import(): the resource must be
+      // registered now, outside any callback, for previews to show it.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { AppImage: AppImageClass } = require("./app-image") as { AppImage: typeof AppImage };
       const built = new AppImageClass(build.name, {
         context: build.context,

@@ -162,14 +162,17 @@ const rolloutProvider: pulumi.dynamic.ResourceProvider = {
   },
 };
 
-/** Runs kubectl and parses its JSON output. */
-async function kubectlJson(args: string[]): Promise<any> {
-  return JSON.parse(await kubectl([...args, "-o", "json"]));
+/** Runs kubectl and parses its JSON output, which the caller says the shape of (as the API returns it). */
+async function kubectlJson<T>(args: string[]): Promise<T> {
+  return JSON.parse(await kubectl([...args, "-o", "json"])) as T;
 }
 
 /** Runs kubectl (bounded to 30 s); its stdout, or an error quoting its stderr. */
 async function kubectl(args: string[]): Promise<string> {
-  const { execFile } = require("child_process");
+  // Required here, not imported at the top: the engine serializes the provider's methods into
+  // its own process, and a module-level import would not go with them.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { execFile } = require("child_process") as typeof import("child_process");
   return new Promise((resolve, reject) => {
     execFile(
       "kubectl",
@@ -202,14 +205,14 @@ async function namespaceSnapshot(namespace: string): Promise<Listed[]> {
   if (hit && Date.now() - hit.at < 400) {
     return hit.items;
   }
-  const items = kubectlJson([
+  const items = kubectlJson<{ items: Listed[] }>([
     "get",
     "deployments,pods",
     "-n",
     namespace,
     "-l",
     "app.kubernetes.io/part-of=k8s-chain",
-  ]).then((list) => list.items as Listed[]);
+  ]).then((list) => list.items);
   cache.set(namespace, { at: Date.now(), items });
   // A failed call is not cached: the next look tries again.
   items.catch(() => {
@@ -281,9 +284,19 @@ async function rollBack(
   look: (generation: number, drained?: boolean) => Promise<{ dep: DeploymentJson; verdict: RolloutVerdict }>,
 ): Promise<string> {
   const current = Number(dep.metadata.annotations?.["deployment.kubernetes.io/revision"] ?? 0);
+  type ReplicaSets = {
+    items: Array<{ metadata: { ownerReferences?: Array<{ uid: string }>; annotations?: Record<string, string> } }>;
+  };
   const sets = (
-    await kubectlJson(["get", "replicasets", "-n", inputs.namespace, "-l", selectorArg(dep.spec.selector.matchLabels)])
-  ).items as Array<{ metadata: { ownerReferences?: Array<{ uid: string }>; annotations?: Record<string, string> } }>;
+    await kubectlJson<ReplicaSets>([
+      "get",
+      "replicasets",
+      "-n",
+      inputs.namespace,
+      "-l",
+      selectorArg(dep.spec.selector.matchLabels),
+    ])
+  ).items;
   const earlier = sets
     .filter((rs) => rs.metadata.ownerReferences?.some((o) => o.uid === dep.metadata.uid))
     .map((rs) => Number(rs.metadata.annotations?.["deployment.kubernetes.io/revision"] ?? 0))
@@ -302,7 +315,7 @@ async function rollBack(
   ]);
   // The old pods never stopped serving; wait (bounded) until the Deployment is back on them
   // (the failed pods may still be terminating: they never served).
-  const undone: DeploymentJson = await kubectlJson(["get", "deployment", inputs.deployment, "-n", inputs.namespace]);
+  const undone = await kubectlJson<DeploymentJson>(["get", "deployment", inputs.deployment, "-n", inputs.namespace]);
   const until = Date.now() + inputs.timeoutSeconds * 1000;
   let settled = false;
   while (!settled && Date.now() < until) {
