@@ -187,7 +187,10 @@ function runScript(script: string, env: Record<string, string>): ScriptRun {
 
 // ---------------------------------------------------------------------------------------------
 
-const workflowFiles = fs.readdirSync(workflowsDir).filter((f) => /\.ya?ml$/.test(f)).sort();
+const workflowFiles = fs
+  .readdirSync(workflowsDir)
+  .filter((f) => /\.ya?ml$/.test(f))
+  .sort();
 
 /** The third-party actions this project uses, at the major versions docs/ci-cd.md names. */
 const vettedMajors: Record<string, string> = {
@@ -286,8 +289,13 @@ describe("GitHub workflows (.github/workflows)", function () {
       const input = String(previewStep().with?.["config-map"]);
       const github = { sha, event: { pull_request: { head: { sha: headSha } } } };
       const without = parseYaml(await evaluateTemplate(input, { github, vars: {} }));
-      assert.ok(without === null || without === undefined || Object.keys(without).length === 0, JSON.stringify(without));
-      const withRegistry = parseYaml(await evaluateTemplate(input, { github, vars: { IMAGE_REGISTRY: "ghcr.io/acme" } }));
+      assert.ok(
+        without === null || without === undefined || Object.keys(without).length === 0,
+        JSON.stringify(without),
+      );
+      const withRegistry = parseYaml(
+        await evaluateTemplate(input, { github, vars: { IMAGE_REGISTRY: "ghcr.io/acme" } }),
+      );
       assert.deepEqual(withRegistry, { "k8s-chain:registry": { value: "ghcr.io/acme", secret: false } });
     });
 
@@ -323,7 +331,10 @@ describe("GitHub workflows (.github/workflows)", function () {
       assert.equal(missing.status, 1);
       assert.match(missing.stdout, /::error::Set the secret PULUMI_ACCESS_TOKEN .* or the variable PULUMI_BACKEND_URL/);
       assert.equal(runScript(check.run ?? "", { PULUMI_BACKEND_URL: "", HAS_PULUMI_ACCESS_TOKEN: "true" }).status, 0);
-      assert.equal(runScript(check.run ?? "", { PULUMI_BACKEND_URL: "s3://b", HAS_PULUMI_ACCESS_TOKEN: "false" }).status, 0);
+      assert.equal(
+        runScript(check.run ?? "", { PULUMI_BACKEND_URL: "s3://b", HAS_PULUMI_ACCESS_TOKEN: "false" }).status,
+        0,
+      );
     });
   });
 
@@ -391,7 +402,12 @@ describe("GitHub workflows (.github/workflows)", function () {
 
     it("names each secret only on the step that needs it (the settings check sees only whether each is set)", () => {
       assert.deepEqual(secretsByStep(job()), {
-        "Check the deploy settings": ["PULUMI_ACCESS_TOKEN", "PULUMI_CONFIG_PASSPHRASE", "REGISTRY_TOKEN", "REGISTRY_USERNAME"],
+        "Check the deploy settings": [
+          "PULUMI_ACCESS_TOKEN",
+          "PULUMI_CONFIG_PASSPHRASE",
+          "REGISTRY_TOKEN",
+          "REGISTRY_USERNAME",
+        ],
         "Log in to the image registry": ["REGISTRY_TOKEN", "REGISTRY_USERNAME"],
         "Write kubeconfig": ["KUBECONFIG_BASE64"],
         "pulumi up": ["PULUMI_ACCESS_TOKEN", "PULUMI_CONFIG_PASSPHRASE"],
@@ -404,13 +420,22 @@ describe("GitHub workflows (.github/workflows)", function () {
 
     it("hands the kubeconfig's path to the pulumi up step alone (not the job's env)", () => {
       const using = stepsOf(job()).filter((s) => JSON.stringify(s).includes("steps.kubeconfig."));
-      assert.deepEqual(using.map((s) => s.name), ["pulumi up"]);
+      assert.deepEqual(
+        using.map((s) => s.name),
+        ["pulumi up"],
+      );
       assert.doesNotMatch(readText(path.join(workflowsDir, "deploy.yml")).replace(/#.*$/gm, ""), /GITHUB_ENV/);
     });
 
     it("derives the registry host to log in to from IMAGE_REGISTRY (empty: Docker Hub)", () => {
       const script = settingsStep().run ?? "";
-      const ok = { HAS_REGISTRY_USERNAME: "true", HAS_REGISTRY_TOKEN: "true", HAS_PULUMI_ACCESS_TOKEN: "true", HAS_PULUMI_CONFIG_PASSPHRASE: "false", PULUMI_BACKEND_URL: "" };
+      const ok = {
+        HAS_REGISTRY_USERNAME: "true",
+        HAS_REGISTRY_TOKEN: "true",
+        HAS_PULUMI_ACCESS_TOKEN: "true",
+        HAS_PULUMI_CONFIG_PASSPHRASE: "false",
+        PULUMI_BACKEND_URL: "",
+      };
       const cases: Array<[string, string]> = [
         ["docker.io/alice", ""],
         ["alice", ""],

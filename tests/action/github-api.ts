@@ -53,7 +53,14 @@ export class GitHubStandIn {
     server.on("request", (req, res) => standIn.handle(req, res));
     server.on("connect", (req, socket) => {
       // A proxy tunnel (HTTPS to some other host): record it and refuse.
-      standIn.calls.push({ method: "CONNECT", url: req.url ?? "", authorization: req.headers.authorization, body: "", status: 403, proxied: true });
+      standIn.calls.push({
+        method: "CONNECT",
+        url: req.url ?? "",
+        authorization: req.headers.authorization,
+        body: "",
+        status: 403,
+        proxied: true,
+      });
       socket.end("HTTP/1.1 403 Forbidden\r\n\r\n");
     });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -82,9 +89,18 @@ export class GitHubStandIn {
     req.on("end", () => {
       const body = Buffer.concat(chunks).toString("utf8");
       const url = req.url ?? "";
-      const call: RecordedCall = { method: req.method ?? "", url, authorization: req.headers.authorization, body, status: 0, proxied: !url.startsWith("/") };
+      const call: RecordedCall = {
+        method: req.method ?? "",
+        url,
+        authorization: req.headers.authorization,
+        body,
+        status: 0,
+        proxied: !url.startsWith("/"),
+      };
       this.calls.push(call);
-      const [status, payload] = call.proxied ? [403, { message: "the test's network stand-in refuses other hosts" }] : this.route(call);
+      const [status, payload] = call.proxied
+        ? [403, { message: "the test's network stand-in refuses other hosts" }]
+        : this.route(call);
       call.status = status;
       res.writeHead(status, { "content-type": "application/json; charset=utf-8" });
       res.end(payload === undefined ? "" : JSON.stringify(payload));

@@ -58,7 +58,14 @@ function pullRequestEvent(headSha: string, headRepo = REPOSITORY) {
 function pushEvent(commit: string) {
   return {
     name: "push",
-    payload: { ref: "refs/heads/main", before: sha("before"), after: commit, head_commit: { id: commit }, repository: repository(), pusher: { name: "octocat" } },
+    payload: {
+      ref: "refs/heads/main",
+      before: sha("before"),
+      after: commit,
+      head_commit: { id: commit },
+      repository: repository(),
+      pusher: { name: "octocat" },
+    },
   };
 }
 
@@ -104,7 +111,14 @@ describe("pulumi/actions runs the workflows' Pulumi steps (runner stand-in, real
     return Object.keys(doc.config ?? {}).sort();
   };
 
-  function job(workflow: string, id: string, event: { name: string; payload: Record<string, unknown> }, commit: string, ref: string, jobVars = vars): RunnerJob {
+  function job(
+    workflow: string,
+    id: string,
+    event: { name: string; payload: Record<string, unknown> },
+    commit: string,
+    ref: string,
+    jobVars = vars,
+  ): RunnerJob {
     return new RunnerJob({
       workflow,
       job: id,
@@ -147,7 +161,9 @@ describe("pulumi/actions runs the workflows' Pulumi steps (runner stand-in, real
     const home = path.join(laptop.root, "runner-home");
     fs.mkdirSync(home);
     machineEnv = {
-      PATH: [...new Set([path.dirname(engine.cli), engine.bin, path.dirname(process.execPath)])].join(path.delimiter) + ":/usr/local/bin:/usr/bin:/bin",
+      PATH:
+        [...new Set([path.dirname(engine.cli), engine.bin, path.dirname(process.execPath)])].join(path.delimiter) +
+        ":/usr/local/bin:/usr/bin:/bin",
       HOME: home,
       LANG: "C.UTF-8",
       // Any client that honours the proxy variables and tries to leave the machine is recorded
@@ -166,16 +182,29 @@ describe("pulumi/actions runs the workflows' Pulumi steps (runner stand-in, real
     };
     // The provider, installed into the runner's ~/.pulumi under the version @pulumi/kubernetes
     // asks for (as the engine tests do; a runner would download it).
-    const version = JSON.parse(fs.readFileSync(path.join(REPO, "node_modules", "@pulumi", "kubernetes", "package.json"), "utf8")).version;
+    const version = JSON.parse(
+      fs.readFileSync(path.join(REPO, "node_modules", "@pulumi", "kubernetes", "package.json"), "utf8"),
+    ).version;
     const install = spawnSync(
       engine.cli,
-      ["plugin", "install", "resource", "kubernetes", version, "--file", path.join(engine.bin, "pulumi-resource-kubernetes"), "--non-interactive"],
+      [
+        "plugin",
+        "install",
+        "resource",
+        "kubernetes",
+        version,
+        "--file",
+        path.join(engine.bin, "pulumi-resource-kubernetes"),
+        "--non-interactive",
+      ],
       { env: machineEnv, encoding: "utf8" },
     );
     assert.equal(install.status, 0, `plugin install: ${install.stdout}${install.stderr}`);
     vars = { PULUMI_STACK: STACK, PULUMI_BACKEND_URL: `file://${path.join(laptop.root, "state")}` };
     const v = laptop.ok(["version"]).stdout.trim();
-    console.log(`      action: ${action.name}@${action.major} (${action.using}, run by node ${process.version}) from ${action.dir}${action.builtSeconds ? `, built in ${action.builtSeconds} s` : ", cached"}`);
+    console.log(
+      `      action: ${action.name}@${action.major} (${action.using}, run by node ${process.version}) from ${action.dir}${action.builtSeconds ? `, built in ${action.builtSeconds} s` : ", cached"}`,
+    );
     console.log(`      engine: pulumi ${v} (${engine.cli}); GitHub API stand-in ${github.url}; temp ${laptop.root}`);
   });
 
@@ -189,7 +218,13 @@ describe("pulumi/actions runs the workflows' Pulumi steps (runner stand-in, real
   describe("preview.yml on a pull request", () => {
     it("the preview job runs for a pull request from the repository itself, not from a fork", async () => {
       assert.equal(await previewJob(sha("head-1")).condition(), true);
-      const fork = job("preview.yml", "preview", pullRequestEvent(sha("head-1"), "mallory/k8s-chain"), sha("m"), `refs/pull/${PR}/merge`);
+      const fork = job(
+        "preview.yml",
+        "preview",
+        pullRequestEvent(sha("head-1"), "mallory/k8s-chain"),
+        sha("m"),
+        `refs/pull/${PR}/merge`,
+      );
       assert.equal(await fork.condition(), false);
     });
 
@@ -197,25 +232,41 @@ describe("pulumi/actions runs the workflows' Pulumi steps (runner stand-in, real
       const headSha = sha("head-1");
       const [r, calls] = await callsDuring(() => run(previewJob(headSha), "pulumi preview", "preview (first push)"));
       assert.equal(r.exitCode, 0, tail(r));
-      assert.deepEqual(r.annotations.filter((a) => a.level !== "notice"), [], "no error or warning (an unknown input would be one)");
+      assert.deepEqual(
+        r.annotations.filter((a) => a.level !== "notice"),
+        [],
+        "no error or warning (an unknown input would be one)",
+      );
       // No IMAGE_REGISTRY variable: the workflow's config-map is empty, which the action reads
       // as absent (actions-parsers' getYAMLInput: a trimmed empty input is undefined, and
       // src/main.ts sets config only when there is some), so the stack config is as committed:
       // no imageTag (the stack's default tag), no registry.
-      assert.deepEqual(configKeys(), COMMITTED_KEYS, "the preview set stack config (an imageTag would be CI forcing the tag)");
+      assert.deepEqual(
+        configKeys(),
+        COMMITTED_KEYS,
+        "the preview set stack config (an imageTag would be CI forcing the tag)",
+      );
       assert.equal(r.inputs["config-map"].trim(), "", `config-map: ${JSON.stringify(r.inputs["config-map"])}`);
 
-      assert.deepEqual(calls.map((c) => `${c.method} ${c.url}`), [
-        `GET /repos/${REPOSITORY}/issues/${PR}/comments`,
-        `POST /repos/${REPOSITORY}/issues/${PR}/comments`,
-      ]);
+      assert.deepEqual(
+        calls.map((c) => `${c.method} ${c.url}`),
+        [`GET /repos/${REPOSITORY}/issues/${PR}/comments`, `POST /repos/${REPOSITORY}/issues/${PR}/comments`],
+      );
       const comments = github.commentsOn(PR);
       assert.equal(comments.length, 1);
       const body = comments[0].body;
       assert.ok(body.startsWith(`#### :tropical_drink: \`preview\` on k8s-chain/${STACK}`), body.slice(0, 200));
       for (const name of Object.keys(devServices())) {
-        assert.match(body, new RegExp(`\\+ .*kubernetes:apps/v1:Deployment +${name}-deployment +create`), `${name}'s Deployment in:\n${body}`);
-        assert.match(body, new RegExp(`\\+ .*kubernetes:core/v1:Service +${name}-service +create`), `${name}'s Service`);
+        assert.match(
+          body,
+          new RegExp(`\\+ .*kubernetes:apps/v1:Deployment +${name}-deployment +create`),
+          `${name}'s Deployment in:\n${body}`,
+        );
+        assert.match(
+          body,
+          new RegExp(`\\+ .*kubernetes:core/v1:Service +${name}-service +create`),
+          `${name}'s Service`,
+        );
       }
       // The resource list and its total agree (the engine's own count of creates).
       const total = /\+ (\d+) to create/.exec(body);
@@ -240,15 +291,24 @@ describe("pulumi/actions runs the workflows' Pulumi steps (runner stand-in, real
       const headSha = sha("head-2");
       // Meanwhile the repository got an IMAGE_REGISTRY variable: the config-map now sets it.
       const withRegistry = { ...vars, IMAGE_REGISTRY: "ghcr.io/acme" };
-      const [r, calls] = await callsDuring(() => run(previewJob(headSha, withRegistry), "pulumi preview", "preview (second push, registry)"));
+      const [r, calls] = await callsDuring(() =>
+        run(previewJob(headSha, withRegistry), "pulumi preview", "preview (second push, registry)"),
+      );
       assert.equal(r.exitCode, 0, tail(r));
-      assert.deepEqual(r.annotations.filter((a) => a.level !== "notice"), []);
-      assert.deepEqual(configKeys(), [...COMMITTED_KEYS, "k8s-chain:registry"].sort(), "the preview set the registry and nothing else (no imageTag)");
+      assert.deepEqual(
+        r.annotations.filter((a) => a.level !== "notice"),
+        [],
+      );
+      assert.deepEqual(
+        configKeys(),
+        [...COMMITTED_KEYS, "k8s-chain:registry"].sort(),
+        "the preview set the registry and nothing else (no imageTag)",
+      );
       assert.equal(configValue("registry"), "ghcr.io/acme");
-      assert.deepEqual(calls.map((c) => `${c.method} ${c.url}`), [
-        `GET /repos/${REPOSITORY}/issues/${PR}/comments`,
-        `PATCH /repos/${REPOSITORY}/issues/comments/${before.id}`,
-      ]);
+      assert.deepEqual(
+        calls.map((c) => `${c.method} ${c.url}`),
+        [`GET /repos/${REPOSITORY}/issues/${PR}/comments`, `PATCH /repos/${REPOSITORY}/issues/comments/${before.id}`],
+      );
       const comments = github.commentsOn(PR);
       assert.equal(comments.length, 1);
       assert.equal(comments[0].created_at, createdAt);
@@ -263,7 +323,9 @@ describe("pulumi/actions runs the workflows' Pulumi steps (runner stand-in, real
       laptop.setConfig({ renderDir: laptop.renderDir, services: bad });
       const comment = structuredClone(github.commentsOn(PR));
       try {
-        const [r, calls] = await callsDuring(() => run(previewJob(sha("head-bad")), "pulumi preview", "preview (config broken)"));
+        const [r, calls] = await callsDuring(() =>
+          run(previewJob(sha("head-bad")), "pulumi preview", "preview (config broken)"),
+        );
         assert.equal(r.exitCode, 1, tail(r));
         assert.equal(r.outcome, "failure");
         // v7.0.0 does not await its run (src/main.ts), so the failure ends node as an unhandled
@@ -271,7 +333,10 @@ describe("pulumi/actions runs the workflows' Pulumi steps (runner stand-in, real
         // diagnostics are the program's message.
         const log = [...r.log, ...r.annotations.map((a) => a.message)].join("\n");
         assert.match(log, /error: k8s-chain config has 2 problems; nothing was created:/);
-        assert.match(log, /- services\.service-a\.calls: unknown service "service-x" \(known: sample-app, service-b, service-c\)/);
+        assert.match(
+          log,
+          /- services\.service-a\.calls: unknown service "service-x" \(known: sample-app, service-b, service-c\)/,
+        );
         assert.match(log, /- services\.sample-app\.nodePort: 20000 is not in the NodePort range/);
         // The action stops before commenting: the PR keeps the last good preview's comment.
         assert.deepEqual(calls, []);
@@ -289,17 +354,27 @@ describe("pulumi/actions runs the workflows' Pulumi steps (runner stand-in, real
       const deploy = job("deploy.yml", "deploy", pushEvent(commit), commit, "refs/heads/main");
       const [up, calls] = await callsDuring(() => run(deploy, "up", "up"));
       assert.equal(up.exitCode, 0, tail(up));
-      assert.deepEqual(up.annotations.filter((a) => a.level !== "notice"), []);
+      assert.deepEqual(
+        up.annotations.filter((a) => a.level !== "notice"),
+        [],
+      );
       assert.deepEqual(calls, [], "a deploy does not call GitHub");
       // The registry from the variable, and no imageTag: the stack's default tag, not the commit.
-      assert.deepEqual(configKeys(), [...COMMITTED_KEYS, "k8s-chain:registry"].sort(), "the up step set the registry and nothing else (no imageTag)");
+      assert.deepEqual(
+        configKeys(),
+        [...COMMITTED_KEYS, "k8s-chain:registry"].sort(),
+        "the up step set the registry and nothing else (no imageTag)",
+      );
       assert.equal(configValue("registry"), "localhost:5001");
 
       // Applied: the state has every resource and the provider rendered every object.
       const services = Object.keys(devServices());
       const state = laptop.exportState().deployment.resources ?? [];
       for (const name of services) {
-        assert.ok(state.some((s) => s.type === "kubernetes:apps/v1:Deployment" && s.urn.endsWith(`::${name}-deployment`)), `${name} in the state`);
+        assert.ok(
+          state.some((s) => s.type === "kubernetes:apps/v1:Deployment" && s.urn.endsWith(`::${name}-deployment`)),
+          `${name} in the state`,
+        );
       }
       const deployments = laptop.rendered().filter((o) => o.obj.kind === "Deployment");
       assert.deepEqual(deployments.map((d) => d.obj.metadata.labels.app).sort(), [...services].sort());
@@ -318,7 +393,10 @@ describe("pulumi/actions runs the workflows' Pulumi steps (runner stand-in, real
       assert.equal(lines[0], `### Stack \`${STACK}\` at \`${commit}\``);
       for (const name of services) {
         const port = nodePorts[name] ?? "";
-        assert.ok(lines.includes(`| ${name} | ${urls[name]} | ${port} | \`${pinned(name)}\` |`), `${name}'s row in:\n${deploy.summary}`);
+        assert.ok(
+          lines.includes(`| ${name} | ${urls[name]} | ${port} | \`${pinned(name)}\` |`),
+          `${name}'s row in:\n${deploy.summary}`,
+        );
       }
     });
   });
@@ -330,13 +408,19 @@ describe("pulumi/actions runs the workflows' Pulumi steps (runner stand-in, real
       // ${{ github.token }}), and the stand-in saw it on every call, as GitHub would.
       for (const r of results.filter((s) => s.step.uses?.startsWith("pulumi/actions@"))) {
         assert.equal(r.inputs["github-token"], token);
-        assert.deepEqual(Object.keys(r.env).filter((k) => r.env[k] === token), ["INPUT_GITHUB-TOKEN"]);
+        assert.deepEqual(
+          Object.keys(r.env).filter((k) => r.env[k] === token),
+          ["INPUT_GITHUB-TOKEN"],
+        );
       }
       assert.ok(github.calls.length > 0, "no call reached the GitHub stand-in (the previews above comment)");
       for (const call of github.calls) {
         assert.equal(call.proxied, false, `a client tried to reach ${call.url} through the proxy`);
         assert.equal(call.authorization, `token ${token}`, `${call.method} ${call.url}`);
-        assert.ok(!call.body.includes(token) && !call.body.includes(PASSPHRASE), `${call.method} ${call.url} body carries a secret`);
+        assert.ok(
+          !call.body.includes(token) && !call.body.includes(PASSPHRASE),
+          `${call.method} ${call.url} body carries a secret`,
+        );
       }
       // No log line, annotation, output or summary of any step carries a secret.
       for (const r of results) {
@@ -344,7 +428,10 @@ describe("pulumi/actions runs the workflows' Pulumi steps (runner stand-in, real
           const line = r.log.find((l) => l.includes(secret));
           assert.equal(line, undefined, `${r.step.name ?? r.step.id} printed a secret: ${line}`);
           for (const text of [...r.annotations.map((a) => a.message), ...Object.values(r.outputs), r.summary]) {
-            assert.ok(!text.includes(secret), `${r.step.name ?? r.step.id} wrote a secret to an output, annotation or summary`);
+            assert.ok(
+              !text.includes(secret),
+              `${r.step.name ?? r.step.id} wrote a secret to an output, annotation or summary`,
+            );
           }
         }
       }

@@ -37,10 +37,12 @@ import { evaluateTemplate } from "../support/expressions";
  * else `shared/vendor` beside the checkout, else the workplace's `/work/shared/vendor` (a clone
  * made elsewhere on this machine, as CI's may be, has no `../shared`).
  */
-export const ACTION_SOURCE = process.env.K8S_CHAIN_ACTION_SOURCE
-  ?? [path.resolve(REPO, "..", "shared", "vendor", "pulumi-actions-v7"), "/work/shared/vendor/pulumi-actions-v7"]
-    .find(dir => fs.existsSync(path.join(dir, "action.yml")))
-  ?? path.resolve(REPO, "..", "shared", "vendor", "pulumi-actions-v7");
+export const ACTION_SOURCE =
+  process.env.K8S_CHAIN_ACTION_SOURCE ??
+  [path.resolve(REPO, "..", "shared", "vendor", "pulumi-actions-v7"), "/work/shared/vendor/pulumi-actions-v7"].find(
+    (dir) => fs.existsSync(path.join(dir, "action.yml")),
+  ) ??
+  path.resolve(REPO, "..", "shared", "vendor", "pulumi-actions-v7");
 
 const CACHE_ROOT = process.env.K8S_CHAIN_ACTION_CACHE ?? path.join(os.homedir(), ".cache", "k8s-chain", "action");
 
@@ -95,7 +97,10 @@ function makeWritable(dir: string): void {
 function actionKey(): string {
   const hash = createHash("sha256");
   for (const file of filesUnder(ACTION_SOURCE)) {
-    hash.update(file + "\0").update(fs.readFileSync(path.join(ACTION_SOURCE, file))).update("\0");
+    hash
+      .update(file + "\0")
+      .update(fs.readFileSync(path.join(ACTION_SOURCE, file)))
+      .update("\0");
   }
   hash.update(JSON.stringify(BUILD_STEPS)).update(process.versions.node.split(".")[0]);
   return `${path.basename(ACTION_SOURCE)}_${hash.digest("hex").slice(0, 12)}`;
@@ -109,7 +114,9 @@ function actionKey(): string {
  */
 export function buildAction(log: (line: string) => void = () => {}): BuiltAction {
   if (!fs.existsSync(path.join(ACTION_SOURCE, "action.yml"))) {
-    throw new Error(`no pulumi/actions source at ${ACTION_SOURCE} nor /work/shared/vendor/pulumi-actions-v7 (set K8S_CHAIN_ACTION_SOURCE)`);
+    throw new Error(
+      `no pulumi/actions source at ${ACTION_SOURCE} nor /work/shared/vendor/pulumi-actions-v7 (set K8S_CHAIN_ACTION_SOURCE)`,
+    );
   }
   const key = actionKey();
   const dir = path.join(CACHE_ROOT, key);
@@ -128,7 +135,12 @@ export function buildAction(log: (line: string) => void = () => {}): BuiltAction
         const r = spawnSync(cmd, args, { cwd: src, encoding: "utf8", maxBuffer: 1 << 26 });
         fs.appendFileSync(buildLog, `$ ${cmd} ${args.join(" ")}\n${r.stdout ?? ""}${r.stderr ?? ""}`);
         if (r.status !== 0) {
-          throw new Error(`building pulumi/actions failed at \`${cmd} ${args.join(" ")}\` (exit ${r.status ?? r.error})\n${(r.stdout ?? "") + (r.stderr ?? "")}`.slice(0, 8000));
+          throw new Error(
+            `building pulumi/actions failed at \`${cmd} ${args.join(" ")}\` (exit ${r.status ?? r.error})\n${(r.stdout ?? "") + (r.stderr ?? "")}`.slice(
+              0,
+              8000,
+            ),
+          );
         }
       }
       const out = path.join(work, "out");
@@ -154,7 +166,15 @@ export function buildAction(log: (line: string) => void = () => {}): BuiltAction
     runs: { using: string; main: string };
   };
   const major = /-(v\d+)$/.exec(path.basename(ACTION_SOURCE))?.[1] ?? "";
-  return { dir, name: "pulumi/actions", major, inputs: metadata.inputs ?? {}, main: metadata.runs.main, using: metadata.runs.using, builtSeconds };
+  return {
+    dir,
+    name: "pulumi/actions",
+    major,
+    inputs: metadata.inputs ?? {},
+    main: metadata.runs.main,
+    using: metadata.runs.using,
+    builtSeconds,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -331,7 +351,9 @@ export class RunnerJob {
   step(idOrName: string): WorkflowStep {
     const found = (this.definition.steps ?? []).filter((s) => s.id === idOrName || s.name === idOrName);
     if (found.length !== 1) {
-      throw new Error(`${this.opts.workflow} job ${this.opts.job}: ${found.length} steps with id or name ${JSON.stringify(idOrName)}`);
+      throw new Error(
+        `${this.opts.workflow} job ${this.opts.job}: ${found.length} steps with id or name ${JSON.stringify(idOrName)}`,
+      );
     }
     return found[0];
   }
@@ -339,7 +361,9 @@ export class RunnerJob {
   /** Runs the step with this id or name, as the runner would, and records its result. */
   async run(idOrName: string, timeoutMs = 15 * 60 * 1000): Promise<StepResult> {
     if (!(await this.condition())) {
-      throw new Error(`${this.opts.workflow} job ${this.opts.job} would be skipped for this event (if: ${this.definition.if})`);
+      throw new Error(
+        `${this.opts.workflow} job ${this.opts.job} would be skipped for this event (if: ${this.definition.if})`,
+      );
     }
     const step = this.step(idOrName);
     if (step.if !== undefined) throw new Error(`step ${idOrName}: the stand-in does not evaluate step if: conditions`);
@@ -363,15 +387,20 @@ export class RunnerJob {
       const [name, pinned] = step.uses.split("@");
       const ref = this.majorOf(name, pinned, idOrName);
       const action = this.opts.action;
-      if (name !== action.name) throw new Error(`step ${idOrName}: the stand-in runs ${action.name} only, not ${step.uses}`);
-      if (ref !== action.major) throw new Error(`step ${idOrName} uses ${step.uses}, but the vendored source is ${action.name}@${action.major}`);
+      if (name !== action.name)
+        throw new Error(`step ${idOrName}: the stand-in runs ${action.name} only, not ${step.uses}`);
+      if (ref !== action.major)
+        throw new Error(
+          `step ${idOrName} uses ${step.uses}, but the vendored source is ${action.name}@${action.major}`,
+        );
       inputs = await this.actionInputs(step, contexts, annotations);
       for (const [input, value] of Object.entries(inputs)) {
         env[`INPUT_${input.replace(/ /g, "_").toUpperCase()}`] = value;
       }
       command = [process.execPath, path.join(action.dir, action.main)];
     } else if (step.run !== undefined) {
-      if (step.shell !== undefined && step.shell !== "bash") throw new Error(`step ${idOrName}: shell ${step.shell} is not supported`);
+      if (step.shell !== undefined && step.shell !== "bash")
+        throw new Error(`step ${idOrName}: shell ${step.shell} is not supported`);
       const script = path.join(this.temp, `step-${index}.sh`);
       fs.writeFileSync(script, await evaluateTemplate(step.run, contexts));
       command = ["bash", "--noprofile", "--norc", "-eo", "pipefail", script];
@@ -398,10 +427,19 @@ export class RunnerJob {
       env,
       seconds,
     };
-    fs.writeFileSync(path.join(this.opts.runnerDir, "logs", `${index}-${(step.id ?? step.name ?? "step").replace(/\W+/g, "-")}.log`), run.log.join("\n") + "\n");
+    fs.writeFileSync(
+      path.join(this.opts.runnerDir, "logs", `${index}-${(step.id ?? step.name ?? "step").replace(/\W+/g, "-")}.log`),
+      run.log.join("\n") + "\n",
+    );
     this.results.push(result);
     Object.assign(this.addedEnv, parseFileCommand(fs.readFileSync(files.GITHUB_ENV, "utf8")));
-    this.addedPath.unshift(...fs.readFileSync(files.GITHUB_PATH, "utf8").split("\n").filter((l) => l.trim() !== "").reverse());
+    this.addedPath.unshift(
+      ...fs
+        .readFileSync(files.GITHUB_PATH, "utf8")
+        .split("\n")
+        .filter((l) => l.trim() !== "")
+        .reverse(),
+    );
     if (step.id) {
       this.steps[step.id] = { outputs: result.outputs, outcome: result.outcome, conclusion: result.outcome };
     }
@@ -409,7 +447,11 @@ export class RunnerJob {
   }
 
   /** action.yml's defaults (evaluated: `github-token: ${{ github.token }}`), then `with:`. */
-  private async actionInputs(step: WorkflowStep, contexts: Record<string, unknown>, warnings: Annotation[]): Promise<Record<string, string>> {
+  private async actionInputs(
+    step: WorkflowStep,
+    contexts: Record<string, unknown>,
+    warnings: Annotation[],
+  ): Promise<Record<string, string>> {
     const declared = this.opts.action.inputs;
     const inputs: Record<string, string> = {};
     for (const [name, def] of Object.entries(declared)) {
@@ -419,12 +461,18 @@ export class RunnerJob {
     const unexpected = Object.keys(given).filter((k) => !(k in declared));
     if (unexpected.length > 0) {
       // What the runner says (and then runs the step anyway).
-      warnings.push({ level: "warning", message: `Unexpected input(s) '${unexpected.join("', '")}', valid inputs are ['${Object.keys(declared).join("', '")}']` });
+      warnings.push({
+        level: "warning",
+        message: `Unexpected input(s) '${unexpected.join("', '")}', valid inputs are ['${Object.keys(declared).join("', '")}']`,
+      });
     }
     return { ...inputs, ...given };
   }
 
-  private async evaluateMap(map: Record<string, Scalar> | undefined, contexts: Record<string, unknown>): Promise<Record<string, string>> {
+  private async evaluateMap(
+    map: Record<string, Scalar> | undefined,
+    contexts: Record<string, unknown>,
+  ): Promise<Record<string, string>> {
     const out: Record<string, string> = {};
     for (const [k, v] of Object.entries(map ?? {})) {
       out[k] = v === null ? "" : await evaluateTemplate(String(v), contexts);
@@ -487,7 +535,14 @@ export class RunnerJob {
       secrets: { ...this.opts.secrets, GITHUB_TOKEN: this.opts.github.token },
       steps: this.steps,
       env: { ...this.workflow.env, ...this.definition.env, ...this.addedEnv },
-      runner: { os: "Linux", arch: "X64", name: "k8s-chain-stand-in", temp: this.temp, tool_cache: this.toolCache, debug: "" },
+      runner: {
+        os: "Linux",
+        arch: "X64",
+        name: "k8s-chain-stand-in",
+        temp: this.temp,
+        tool_cache: this.toolCache,
+        debug: "",
+      },
       job: { status: "success" },
       strategy: {},
       matrix: {},
@@ -505,7 +560,8 @@ export class RunnerJob {
     if (!/^[0-9a-f]{40}$/.test(ref)) return ref;
     const escaped = `${name}@${ref}`.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
     const comment = new RegExp(`uses:\\s*${escaped}\\s+#\\s*(v\\d+)(\\.\\d+)*\\s*$`, "m").exec(this.workflowText);
-    if (!comment) throw new Error(`step ${idOrName} uses ${name}@${ref} with no version comment (# vN.x.y) beside the SHA`);
+    if (!comment)
+      throw new Error(`step ${idOrName} uses ${name}@${ref} with no version comment (# vN.x.y) beside the SHA`);
     return comment[1];
   }
 
@@ -556,7 +612,11 @@ function spawnLogged(
   opts: { cwd: string; env: Record<string, string>; timeoutMs: number },
 ): Promise<{ exitCode: number; stdout: string; stderr: string; log: string[] }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command[0], command.slice(1), { cwd: opts.cwd, env: opts.env, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(command[0], command.slice(1), {
+      cwd: opts.cwd,
+      env: opts.env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     const log: string[] = [];
