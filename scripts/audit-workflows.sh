@@ -21,6 +21,7 @@
 # actionlint lands in <cache>/actionlint/<key>/actionlint with the Go module and build caches in
 # <cache>/go/{mod,build}; zizmor in the venv <cache>/zizmor/<key>/. shellcheck comes from
 # Debian (apt-get) when it is not on PATH: without it actionlint would skip the scripts.
+# Reading the local actions' scripts takes node and the repo's `yaml` package (after `npm ci`).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
