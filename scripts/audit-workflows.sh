@@ -2,9 +2,9 @@
 # `npm run test:workflows`: audits .github/ with the tools the GitHub Actions ecosystem uses,
 # and fails on any finding of either:
 #   - actionlint (workflow syntax, expressions, contexts, job needs, action inputs; with
-#     shellcheck on PATH, every `run:` script of the workflows; the local actions' scripts get
-#     shellcheck here directly), built from its Go module: tools/actionlint/go.mod
-#     pins the version and, in go.sum, every dependency;
+#     Debian's `shellcheck` on PATH, every `run:` script of the workflows, and here the local
+#     actions' scripts too), built from its Go module: tools/actionlint/go.mod pins the
+#     version and, in go.sum, every dependency;
 #   - zizmor (security: unpinned actions, template injection, excessive permissions, credential
 #     persistence, GITHUB_ENV writes, ...), from PyPI at the version below, in a venv; run
 #     --offline (no GitHub API here, so the online audits are skipped).
