@@ -151,7 +151,7 @@ describe("catalog: validation messages", () => {
 
   it("an app folder without a Dockerfile", () => {
     assert.deepStrictEqual(problemsOf({ services: { a: { app: "apps/a" } } }, []).length, 1);
-    const fs = { projectRoot: "/project", stat: (p: string) => (p === "/project/apps/a" ? "dir" : undefined) as any };
+    const fs = { projectRoot: "/project", stat: (p: string) => (p === "/project/apps/a" ? "dir" : undefined) };
     assert.throws(
       () => parseStackConfig({ services: { a: { app: "apps/a" } } }, fs),
       (e: ConfigError) => {
@@ -324,8 +324,8 @@ describe("catalog: validation messages", () => {
         { services: { a: { image: "nginx", calls: ["b", "x"] }, b: { app: "apps/b", calls: ["a"], replicas: 0 } } },
         [],
       );
-    } catch (e: any) {
-      message = e.message;
+    } catch (e) {
+      message = e instanceof Error ? e.message : String(e);
     }
     assert.strictEqual(
       message,

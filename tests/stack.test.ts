@@ -6,6 +6,7 @@ import { execFileSync } from "child_process";
 import * as YAML from "yaml";
 import * as pulumi from "@pulumi/pulumi";
 import { byType, childUrn, find, installMocks, Recorded, settle, valueOf } from "./support/mocks";
+import { containerOf } from "./support/objects";
 import { parse, PINNED, planOf, seedServices } from "./support/catalogs";
 import { ChainOutputs, deployChain } from "../components/chain";
 import { AppImage } from "../components/app-image";
@@ -201,17 +202,17 @@ describe("stack (Pulumi mocks)", function () {
     assert.ok(out.pinnedPorts instanceof NodePorts);
     assert.deepStrictEqual(Object.keys(out.pinnedPorts.services), ["30080", "30081"]);
     const held = find(recorded, SVC, "node-port-30081");
-    assert.deepStrictEqual(held.inputs.metadata.name, "node-port-30081");
+    assert.deepStrictEqual(held.inputs.metadata?.name, "node-port-30081");
     assert.deepStrictEqual(held.inputs.spec, {
       type: "NodePort",
       selector: { "app.kubernetes.io/name": "service-a" },
       ports: [{ name: "http", protocol: "TCP", port: 80, targetPort: "http", nodePort: 30081 }],
     });
     // The owner's own Service (its DNS name) is a ClusterIP and holds no node port.
-    assert.deepStrictEqual(find(recorded, SVC, "service-a-service").inputs.spec.ports, [
+    assert.deepStrictEqual(find(recorded, SVC, "service-a-service").inputs.spec?.ports, [
       { name: "http-80", protocol: "TCP", port: 80, targetPort: "http" },
     ]);
-    assert.strictEqual(find(recorded, SVC, "service-a-service").inputs.spec.type, "ClusterIP");
+    assert.strictEqual(find(recorded, SVC, "service-a-service").inputs.spec?.type, "ClusterIP");
     // Sent once its owner is ready: the owner's Deployment and Service have finished.
     assert.ok(find(recorded, DEP, "service-a-deployment").finished < held.started);
     assert.ok(find(recorded, SVC, "service-a-service").finished < held.started);
@@ -239,7 +240,7 @@ describe("stack (Pulumi mocks)", function () {
       }
       const out = deployChain(cfg, { projectRoot: ROOT });
       await settle(recorded, expectedCount(cfg.services));
-      const selectorOf = (port: number) => find(recorded, SVC, `node-port-${port}`).inputs.spec.selector;
+      const selectorOf = (port: number) => find(recorded, SVC, `node-port-${port}`).inputs.spec?.selector;
       const held = await Promise.all(Object.values(out.pinnedPorts!.services).map((s) => valueOf(s.urn)));
       const parentUrn = await valueOf(out.pinnedPorts!.urn);
       assert.deepStrictEqual(
@@ -287,10 +288,10 @@ describe("stack (Pulumi mocks)", function () {
       await settle(recorded, expectedCount(cfg.services));
       return {
         urns: await urnsOf(out),
-        held: find(recorded, SVC, "node-port-30080").inputs.spec.selector,
+        held: find(recorded, SVC, "node-port-30080").inputs.spec?.selector,
         types: [
-          find(recorded, SVC, "sample-app-service").inputs.spec.type,
-          find(recorded, SVC, "service-c-service").inputs.spec.type,
+          find(recorded, SVC, "sample-app-service").inputs.spec?.type,
+          find(recorded, SVC, "service-c-service").inputs.spec?.type,
         ],
         nodePorts: Object.fromEntries(
           await Promise.all(Object.entries(out.nodePorts).map(async ([n, p]) => [n, await valueOf(p)])),
@@ -324,11 +325,11 @@ describe("stack (Pulumi mocks)", function () {
     deployChain(cfg, { projectRoot: ROOT });
     await settle(recorded, 1 + expectedCount(cfg.services));
     const ns = find(recorded, "kubernetes:core/v1:Namespace", "namespace");
-    assert.strictEqual(ns.inputs.metadata.name, "chain");
-    assert.strictEqual(ns.inputs.metadata.labels["pod-security.kubernetes.io/enforce"], "restricted");
+    assert.strictEqual(ns.inputs.metadata?.name, "chain");
+    assert.strictEqual(ns.inputs.metadata?.labels?.["pod-security.kubernetes.io/enforce"], "restricted");
     assert.ok(ns.finished < find(recorded, DEP, "c-deployment").started);
     for (const r of [...byType(recorded, DEP), ...byType(recorded, SVC)]) {
-      assert.strictEqual(r.inputs.metadata.namespace, "chain");
+      assert.strictEqual(r.inputs.metadata?.namespace, "chain");
     }
 
     recorded = installMocks();
@@ -346,20 +347,20 @@ describe("stack (Pulumi mocks)", function () {
     const out = deployChain(cfg, { projectRoot: ROOT });
     await settle(recorded, 1 + expectedCount(cfg.services));
     const deny = find(recorded, NETPOL, "default-deny");
-    assert.strictEqual(deny.inputs.metadata.name, "k8s-chain-default-deny");
+    assert.strictEqual(deny.inputs.metadata?.name, "k8s-chain-default-deny");
     assert.ok(find(recorded, "kubernetes:core/v1:Namespace", "namespace").finished < deny.started);
     for (const name of ["sample-app", "service-a", "service-b", "service-c"]) {
       const pol = find(recorded, NETPOL, `${name}-network-policy`);
       assert.ok(deny.finished < pol.started, `${name}'s policy after the default deny`);
       assert.ok(pol.finished < find(recorded, DEP, `${name}-deployment`).started, `${name}'s policy before its pods`);
-      assert.strictEqual(pol.inputs.metadata.namespace, "chain");
+      assert.strictEqual(pol.inputs.metadata?.namespace, "chain");
     }
     // service-b: in from service-a, out to service-c and DNS.
     const b = find(recorded, NETPOL, "service-b-network-policy").inputs.spec;
-    assert.deepStrictEqual(b.ingress[0].from, [
+    assert.deepStrictEqual(b?.ingress?.[0].from, [
       { podSelector: { matchLabels: { "app.kubernetes.io/name": "service-a" } } },
     ]);
-    assert.deepStrictEqual(b.egress[0].to, [
+    assert.deepStrictEqual(b?.egress?.[0].to, [
       { podSelector: { matchLabels: { "app.kubernetes.io/name": "service-c" } } },
     ]);
     assert.ok(out.defaultDeny);
@@ -394,15 +395,15 @@ describe("stack (Pulumi mocks)", function () {
       dockerfile: path.join(ROOT, "apps/chain-service/Dockerfile"),
       args: { REVISION: "c0ffee" },
     });
-    const digestRef = img.state.repoDigest;
+    const digestRef = String(img.state.repoDigest);
     assert.match(digestRef, /^localhost:5001\/chain-service@sha256:[0-9a-f]{64}$/);
     for (const name of ["sample-app", "service-a", "service-b", "service-c"]) {
       const dep = find(recorded, DEP, `${name}-deployment`).inputs;
-      assert.strictEqual(dep.spec.template.spec.containers[0].image, digestRef, name);
+      assert.strictEqual(containerOf(dep).image, digestRef, name);
       assert.strictEqual(await valueOf(out.images[name]), digestRef, name);
       // The revision is on the Deployment itself, never on the pod template (a revision alone rolls nothing).
-      assert.strictEqual(dep.metadata.annotations["k8s-chain.dev/revision"], "c0ffee", name);
-      assert.strictEqual(dep.spec.template.metadata.annotations?.["k8s-chain.dev/revision"], undefined, name);
+      assert.strictEqual(dep.metadata?.annotations?.["k8s-chain.dev/revision"], "c0ffee", name);
+      assert.strictEqual(dep.spec?.template.metadata?.annotations?.["k8s-chain.dev/revision"], undefined, name);
     }
   });
 
@@ -415,10 +416,10 @@ describe("stack (Pulumi mocks)", function () {
     assert.strictEqual(img.inputs.imageName, "chain-service:0123abc");
     assert.strictEqual(img.inputs.skipPush, true);
     const dep = find(recorded, DEP, "service-c-deployment").inputs;
-    assert.strictEqual(dep.spec.template.spec.containers[0].image, "chain-service:0123abc");
+    assert.strictEqual(containerOf(dep).image, "chain-service:0123abc");
     assert.strictEqual(await valueOf(out.images["service-c"]), "chain-service:0123abc");
     // No revision known (outside git): no annotation.
-    assert.strictEqual(dep.metadata.annotations["k8s-chain.dev/revision"], undefined);
+    assert.strictEqual(dep.metadata?.annotations?.["k8s-chain.dev/revision"], undefined);
   });
 
   it("builds each distinct app folder once, asking for its version once, and names a second folder of the same name apart", async () => {
@@ -445,7 +446,7 @@ describe("stack (Pulumi mocks)", function () {
         .sort(),
       ["chain-service:t1", "other-web:t1", "web:t1"],
     );
-    assert.deepStrictEqual(find(recorded, IMG, "other-web-image").inputs.build.context, path.join(ROOT, "other"));
+    assert.deepStrictEqual(find(recorded, IMG, "other-web-image").inputs.build?.context, path.join(ROOT, "other"));
   });
 
   it("across commits of a git repo: a commit that touches no build input changes no image and no Deployment; a source change rolls all four", async function () {
@@ -476,8 +477,8 @@ describe("stack (Pulumi mocks)", function () {
       const first = commit("first");
       const before = await run();
       assert.strictEqual(before.images.length, 1);
-      assert.strictEqual(before.images[0].build.args.REVISION, first);
-      assert.strictEqual(before.deps["service-a-deployment"].metadata.annotations["k8s-chain.dev/revision"], first);
+      assert.strictEqual(before.images[0].build?.args?.REVISION, first);
+      assert.strictEqual(before.deps["service-a-deployment"].metadata?.annotations?.["k8s-chain.dev/revision"], first);
 
       fs.writeFileSync(path.join(repo, "README.md"), "# two\n");
       fs.writeFileSync(
@@ -491,10 +492,10 @@ describe("stack (Pulumi mocks)", function () {
       const third = commit("source");
       const after = await run();
       assert.notStrictEqual(after.images[0].imageName, before.images[0].imageName);
-      assert.strictEqual(after.images[0].build.args.REVISION, third);
+      assert.strictEqual(after.images[0].build?.args?.REVISION, third);
       for (const [name, dep] of Object.entries(after.deps)) {
-        assert.strictEqual(dep.spec.template.spec.containers[0].image, after.images[0].imageName, name);
-        assert.strictEqual(dep.metadata.annotations["k8s-chain.dev/revision"], third, name);
+        assert.strictEqual(containerOf(dep).image, after.images[0].imageName, name);
+        assert.strictEqual(dep.metadata?.annotations?.["k8s-chain.dev/revision"], third, name);
       }
     } finally {
       fs.rmSync(repo, { recursive: true, force: true });
@@ -577,7 +578,7 @@ describe("stack (Pulumi mocks)", function () {
     const deps = byType(recorded, DEP);
     // The stack's Rollout waits for each Deployment, within the same bound; the provider does not.
     assert.deepStrictEqual(
-      deps.map((d) => [d.name, d.inputs.spec.progressDeadlineSeconds, d.inputs.metadata.annotations]),
+      deps.map((d) => [d.name, d.inputs.spec?.progressDeadlineSeconds, d.inputs.metadata?.annotations]),
       [
         ["c-deployment", 45, { "pulumi.com/patchForce": "true", "pulumi.com/skipAwait": "true" }],
         ["lb-deployment", 45, { "pulumi.com/patchForce": "true", "pulumi.com/skipAwait": "true" }],
@@ -591,7 +592,7 @@ describe("stack (Pulumi mocks)", function () {
       ],
     );
     assert.deepStrictEqual(
-      byType(recorded, SVC).map((s) => [s.name, s.inputs.spec.type, s.inputs.metadata.annotations]),
+      byType(recorded, SVC).map((s) => [s.name, s.inputs.spec?.type, s.inputs.metadata?.annotations]),
       [
         ["c-service", "ClusterIP", { "pulumi.com/patchForce": "true", "pulumi.com/skipAwait": "true" }],
         ["lb-service", "LoadBalancer", { "pulumi.com/patchForce": "true", "pulumi.com/timeoutSeconds": "45" }],
@@ -609,7 +610,7 @@ describe("stack (Pulumi mocks)", function () {
     // Files have no rollout to watch, and a port keeper would overwrite the Service's file:
     // the provider waits (bounded) as before.
     assert.deepStrictEqual(byType(recorded, ROLLOUT).length + byType(recorded, KEEPER).length, 0);
-    assert.deepStrictEqual(find(recorded, DEP, "c-deployment").inputs.metadata.annotations, {
+    assert.deepStrictEqual(find(recorded, DEP, "c-deployment").inputs.metadata?.annotations, {
       "pulumi.com/patchForce": "true",
       "pulumi.com/timeoutSeconds": "120",
     });
@@ -633,7 +634,7 @@ describe("stack (Pulumi mocks)", function () {
 describe("the program (index.ts) with the dev stack's config", function () {
   this.timeout(60000);
   let recorded: Recorded[];
-  let program: any;
+  let program: typeof import("../index");
 
   before(async () => {
     recorded = installMocks();
@@ -641,7 +642,7 @@ describe("the program (index.ts) with the dev stack's config", function () {
     pulumi.runtime.setAllConfig(
       Object.fromEntries(Object.entries(dev).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)])),
     );
-    program = require("../index");
+    program = await import("../index");
     // Per service: component, Deployment, Service, PDB, NetworkPolicy, Rollout, port keeper; one AppImage
     // and Image for the one app folder; two pinned ports under NodePorts; the default deny.
     await settle(recorded, 4 * 7 + 2 + 3 + 1);
@@ -651,40 +652,40 @@ describe("the program (index.ts) with the dev stack's config", function () {
 
   it("matches the seed: sample-app with 2 replicas, NodePort 30080, port 80 -> 8080, startup and readiness on /health, liveness on /livez", () => {
     const dep = find(recorded, DEP, "sample-app-deployment").inputs;
-    assert.strictEqual(dep.spec.replicas, 2);
-    const c = dep.spec.template.spec.containers[0];
-    assert.strictEqual(c.ports[0].containerPort, 8080);
+    assert.strictEqual(dep.spec?.replicas, 2);
+    const c = containerOf(dep);
+    assert.strictEqual(c.ports?.[0].containerPort, 8080);
     for (const probe of [c.startupProbe, c.readinessProbe]) {
-      assert.deepStrictEqual(probe.httpGet, { path: "/health", port: "http" });
+      assert.deepStrictEqual(probe?.httpGet, { path: "/health", port: "http" });
     }
-    assert.deepStrictEqual(c.livenessProbe.httpGet, { path: "/livez", port: "http" });
+    assert.deepStrictEqual(c.livenessProbe?.httpGet, { path: "/livez", port: "http" });
     const svc = find(recorded, SVC, "sample-app-service").inputs.spec;
-    assert.deepStrictEqual(svc.ports, [{ name: "http-80", protocol: "TCP", port: 80, targetPort: "http" }]);
-    assert.strictEqual(svc.type, "ClusterIP");
+    assert.deepStrictEqual(svc?.ports, [{ name: "http-80", protocol: "TCP", port: 80, targetPort: "http" }]);
+    assert.strictEqual(svc?.type, "ClusterIP");
     const held = find(recorded, SVC, "node-port-30080").inputs.spec;
-    assert.deepStrictEqual(held.ports, [
+    assert.deepStrictEqual(held?.ports, [
       { name: "http", protocol: "TCP", port: 80, targetPort: "http", nodePort: 30080 },
     ]);
-    assert.deepStrictEqual([held.type, held.selector], ["NodePort", { "app.kubernetes.io/name": "sample-app" }]);
+    assert.deepStrictEqual([held?.type, held?.selector], ["NodePort", { "app.kubernetes.io/name": "sample-app" }]);
   });
 
   it("wires service-a -> service-b -> service-c by in-cluster URLs and exposes service-a as a NodePort", async () => {
-    const env = (n: string) => find(recorded, DEP, `${n}-deployment`).inputs.spec.template.spec.containers[0].env;
+    const env = (n: string) => containerOf(find(recorded, DEP, `${n}-deployment`).inputs).env;
     assert.deepStrictEqual(
-      env("service-a").find((e: any) => e.name === "DOWNSTREAM_URLS").value,
+      env("service-a")?.find((e) => e.name === "DOWNSTREAM_URLS")?.value,
       "http://service-b.default.svc.cluster.local:80",
     );
     assert.deepStrictEqual(
-      env("service-b").find((e: any) => e.name === "SERVICE_C_URL").value,
+      env("service-b")?.find((e) => e.name === "SERVICE_C_URL")?.value,
       "http://service-c.default.svc.cluster.local:80",
     );
-    const timeout = (n: string) => env(n).find((e: any) => e.name === "DOWNSTREAM_TIMEOUT_MS")?.value;
+    const timeout = (n: string) => env(n)?.find((e) => e.name === "DOWNSTREAM_TIMEOUT_MS")?.value;
     // No per-call timeout from the call height: the request's budget travels with it (x-request-timeout-ms).
     assert.deepStrictEqual(
       [timeout("service-a"), timeout("service-b"), timeout("service-c")],
       [undefined, undefined, undefined],
     );
-    assert.deepStrictEqual(find(recorded, SVC, "node-port-30081").inputs.spec.selector, {
+    assert.deepStrictEqual(find(recorded, SVC, "node-port-30081").inputs.spec?.selector, {
       "app.kubernetes.io/name": "service-a",
     });
     assert.deepStrictEqual(await valueOf(program.nodePorts["sample-app"]), 30080);
@@ -699,13 +700,9 @@ describe("the program (index.ts) with the dev stack's config", function () {
     );
     const img = images[0].inputs;
     assert.match(img.imageName, /^chain-service:inputs-[0-9a-f]{32}$/);
-    assert.ok(fs.existsSync(img.build.dockerfile), img.build.dockerfile);
+    assert.ok(fs.existsSync(img.build?.dockerfile ?? ""), img.build?.dockerfile);
     for (const name of ["sample-app", "service-a", "service-b", "service-c"]) {
-      assert.strictEqual(
-        find(recorded, DEP, `${name}-deployment`).inputs.spec.template.spec.containers[0].image,
-        img.imageName,
-        name,
-      );
+      assert.strictEqual(containerOf(find(recorded, DEP, `${name}-deployment`).inputs).image, img.imageName, name);
       assert.strictEqual(await valueOf(program.images[name]), img.imageName, name);
     }
   });

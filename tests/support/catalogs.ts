@@ -1,4 +1,4 @@
-import { parseStackConfig, RawStackConfig, StackConfig } from "../../components/catalog";
+import { ConfigError, parseStackConfig, RawStackConfig, StackConfig } from "../../components/catalog";
 import { planChain, ServicePlan } from "../../components/plan";
 
 /** A fake file system holding `apps/<name>/Dockerfile` for the given app folders. */
@@ -27,14 +27,23 @@ export function parse(
 export function problemsOf(raw: RawStackConfig, apps?: string[]): string[] {
   try {
     parse(raw, apps);
-  } catch (e: any) {
-    return e.problems;
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      return e.problems;
+    }
+    throw e;
   }
   throw new Error("expected the config to be refused");
 }
 
+/**
+ * Raw catalog entries by service name, as config holds them before validation: any field may
+ * be missing, unknown or of the wrong type (see `RawStackConfig`).
+ */
+export type RawServices = Record<string, Record<string, unknown>>;
+
 /** The seed's system, as a raw catalog: four services built from the one app folder. */
-export function seedServices(): Record<string, any> {
+export function seedServices(): RawServices {
   return {
     "sample-app": { app: "apps/chain-service", expose: "NodePort", nodePort: 30080 },
     "service-a": { app: "apps/chain-service", calls: ["service-b"], expose: "NodePort", nodePort: 30081 },

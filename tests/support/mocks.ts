@@ -1,12 +1,37 @@
 // Pulumi mocks that record every registered resource, with when its registration started and
 // finished, so tests can observe ordering the way the engine would see it.
 import * as pulumi from "@pulumi/pulumi";
+import type * as docker from "@pulumi/docker";
+import type * as k8s from "@pulumi/kubernetes";
+import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
+import type { INetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
+import type { IPodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
+import type { INamespace } from "kubernetes-models/v1/Namespace";
+import type { IService } from "kubernetes-models/v1/Service";
+import type { IServicePort } from "kubernetes-models/v1/ServicePort";
+import type { RolloutInputs } from "../../components/rollout";
 
-export interface Recorded {
+/** The inputs a registration carries, by resource type: plain values (the SDK resolved every `Input`). */
+interface InputsByType {
+  "kubernetes:apps/v1:Deployment": IDeployment;
+  "kubernetes:core/v1:Service": IService;
+  "kubernetes:core/v1:Namespace": INamespace;
+  "kubernetes:policy/v1:PodDisruptionBudget": IPodDisruptionBudget;
+  "kubernetes:networking.k8s.io/v1:NetworkPolicy": INetworkPolicy;
+  "docker:index/image:Image": pulumi.Unwrap<docker.ImageArgs>;
+  "pulumi-nodejs:dynamic/k8s-chain:Rollout": RolloutInputs;
+  "pulumi:providers:kubernetes": pulumi.Unwrap<k8s.ProviderArgs>;
+}
+
+/** The inputs of a resource of type `T`: its Kubernetes object or SDK args when known, else a plain map. */
+export type InputsOf<T extends string> = T extends keyof InputsByType ? InputsByType[T] : Record<string, unknown>;
+
+export interface Recorded<I = Record<string, unknown>> {
   type: string;
   name: string;
-  inputs: any;
-  state: any;
+  inputs: I;
+  /** The state the mock answered with (empty until answered). */
+  state: Record<string, unknown>;
   /** Order numbers: registration seen by the mock, and answered. */
   started: number;
   finished: number;
@@ -35,12 +60,12 @@ export function installMocks(opts: { readyDelayMs?: number; preview?: boolean } 
           type: args.type,
           name: args.name,
           inputs: args.inputs,
-          state: undefined,
+          state: {},
           started: ++clock,
           finished: 0,
         };
         recorded.push(rec);
-        const state: any = { ...args.inputs };
+        const state: Record<string, unknown> = { ...args.inputs };
         if (args.type === "docker:index/image:Image") {
           const repo = String(args.inputs.imageName).replace(/:[^:/]+$/, "");
           state.repoDigest = `${repo}@${fakeDigest(args.inputs.imageName)}`;
@@ -48,7 +73,7 @@ export function installMocks(opts: { readyDelayMs?: number; preview?: boolean } 
         if (args.type === "kubernetes:core/v1:Service" && args.inputs.spec?.type === "NodePort") {
           state.spec = {
             ...args.inputs.spec,
-            ports: args.inputs.spec.ports.map((p: any) => ({ ...p, nodePort: p.nodePort ?? 31999 })),
+            ports: args.inputs.spec.ports.map((p: IServicePort) => ({ ...p, nodePort: p.nodePort ?? 31999 })),
           };
         }
         if (/^kubernetes:(apps\/v1:Deployment|core\/v1:Service)$/.test(args.type) && opts.readyDelayMs) {
@@ -97,12 +122,17 @@ export async function settle(recorded: Recorded[], expected: number, timeoutMs =
   }
 }
 
-export function byType(recorded: Recorded[], type: string): Recorded[] {
-  return recorded.filter((r) => r.type === type);
+/** Whether a registration is of type `T` (its inputs then have that type's shape). */
+function isOfType<T extends string>(r: Recorded, type: T): r is Recorded & Recorded<InputsOf<T>> {
+  return r.type === type;
 }
 
-export function find(recorded: Recorded[], type: string, name: string): Recorded {
-  const r = recorded.find((x) => x.type === type && x.name === name);
+export function byType<T extends string>(recorded: Recorded[], type: T): Recorded<InputsOf<T>>[] {
+  return recorded.filter((r) => isOfType(r, type));
+}
+
+export function find<T extends string>(recorded: Recorded[], type: T, name: string): Recorded<InputsOf<T>> {
+  const r = recorded.find((x): x is Recorded & Recorded<InputsOf<T>> => isOfType(x, type) && x.name === name);
   if (!r) {
     throw new Error(`no ${type} named ${name}; have: ${recorded.map((x) => `${x.type}/${x.name}`).join(", ")}`);
   }
