@@ -12,7 +12,7 @@ import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 
 /** One request received, as the test sees it. */
-export interface RecordedCall {
+interface RecordedCall {
   method: string;
   /** The path and query, or for a proxied request the absolute URL / `host:port` asked for. */
   url: string;
@@ -24,7 +24,7 @@ export interface RecordedCall {
   proxied: boolean;
 }
 
-export interface Comment {
+interface Comment {
   id: number;
   body: string;
   user: { login: string; type: string };

@@ -37,7 +37,7 @@ import { evaluateTemplate } from "../support/expressions";
  * else `shared/vendor` beside the checkout, else the workplace's `/work/shared/vendor` (a clone
  * made elsewhere on this machine, as CI's may be, has no `../shared`).
  */
-export const ACTION_SOURCE =
+const ACTION_SOURCE =
   process.env.K8S_CHAIN_ACTION_SOURCE ??
   [path.resolve(REPO, "..", "shared", "vendor", "pulumi-actions-v7"), "/work/shared/vendor/pulumi-actions-v7"].find(
     (dir) => fs.existsSync(path.join(dir, "action.yml")),
@@ -184,7 +184,7 @@ export function buildAction(log: (line: string) => void = () => {}): BuiltAction
  * Parses a file command file the runner reads back (`GITHUB_OUTPUT`, `GITHUB_ENV`):
  * `name=value` lines and `name<<DELIMITER` ... `DELIMITER` blocks, as @actions/core writes them.
  */
-export function parseFileCommand(text: string): Record<string, string> {
+function parseFileCommand(text: string): Record<string, string> {
   const out: Record<string, string> = {};
   const lines = text.split(/\r?\n/);
   for (let i = 0; i < lines.length; i++) {
@@ -205,7 +205,7 @@ export function parseFileCommand(text: string): Record<string, string> {
   return out;
 }
 
-export interface Annotation {
+interface Annotation {
   level: "error" | "warning" | "notice";
   message: string;
 }
@@ -234,7 +234,7 @@ function workflowCommands(stdout: string): { annotations: Annotation[]; masks: s
 
 type Scalar = string | number | boolean | null;
 
-export interface WorkflowStep {
+interface WorkflowStep {
   id?: string;
   name?: string;
   if?: string;
@@ -257,12 +257,12 @@ interface Workflow {
   jobs: Record<string, WorkflowJob>;
 }
 
-export const WORKFLOWS_DIR = path.join(REPO, ".github", "workflows");
+const WORKFLOWS_DIR = path.join(REPO, ".github", "workflows");
 
 // ---------------------------------------------------------------------------------------------
 // A job, run step by step.
 
-export interface JobOptions {
+interface JobOptions {
   /** The workflow file name under .github/workflows (read when the job is created). */
   workflow: string;
   /** The job id in it. */

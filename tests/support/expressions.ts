@@ -13,7 +13,7 @@ const importEsm = new Function("specifier", "return import(specifier)") as (spec
 
 let library: Promise<typeof Expressions> | undefined;
 
-export function loadExpressions(): Promise<typeof Expressions> {
+function loadExpressions(): Promise<typeof Expressions> {
   library ??= importEsm("@actions/expressions") as Promise<typeof Expressions>;
   return library;
 }
