@@ -3,7 +3,10 @@ import * as assert from "assert";
 import { ServiceConfig, StackConfig } from "../components/catalog";
 import { allowedConnections, cidrContains, Endpoint, Policy, selectorMatches } from "../components/reachability";
 import { defaultDenyPolicySpec, deploymentSpec, networkPolicySpec } from "../components/specs";
-import { PINNED, parse, seedServices } from "./support/catalogs";
+import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
+import type { INetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
+import { PINNED, parse, RawServices, seedServices } from "./support/catalogs";
+import { plain } from "./support/objects";
 
 const where = { namespace: "chain", clusterDomain: "cluster.local", rolloutTimeoutSeconds: 120 };
 
@@ -37,7 +40,7 @@ function endpointsOf(cfg: StackConfig): Endpoint[] {
   const pods: Endpoint[] = cfg.services.map((s) => ({
     name: s.name,
     namespace: where.namespace,
-    labels: (deploymentSpec({ service: s, env: [] }, where, PINNED) as any).spec.template.metadata.labels,
+    labels: plain<IDeployment>(deploymentSpec({ service: s, env: [] }, where, PINNED)).spec?.template.metadata?.labels,
     ports: [{ port: s.port, protocol: "TCP", name: "http" }],
   }));
   const extra: Endpoint[] = cfg.services.flatMap((s) =>
@@ -126,7 +129,7 @@ function random(seed: number): () => number {
 function generatedCatalog(seed: number, n: number): StackConfig {
   const rnd = random(seed);
   const names = Array.from({ length: n }, (_, i) => `svc-${i}`);
-  const services: Record<string, any> = {};
+  const services: RawServices = {};
   names.forEach((name, i) => {
     const later = names.slice(i + 1);
     const calls = later.filter(() => rnd() < Math.min(1, 3 / Math.max(later.length, 1)));
@@ -183,12 +186,12 @@ describe("network: who may talk to whom, from the generated policies alone", () 
     });
     const expected = expectedFromCalls(cfg);
     assert.deepStrictEqual(matrix(cfg), expected);
-    const without = (edit: (spec: any) => void) =>
+    const without = (edit: (spec: NonNullable<Policy["spec"]>) => void) =>
       matrix(
         cfg,
         policiesOf(cfg).map((p) => {
-          const copy = structuredClone(p) as any;
-          if (copy.metadata.name !== "k8s-chain-default-deny") {
+          const copy = structuredClone(p);
+          if (copy.metadata?.name !== "k8s-chain-default-deny" && copy.spec !== undefined) {
             edit(copy.spec);
           }
           return copy;
@@ -198,7 +201,7 @@ describe("network: who may talk to whom, from the generated policies alone", () 
     assert.deepStrictEqual(
       missing(
         without((s) => {
-          s.ingress = s.ingress.filter((r: any) => r.from === undefined);
+          s.ingress = s.ingress?.filter((r) => r.from === undefined);
         }),
       ),
       ["service-a -> service-b:8080/TCP", "service-b -> service-c:8080/TCP"],
@@ -206,7 +209,7 @@ describe("network: who may talk to whom, from the generated policies alone", () 
     assert.deepStrictEqual(
       missing(
         without((s) => {
-          s.egress = s.egress.filter((r: any) => !r.to?.[0]?.podSelector);
+          s.egress = s.egress?.filter((r) => !r.to?.[0]?.podSelector);
         }),
       ),
       ["service-a -> service-b:8080/TCP", "service-b -> service-c:8080/TCP"],
@@ -214,7 +217,7 @@ describe("network: who may talk to whom, from the generated policies alone", () 
     assert.deepStrictEqual(
       missing(
         without((s) => {
-          s.egress = s.egress.filter((r: any) => r.to !== undefined);
+          s.egress = s.egress?.filter((r) => r.to !== undefined);
         }),
       ).filter((l) => l.includes("dns")).length,
       8,
@@ -222,7 +225,7 @@ describe("network: who may talk to whom, from the generated policies alone", () 
     assert.deepStrictEqual(
       missing(
         without((s) => {
-          s.egress = s.egress.filter((r: any) => !r.to?.[0]?.ipBlock);
+          s.egress = s.egress?.filter((r) => !r.to?.[0]?.ipBlock);
         }),
       ),
       ["service-c -> 203.0.113.0/24:443/TCP"],
@@ -230,7 +233,7 @@ describe("network: who may talk to whom, from the generated policies alone", () 
     assert.deepStrictEqual(
       missing(
         without((s) => {
-          s.ingress = s.ingress.filter((r: any) => r.from !== undefined);
+          s.ingress = s.ingress?.filter((r) => r.from !== undefined);
         }),
       ).length,
       2 * 5,
@@ -326,6 +329,6 @@ describe("network: who may talk to whom, from the generated policies alone", () 
       "outside -> lb:3000/TCP",
     ]);
     const lone = cfg.services.find((s) => s.name === "lone") as ServiceConfig;
-    assert.deepStrictEqual((networkPolicySpec(lone, [], [], where) as any).spec.ingress, []);
+    assert.deepStrictEqual(plain<INetworkPolicy>(networkPolicySpec(lone, [], [], where)).spec?.ingress, []);
   });
 });

@@ -1,5 +1,17 @@
 import * as assert from "assert";
+import type { IContainerState } from "kubernetes-models/v1/ContainerState";
 import { judgeRollout, podTrouble, RolloutInputs, selectorArg } from "../components/rollout";
+
+/** A Deployment as `kubectl get -o json` shows it, in the parts the judgement reads. */
+type DeploymentJson = Parameters<typeof judgeRollout>[1];
+/** A pod as the judgement reads it; its containers' states as kubectl shows them (`running` too, which it does not read). */
+type PodJson = Parameters<typeof podTrouble>[0][number];
+type ContainerStatusJson = Omit<NonNullable<NonNullable<PodJson["status"]>["containerStatuses"]>[number], "state"> & {
+  state?: IContainerState;
+};
+type PodFixture = Omit<PodJson, "status"> & {
+  status?: Omit<NonNullable<PodJson["status"]>, "containerStatuses"> & { containerStatuses?: ContainerStatusJson[] };
+};
 
 const INPUTS: RolloutInputs = {
   service: "service-b",
@@ -10,7 +22,7 @@ const INPUTS: RolloutInputs = {
 };
 
 /** A Deployment as `kubectl get -o json` shows it, wanting 2 replicas, with status overrides. */
-function dep(status: Record<string, unknown>, generation = 4): any {
+function dep(status: DeploymentJson["status"], generation = 4): DeploymentJson {
   return {
     metadata: { generation, uid: "u", annotations: { "deployment.kubernetes.io/revision": "3" } },
     spec: { replicas: 2, selector: { matchLabels: { "app.kubernetes.io/name": "service-b" } } },
@@ -25,7 +37,7 @@ function dep(status: Record<string, unknown>, generation = 4): any {
   };
 }
 
-function pod(name: string, extra: Record<string, unknown> = {}): any {
+function pod(name: string, extra: Partial<PodFixture> = {}): PodFixture {
   return {
     metadata: { name },
     status: {

@@ -1,9 +1,9 @@
 import * as assert from "assert";
-import { Deployment } from "kubernetes-models/apps/v1/Deployment";
-import { Service } from "kubernetes-models/v1/Service";
-import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
-import { Namespace } from "kubernetes-models/v1/Namespace";
-import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
+import { Deployment, IDeployment } from "kubernetes-models/apps/v1/Deployment";
+import { IService, Service } from "kubernetes-models/v1/Service";
+import { IPodDisruptionBudget, PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
+import { INamespace, Namespace } from "kubernetes-models/v1/Namespace";
+import { INetworkPolicy, NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
 import {
   AWAIT_TIMEOUT_ANNOTATION,
   containerEnv,
@@ -22,6 +22,10 @@ import {
 } from "../components/specs";
 import { planChain } from "../components/plan";
 import { PINNED, parse, planOf, seedServices } from "./support/catalogs";
+import { containerOf, plain, podSpecOf } from "./support/objects";
+
+/** Object metadata, as every kubernetes-models object has it. */
+type ObjectMeta = IDeployment["metadata"];
 
 const where = { namespace: "chain", clusterDomain: "cluster.local", rolloutTimeoutSeconds: 120 };
 const seed = () => {
@@ -81,11 +85,11 @@ describe("specs", () => {
   it("builds the seed's sample-app: 2 replicas, startup and readiness on /health, liveness on /livez, NodePort 30080, 80 -> 8080", () => {
     const { cfg, by } = seed();
     const svc = by.get("sample-app")!;
-    const dep = deploymentSpec(planOf(cfg, "sample-app"), where, PINNED) as any;
-    assert.strictEqual(dep.spec.replicas, 2);
-    assert.deepStrictEqual(dep.spec.selector.matchLabels, { "app.kubernetes.io/name": "sample-app" });
-    assert.deepStrictEqual(dep.spec.template.metadata.labels.app, "sample-app");
-    const c = dep.spec.template.spec.containers[0];
+    const dep = plain<IDeployment>(deploymentSpec(planOf(cfg, "sample-app"), where, PINNED));
+    assert.strictEqual(dep.spec?.replicas, 2);
+    assert.deepStrictEqual(dep.spec?.selector.matchLabels, { "app.kubernetes.io/name": "sample-app" });
+    assert.deepStrictEqual(dep.spec?.template.metadata?.labels?.app, "sample-app");
+    const c = containerOf(dep);
     assert.strictEqual(c.image, PINNED);
     assert.deepStrictEqual(c.ports, [{ name: "http", containerPort: 8080, protocol: "TCP" }]);
     const health = { path: "/health", port: "http" };
@@ -108,8 +112,8 @@ describe("specs", () => {
       failureThreshold: 6,
     });
     // Its own Service (the DNS name) is a ClusterIP; the pinned port has a Service of its own.
-    const s = serviceSpec(svc, where) as any;
-    assert.deepStrictEqual(s.metadata.name, "sample-app");
+    const s = plain<IService>(serviceSpec(svc, where));
+    assert.deepStrictEqual(s.metadata?.name, "sample-app");
     assert.deepStrictEqual(s.spec, {
       type: "ClusterIP",
       selector: { "app.kubernetes.io/name": "sample-app" },
@@ -153,12 +157,12 @@ describe("specs", () => {
     });
     const [x, , picked, inside] = before.services;
     const y = after.services[1];
-    const held = (svc: typeof x) => nodePortServiceSpec({ port: 30080, service: svc }, where) as any;
+    const held = (svc: typeof x) => plain<IService>(nodePortServiceSpec({ port: 30080, service: svc }, where));
     assert.strictEqual(nodePortServiceName(30080), "node-port-30080");
-    assert.deepStrictEqual([held(x).metadata.name, held(y).metadata.name], ["node-port-30080", "node-port-30080"]);
-    assert.deepStrictEqual(held(x).spec.selector, { "app.kubernetes.io/name": "x" });
-    assert.deepStrictEqual(held(y).spec.selector, { "app.kubernetes.io/name": "y" });
-    assert.deepStrictEqual(held(x).spec.ports, [
+    assert.deepStrictEqual([held(x).metadata?.name, held(y).metadata?.name], ["node-port-30080", "node-port-30080"]);
+    assert.deepStrictEqual(held(x).spec?.selector, { "app.kubernetes.io/name": "x" });
+    assert.deepStrictEqual(held(y).spec?.selector, { "app.kubernetes.io/name": "y" });
+    assert.deepStrictEqual(held(x).spec?.ports, [
       { name: "http", protocol: "TCP", port: 8081, targetPort: "http", nodePort: 30080 },
     ]);
     // Without a pinned port: no such Service; `expose` alone decides the service's own Service.
@@ -166,13 +170,13 @@ describe("specs", () => {
       planChain(before, "/project").pinnedPorts.map((p) => [p.port, p.service.name]),
       [[30080, "x"]],
     );
-    assert.deepStrictEqual((serviceSpec(picked, where) as any).spec, {
+    assert.deepStrictEqual(plain<IService>(serviceSpec(picked, where)).spec, {
       type: "NodePort",
       selector: { "app.kubernetes.io/name": "picked" },
       ports: [{ name: "http-80", protocol: "TCP", port: 80, targetPort: "http" }],
     });
-    assert.strictEqual((serviceSpec(inside, where) as any).spec.type, "ClusterIP");
-    assert.strictEqual((serviceSpec(x, where) as any).spec.type, "ClusterIP");
+    assert.strictEqual(plain<IService>(serviceSpec(inside, where)).spec?.type, "ClusterIP");
+    assert.strictEqual(plain<IService>(serviceSpec(x, where)).spec?.type, "ClusterIP");
   });
 
   it("probes: startup every second with no initial delay, readiness on healthPath, liveness on livenessPath (/livez); none follows the call chain", () => {
@@ -212,15 +216,15 @@ describe("specs", () => {
 
   it("rolls out with zero downtime and terminates gracefully", () => {
     const { cfg } = seed();
-    const dep = deploymentSpec(planOf(cfg, "service-b"), where, PINNED) as any;
-    assert.deepStrictEqual(dep.spec.strategy, {
+    const dep = plain<IDeployment>(deploymentSpec(planOf(cfg, "service-b"), where, PINNED));
+    assert.deepStrictEqual(dep.spec?.strategy, {
       type: "RollingUpdate",
       rollingUpdate: { maxUnavailable: 0, maxSurge: 1 },
     });
-    assert.strictEqual(dep.spec.template.spec.terminationGracePeriodSeconds, 30);
-    const env = dep.spec.template.spec.containers[0].env;
+    assert.strictEqual(podSpecOf(dep).terminationGracePeriodSeconds, 30);
+    const env = containerOf(dep).env;
     assert.deepStrictEqual(
-      env.find((e: any) => e.name === "SHUTDOWN_DELAY_MS"),
+      env?.find((e) => e.name === "SHUTDOWN_DELAY_MS"),
       { name: "SHUTDOWN_DELAY_MS", value: "5000" },
     );
   });
@@ -228,23 +232,23 @@ describe("specs", () => {
   it("bounds every rollout and every Service's wait by `rolloutTimeoutSeconds`", () => {
     const cfg = parse({ services: { c: { image: "c:1" }, lb: { image: "lb:1", expose: "LoadBalancer" } } });
     const at45 = { ...where, rolloutTimeoutSeconds: 45 };
-    const dep = deploymentSpec(planOf(cfg, "c"), at45, PINNED) as any;
-    assert.strictEqual(dep.spec.progressDeadlineSeconds, 45);
-    assert.deepStrictEqual(dep.metadata.annotations, {
+    const dep = plain<IDeployment>(deploymentSpec(planOf(cfg, "c"), at45, PINNED));
+    assert.strictEqual(dep.spec?.progressDeadlineSeconds, 45);
+    assert.deepStrictEqual(dep.metadata?.annotations, {
       "pulumi.com/patchForce": "true",
       "pulumi.com/timeoutSeconds": "45",
     });
     assert.deepStrictEqual(
-      dep.spec.template.metadata.annotations,
+      dep.spec?.template.metadata?.annotations,
       undefined,
       "not on the pod template: changing it rolls no pod",
     );
     // Only a LoadBalancer is waited for (its address); any other Service is not waited for at all.
-    assert.deepStrictEqual((serviceSpec(cfg.services[0], at45) as any).metadata.annotations, {
+    assert.deepStrictEqual(plain<IService>(serviceSpec(cfg.services[0], at45)).metadata?.annotations, {
       "pulumi.com/patchForce": "true",
       "pulumi.com/skipAwait": "true",
     });
-    assert.deepStrictEqual((serviceSpec(cfg.services[1], at45) as any).metadata.annotations, {
+    assert.deepStrictEqual(plain<IService>(serviceSpec(cfg.services[1], at45)).metadata?.annotations, {
       "pulumi.com/patchForce": "true",
       "pulumi.com/timeoutSeconds": "45",
     });
@@ -253,7 +257,7 @@ describe("specs", () => {
 
   it("meets Pod Security Standards 'restricted' and sets requests and limits", () => {
     const { cfg } = seed();
-    const pod = (deploymentSpec(planOf(cfg, "service-c"), where, PINNED) as any).spec.template.spec;
+    const pod = podSpecOf(plain<IDeployment>(deploymentSpec(planOf(cfg, "service-c"), where, PINNED)));
     assert.deepStrictEqual(pod.securityContext, {
       runAsNonRoot: true,
       runAsUser: 10001,
@@ -280,37 +284,40 @@ describe("specs", () => {
   it("leaves the Deployment unnamed (auto-named, so replacements are create-before-delete) and names the Service", () => {
     const { cfg, by } = seed();
     const svc = by.get("service-c")!;
-    assert.strictEqual((deploymentSpec(planOf(cfg, "service-c"), where, PINNED) as any).metadata.name, undefined);
-    assert.strictEqual((serviceSpec(svc, where) as any).metadata.name, "service-c");
-    assert.strictEqual((serviceSpec(svc, where) as any).metadata.namespace, "chain");
+    assert.strictEqual(
+      plain<IDeployment>(deploymentSpec(planOf(cfg, "service-c"), where, PINNED)).metadata?.name,
+      undefined,
+    );
+    assert.strictEqual(plain<IService>(serviceSpec(svc, where)).metadata?.name, "service-c");
+    assert.strictEqual(plain<IService>(serviceSpec(svc, where)).metadata?.namespace, "chain");
   });
 
   it("selects by the stack's identity label only: catalog labels go on metadata and the pod template, never in a selector", () => {
-    const plain = parse({ services: { c: { image: "c:1", expose: "NodePort", nodePort: 30080 } } }).services[0];
+    const unlabelled = parse({ services: { c: { image: "c:1", expose: "NodePort", nodePort: 30080 } } }).services[0];
     const labelled = parse({
       services: {
         c: { image: "c:1", expose: "NodePort", nodePort: 30080, labels: { tier: "backend", "example.com/team": "x" } },
       },
     }).services[0];
-    const selectors = (svc: typeof plain) => {
-      const dep = deploymentSpec({ service: svc, env: [] }, where, PINNED) as any;
+    const selectors = (svc: typeof unlabelled) => {
+      const dep = plain<IDeployment>(deploymentSpec({ service: svc, env: [] }, where, PINNED));
       return [
-        dep.spec.selector.matchLabels,
-        dep.spec.template.spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0]
-          .podAffinityTerm.labelSelector.matchLabels,
-        (serviceSpec(svc, where) as any).spec.selector,
-        (nodePortServiceSpec({ port: 30080, service: svc }, where) as any).spec.selector,
-        (podDisruptionBudgetSpec(svc, where) as any).spec.selector.matchLabels,
-        (networkPolicySpec(svc, [], [], where) as any).spec.podSelector.matchLabels,
+        dep.spec?.selector.matchLabels,
+        podSpecOf(dep).affinity?.podAntiAffinity?.preferredDuringSchedulingIgnoredDuringExecution?.[0].podAffinityTerm
+          .labelSelector?.matchLabels,
+        plain<IService>(serviceSpec(svc, where)).spec?.selector,
+        plain<IService>(nodePortServiceSpec({ port: 30080, service: svc }, where)).spec?.selector,
+        plain<IPodDisruptionBudget>(podDisruptionBudgetSpec(svc, where)).spec?.selector?.matchLabels,
+        plain<INetworkPolicy>(networkPolicySpec(svc, [], [], where)).spec?.podSelector.matchLabels,
       ];
     };
-    assert.deepStrictEqual(selectors(plain), Array(6).fill({ "app.kubernetes.io/name": "c" }));
+    assert.deepStrictEqual(selectors(unlabelled), Array(6).fill({ "app.kubernetes.io/name": "c" }));
     assert.deepStrictEqual(
       selectors(labelled),
-      selectors(plain),
+      selectors(unlabelled),
       "a label edit changes no selector, so it replaces nothing",
     );
-    const dep = deploymentSpec({ service: labelled, env: [] }, where, PINNED) as any;
+    const dep = plain<IDeployment>(deploymentSpec({ service: labelled, env: [] }, where, PINNED));
     const expected = {
       tier: "backend",
       "example.com/team": "x",
@@ -319,14 +326,14 @@ describe("specs", () => {
       "app.kubernetes.io/part-of": "k8s-chain",
       "app.kubernetes.io/managed-by": "pulumi",
     };
-    assert.deepStrictEqual(dep.metadata.labels, expected);
-    assert.deepStrictEqual(dep.spec.template.metadata.labels, expected);
-    assert.deepStrictEqual((serviceSpec(labelled, where) as any).metadata.labels, expected);
+    assert.deepStrictEqual(dep.metadata?.labels, expected);
+    assert.deepStrictEqual(dep.spec?.template.metadata?.labels, expected);
+    assert.deepStrictEqual(plain<IService>(serviceSpec(labelled, where)).metadata?.labels, expected);
   });
 
   it("spreads replicas across nodes (preferred host anti-affinity: a single node still schedules them)", () => {
     const { cfg } = seed();
-    const pod = (deploymentSpec(planOf(cfg, "service-c"), where, PINNED) as any).spec.template.spec;
+    const pod = podSpecOf(plain<IDeployment>(deploymentSpec(planOf(cfg, "service-c"), where, PINNED)));
     assert.deepStrictEqual(pod.affinity, {
       podAntiAffinity: {
         preferredDuringSchedulingIgnoredDuringExecution: [
@@ -397,7 +404,7 @@ describe("specs", () => {
       ],
     };
     const policyOf = (svc: typeof a, callers: (typeof a)[], callees: (typeof a)[]) =>
-      networkPolicySpec(svc, callers, callees, where) as any;
+      plain<INetworkPolicy>(networkPolicySpec(svc, callers, callees, where));
     assert.deepStrictEqual(policyOf(b, [a, edge], []).spec, {
       podSelector: { matchLabels: { "app.kubernetes.io/name": "b" } },
       policyTypes: ["Ingress", "Egress"],
@@ -427,14 +434,17 @@ describe("specs", () => {
       ],
     });
     // Exposed: from anywhere, on its port only.
-    assert.deepStrictEqual(policyOf(edge, [], [b]).spec.ingress, [{ ports: [{ protocol: "TCP", port: 8080 }] }]);
-    assert.deepStrictEqual(policyOf(edge, [], [b]).metadata.name, "edge");
+    assert.deepStrictEqual(policyOf(edge, [], [b]).spec?.ingress, [{ ports: [{ protocol: "TCP", port: 8080 }] }]);
+    assert.deepStrictEqual(policyOf(edge, [], [b]).metadata?.name, "edge");
   });
 
   it("makes a PodDisruptionBudget only for two or more replicas", () => {
     const cfg = parse({ services: { one: { image: "c:1", replicas: 1 }, two: { image: "c:1", replicas: 2 } } });
     assert.strictEqual(podDisruptionBudgetSpec(cfg.services[0], where), undefined);
-    assert.deepStrictEqual((podDisruptionBudgetSpec(cfg.services[1], where) as any).spec.maxUnavailable, 1);
+    assert.deepStrictEqual(
+      plain<IPodDisruptionBudget>(podDisruptionBudgetSpec(cfg.services[1], where)).spec?.maxUnavailable,
+      1,
+    );
   });
 
   it("gives in-cluster URLs with namespace and cluster domain", () => {
@@ -459,33 +469,39 @@ describe("specs", () => {
     });
     const by = new Map(cfg.services.map((s) => [s.name, s]));
     for (const svc of cfg.services) {
-      const named = (o: any) => ({ ...o, metadata: { ...o.metadata, name: o.metadata.name ?? `${svc.name}-x` } });
-      new Deployment(named(deploymentSpec(planOf(cfg, svc.name), where, PINNED))).validate();
-      new Service(serviceSpec(svc, where) as any).validate();
+      const named = <T extends { metadata?: ObjectMeta }>(o: T): T => ({
+        ...o,
+        metadata: { ...o.metadata, name: o.metadata?.name ?? `${svc.name}-x` },
+      });
+      new Deployment(named(plain<IDeployment>(deploymentSpec(planOf(cfg, svc.name), where, PINNED)))).validate();
+      new Service(plain<IService>(serviceSpec(svc, where))).validate();
       const pdb = podDisruptionBudgetSpec(svc, where);
       if (pdb) {
-        new PodDisruptionBudget(named(pdb)).validate();
+        new PodDisruptionBudget(named(plain<IPodDisruptionBudget>(pdb))).validate();
       }
       const callers = cfg.services.filter((s) => s.calls.includes(svc.name));
       new NetworkPolicy(
-        networkPolicySpec(
-          svc,
-          callers,
-          svc.calls.map((c) => by.get(c)!),
-          where,
-        ) as any,
+        plain<INetworkPolicy>(
+          networkPolicySpec(
+            svc,
+            callers,
+            svc.calls.map((c) => by.get(c)!),
+            where,
+          ),
+        ),
       ).validate();
     }
     for (const pinned of planChain(cfg, "/project").pinnedPorts) {
-      new Service(nodePortServiceSpec(pinned, where) as any).validate();
+      new Service(plain<IService>(nodePortServiceSpec(pinned, where))).validate();
     }
-    new NetworkPolicy(defaultDenyPolicySpec(where) as any).validate();
-    new Namespace(namespaceSpec("chain") as any).validate();
+    new NetworkPolicy(plain<INetworkPolicy>(defaultDenyPolicySpec(where))).validate();
+    new Namespace(plain<INamespace>(namespaceSpec("chain"))).validate();
     // The check can fail: a wrong type is refused.
-    const bad = named(deploymentSpec(planOf(cfg, cfg.services[0].name), where, PINNED));
-    bad.spec.replicas = "2";
+    const good = named(plain<IDeployment>(deploymentSpec(planOf(cfg, cfg.services[0].name), where, PINNED)));
+    // A replica count as a string: not an IDeployment (that is the point), so only a cast types it.
+    const bad = { ...good, spec: { ...good.spec, replicas: "2" } } as unknown as IDeployment;
     assert.throws(() => new Deployment(bad).validate(), /replicas must be integer/);
-    function named(o: any) {
+    function named<T extends { metadata?: ObjectMeta }>(o: T): T {
       return { ...o, metadata: { ...o.metadata, name: "x" } };
     }
   });
