@@ -22,10 +22,7 @@ import {
 } from "../components/specs";
 import { planChain } from "../components/plan";
 import { PINNED, parse, planOf, seedServices } from "./support/catalogs";
-import { containerOf, plain, podSpecOf } from "./support/objects";
-
-/** Object metadata, as every kubernetes-models object has it. */
-type ObjectMeta = IDeployment["metadata"];
+import { containerOf, ObjectMeta, plain, podSpecOf } from "./support/objects";
 
 const where = { namespace: "chain", clusterDomain: "cluster.local", rolloutTimeoutSeconds: 120 };
 const seed = () => {
@@ -239,7 +236,7 @@ describe("specs", () => {
       "pulumi.com/timeoutSeconds": "45",
     });
     assert.deepStrictEqual(
-      dep.spec?.template.metadata?.annotations,
+      dep.spec!.template.metadata!.annotations,
       undefined,
       "not on the pod template: changing it rolls no pod",
     );
@@ -285,7 +282,7 @@ describe("specs", () => {
     const { cfg, by } = seed();
     const svc = by.get("service-c")!;
     assert.strictEqual(
-      plain<IDeployment>(deploymentSpec(planOf(cfg, "service-c"), where, PINNED)).metadata?.name,
+      plain<IDeployment>(deploymentSpec(planOf(cfg, "service-c"), where, PINNED)).metadata!.name,
       undefined,
     );
     assert.strictEqual(plain<IService>(serviceSpec(svc, where)).metadata?.name, "service-c");

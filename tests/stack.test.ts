@@ -403,7 +403,7 @@ describe("stack (Pulumi mocks)", function () {
       assert.strictEqual(await valueOf(out.images[name]), digestRef, name);
       // The revision is on the Deployment itself, never on the pod template (a revision alone rolls nothing).
       assert.strictEqual(dep.metadata?.annotations?.["k8s-chain.dev/revision"], "c0ffee", name);
-      assert.strictEqual(dep.spec?.template.metadata?.annotations?.["k8s-chain.dev/revision"], undefined, name);
+      assert.strictEqual(dep.spec!.template.metadata!.annotations?.["k8s-chain.dev/revision"], undefined, name);
     }
   });
 
@@ -419,7 +419,7 @@ describe("stack (Pulumi mocks)", function () {
     assert.strictEqual(containerOf(dep).image, "chain-service:0123abc");
     assert.strictEqual(await valueOf(out.images["service-c"]), "chain-service:0123abc");
     // No revision known (outside git): no annotation.
-    assert.strictEqual(dep.metadata?.annotations?.["k8s-chain.dev/revision"], undefined);
+    assert.strictEqual(dep.metadata!.annotations!["k8s-chain.dev/revision"], undefined);
   });
 
   it("builds each distinct app folder once, asking for its version once, and names a second folder of the same name apart", async () => {
@@ -679,7 +679,7 @@ describe("the program (index.ts) with the dev stack's config", function () {
       env("service-b")?.find((e) => e.name === "SERVICE_C_URL")?.value,
       "http://service-c.default.svc.cluster.local:80",
     );
-    const timeout = (n: string) => env(n)?.find((e) => e.name === "DOWNSTREAM_TIMEOUT_MS")?.value;
+    const timeout = (n: string) => env(n)!.find((e) => e.name === "DOWNSTREAM_TIMEOUT_MS")?.value;
     // No per-call timeout from the call height: the request's budget travels with it (x-request-timeout-ms).
     assert.deepStrictEqual(
       [timeout("service-a"), timeout("service-b"), timeout("service-c")],

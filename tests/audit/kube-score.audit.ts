@@ -12,6 +12,8 @@ import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
 import { devServices, EngineStack, engineBin, pinned, REPO } from "../engine/harness";
+import type { RawServices } from "../support/catalogs";
+import { isKind, KubeObject, podSpecOf } from "../support/objects";
 import { tempDir } from "../support/process";
 
 /** The Kubernetes version the checks assume (the cluster suite's, tools/cluster/kube). */
@@ -47,7 +49,7 @@ interface Finding {
   path: string;
   summary: string;
   /** The rendered object it is about. */
-  obj: any;
+  obj: KubeObject;
 }
 
 /**
@@ -57,13 +59,15 @@ interface Finding {
 interface Exemption {
   check: string;
   reason: string;
-  covers: (f: Finding, catalog: Record<string, any>) => boolean;
+  covers: (f: Finding, catalog: RawServices) => boolean;
 }
 
 /** The catalog entry whose pods an object runs or selects (by the stack's identity label). */
-function serviceOf(obj: any, catalog: Record<string, any>): any {
-  const name = obj.spec?.selector?.["app.kubernetes.io/name"] ?? obj.metadata?.labels?.["app.kubernetes.io/name"];
-  return catalog[name];
+function serviceOf(obj: KubeObject, catalog: RawServices): RawServices[string] | undefined {
+  // A Service's selector is a label map; other kinds' `spec.selector` (a LabelSelector) has no such key.
+  const selected = isKind(obj, "Service") ? obj.spec?.selector?.["app.kubernetes.io/name"] : undefined;
+  const name = selected ?? obj.metadata?.labels?.["app.kubernetes.io/name"];
+  return catalog[String(name)];
 }
 
 const EXEMPTIONS: Exemption[] = [
@@ -71,7 +75,8 @@ const EXEMPTIONS: Exemption[] = [
     check: "container-image-pull-policy",
     reason: "every image is pinned by @sha256 digest, so IfNotPresent can only run the bytes that were pushed",
     covers: (f) =>
-      f.obj.spec.template.spec.containers.some((c: any) => c.name === f.path && /@sha256:[0-9a-f]{64}$/.test(c.image)),
+      isKind(f.obj, "Deployment") &&
+      podSpecOf(f.obj).containers.some((c) => c.name === f.path && /@sha256:[0-9a-f]{64}$/.test(String(c.image))),
   },
   {
     check: "service-type",
@@ -153,7 +158,7 @@ function describeFinding(f: Finding): string {
 }
 
 /** The findings no exemption covers, and how many each exemption covered. */
-function unexempted(all: Finding[], catalog: Record<string, any>): { left: Finding[]; used: Map<string, number> } {
+function unexempted(all: Finding[], catalog: RawServices): { left: Finding[]; used: Map<string, number> } {
   const used = new Map<string, number>();
   const left = all.filter((f) => {
     const e = EXEMPTIONS.find((x) => x.check === f.check && x.covers(f, catalog));
@@ -170,10 +175,10 @@ function unexempted(all: Finding[], catalog: Record<string, any>): { left: Findi
  * using every catalog field that changes the objects: replicas 1 to 3, ports, a pinned and an
  * unpinned NodePort, a LoadBalancer, extra egress, labels, env and another health path.
  */
-function generatedCatalog(n: number): Record<string, any> {
+function generatedCatalog(n: number): RawServices {
   const width = 6;
   const names = Array.from({ length: n }, (_, i) => `svc-${String(i).padStart(2, "0")}`);
-  const services: Record<string, any> = {};
+  const services: RawServices = {};
   names.forEach((name, i) => {
     const next = names.slice((Math.floor(i / width) + 1) * width, (Math.floor(i / width) + 2) * width);
     const calls =
@@ -210,7 +215,7 @@ describe("kube-score on the objects the real engine renders", function () {
   const timings: { what: string; seconds: number }[] = [];
   /** The dev stack's rendered files, for the test that shows a finding fails the check. */
   let devFiles: string[] | undefined;
-  let devCatalog: Record<string, any>;
+  let devCatalog: RawServices;
 
   function timed<T>(what: string, f: () => T): T {
     const t0 = process.hrtime.bigint();
@@ -222,7 +227,7 @@ describe("kube-score on the objects the real engine renders", function () {
   }
 
   /** Renders `catalog` with the real engine; returns the rendered YAML files. */
-  function render(label: string, catalog: Record<string, any>): string[] {
+  function render(label: string, catalog: RawServices): string[] {
     const stack = new EngineStack(engine, PROGRAM);
     stacks.push(stack);
     stack.init({ namespace: NAMESPACE, renderDir: stack.renderDir, services: catalog });
@@ -237,7 +242,7 @@ describe("kube-score on the objects the real engine renders", function () {
   }
 
   /** Scores `files`, prints every exemption used, and fails on any finding left. */
-  function assertClean(label: string, files: string[], catalog: Record<string, any>): void {
+  function assertClean(label: string, files: string[], catalog: RawServices): void {
     const scored = timed(`${label}: kube-score`, () => score(bin, files));
     const kinds = new Set(scored.map((s) => s.type_meta.kind));
     for (const kind of ["Deployment", "Service", "NetworkPolicy", "PodDisruptionBudget"]) {
@@ -311,7 +316,7 @@ describe("kube-score on the objects the real engine renders", function () {
       return out;
     });
     const { left } = unexempted(findings(score(bin, files)), devCatalog);
-    const got = left.map((f) => `${f.check} ${f.kind} ${f.obj.metadata.labels?.["app.kubernetes.io/name"]}`).sort();
+    const got = left.map((f) => `${f.check} ${f.kind} ${f.obj.metadata?.labels?.["app.kubernetes.io/name"]}`).sort();
     for (const want of [
       "container-resources Deployment service-b",
       "container-image-pull-policy Deployment service-a",

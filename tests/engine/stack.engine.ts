@@ -15,28 +15,37 @@ import {
   urnName,
   urnType,
 } from "./harness";
+import type { RawServices } from "../support/catalogs";
+import { containerOf, isKind, KubeObject, ObjectsByKind } from "../support/objects";
 
 const NAMESPACE = "chain-engine";
 const NEW_NAMESPACE = "chain-engine-moved";
 
-function of(objs: RenderedObject[], kind: string, pred: (o: any) => boolean = () => true): any[] {
-  return objs.map((r) => r.obj).filter((o) => o.kind === kind && pred(o));
+/** The rendered objects of `kind` that `pred` accepts, as that kind's type. */
+function of<K extends keyof ObjectsByKind>(
+  objs: RenderedObject[],
+  kind: K,
+  pred: (o: ObjectsByKind[K]) => boolean = () => true,
+): ObjectsByKind[K][] {
+  return objs
+    .map((r): KubeObject => r.obj)
+    .filter((o): o is KubeObject & ObjectsByKind[K] => isKind(o, kind) && pred(o));
 }
 
-function deploymentOf(objs: RenderedObject[], svc: string): any {
+function deploymentOf(objs: RenderedObject[], svc: string): ObjectsByKind["Deployment"] {
   const ds = of(objs, "Deployment", (d) => d.metadata?.labels?.app === svc);
   assert.strictEqual(ds.length, 1, `one Deployment for ${svc}, got ${ds.length}: ${ds.map((d) => d.metadata?.name)}`);
   return ds[0];
 }
 
-function serviceOf(objs: RenderedObject[], svc: string): any {
+function serviceOf(objs: RenderedObject[], svc: string): ObjectsByKind["Service"] {
   const ss = of(objs, "Service", (s) => s.metadata?.name === svc);
   assert.strictEqual(ss.length, 1, `one Service ${svc}, got ${ss.length}`);
   return ss[0];
 }
 
 /** The pinned node ports of a catalog: port -> the service that pins it. */
-function pinnedPorts(catalog: Record<string, any>): Map<number, string> {
+function pinnedPorts(catalog: RawServices): Map<number, string> {
   return new Map(
     Object.entries(catalog)
       .filter(([, s]) => s.nodePort !== undefined)
@@ -68,7 +77,7 @@ function summary(json: PreviewJson): string {
 describe("the real Pulumi engine (render mode)", function () {
   this.timeout(0);
   let stack: EngineStack;
-  let services: Record<string, any>;
+  let services: RawServices;
   const config = (over: Record<string, unknown> = {}) => ({
     namespace: NAMESPACE,
     renderDir: stack.renderDir,
@@ -116,7 +125,7 @@ describe("the real Pulumi engine (render mode)", function () {
       want.push(`kubernetes:apps/v1:Deployment ${name}-deployment`);
       want.push(`kubernetes:core/v1:Service ${name}-service`);
       want.push(`kubernetes:networking.k8s.io/v1:NetworkPolicy ${name}-network-policy`);
-      if ((svc.replicas ?? 2) >= 2) {
+      if (Number(svc.replicas ?? 2) >= 2) {
         want.push(`kubernetes:policy/v1:PodDisruptionBudget ${name}-pdb`);
       }
     }
@@ -136,14 +145,14 @@ describe("the real Pulumi engine (render mode)", function () {
 
     const ns = of(objs, "Namespace");
     assert.deepStrictEqual(
-      ns.map((n) => n.metadata.name),
+      ns.map((n) => n.metadata?.name),
       [NAMESPACE],
     );
-    assert.strictEqual(ns[0].metadata.labels["pod-security.kubernetes.io/enforce"], "restricted");
+    assert.strictEqual(ns[0].metadata?.labels?.["pod-security.kubernetes.io/enforce"], "restricted");
     // The default deny plus one policy per service, named after it.
     assert.deepStrictEqual(
       of(objs, "NetworkPolicy")
-        .map((p) => p.metadata.name)
+        .map((p) => p.metadata?.name)
         .sort(),
       ["k8s-chain-default-deny", ...Object.keys(services)].sort(),
     );
@@ -155,30 +164,30 @@ describe("the real Pulumi engine (render mode)", function () {
 
     // sample-app's own Service (its DNS name) is a ClusterIP; node-port-30080 holds its port.
     const seed = serviceOf(objs, "sample-app");
-    assert.strictEqual(seed.spec.type, "ClusterIP");
+    assert.strictEqual(seed.spec?.type, "ClusterIP");
     assert.deepStrictEqual(
-      seed.spec.ports.map((p: any) => [p.port, p.targetPort, p.nodePort]),
+      seed.spec?.ports?.map((p) => [p.port, p.targetPort, p.nodePort]),
       [[80, "http", undefined]],
     );
     const held = serviceOf(objs, "node-port-30080");
-    assert.strictEqual(held.spec.type, "NodePort");
+    assert.strictEqual(held.spec?.type, "NodePort");
     assert.deepStrictEqual(
-      held.spec.ports.map((p: any) => [p.port, p.targetPort, p.nodePort]),
+      held.spec?.ports?.map((p) => [p.port, p.targetPort, p.nodePort]),
       [[80, "http", 30080]],
     );
     const seedDeploy = deploymentOf(objs, "sample-app");
-    const seedContainer = seedDeploy.spec.template.spec.containers[0];
+    const seedContainer = containerOf(seedDeploy);
     assert.deepStrictEqual(
-      seedContainer.ports.map((p: any) => [p.name, p.containerPort]),
+      seedContainer.ports?.map((p) => [p.name, p.containerPort]),
       [["http", 8080]],
     );
-    assert.strictEqual(seedDeploy.spec.replicas, 2);
-    assert.deepStrictEqual(seed.spec.selector, seedDeploy.spec.selector.matchLabels);
-    assert.deepStrictEqual(held.spec.selector, seedDeploy.spec.selector.matchLabels);
+    assert.strictEqual(seedDeploy.spec?.replicas, 2);
+    assert.deepStrictEqual(seed.spec?.selector, seedDeploy.spec?.selector.matchLabels);
+    assert.deepStrictEqual(held.spec?.selector, seedDeploy.spec?.selector.matchLabels);
 
     for (const name of Object.keys(services)) {
       const d = deploymentOf(objs, name);
-      const c = d.spec.template.spec.containers[0];
+      const c = containerOf(d);
       assert.strictEqual(c.image, pinned(name), `${name} runs ${c.image}`);
       assert.match(c.image, /@sha256:[0-9a-f]{64}$/);
       // Startup and readiness on the health path; liveness on the apps' /livez.
@@ -186,18 +195,18 @@ describe("the real Pulumi engine (render mode)", function () {
         [c.startupProbe, "/health"],
         [c.readinessProbe, "/health"],
         [c.livenessProbe, "/livez"],
-      ]) {
+      ] as const) {
         assert.strictEqual(probe?.httpGet?.path, route, `${name} probe ${JSON.stringify(probe)}`);
-        assert.strictEqual(probe.httpGet.port, "http");
+        assert.strictEqual(probe?.httpGet?.port, "http");
       }
       assert.strictEqual(
-        d.spec.progressDeadlineSeconds,
+        d.spec?.progressDeadlineSeconds,
         120,
         `${name}: rolloutTimeoutSeconds' default from Pulumi.yaml`,
       );
       const svc = serviceOf(objs, name);
       const pinsPort = services[name].nodePort !== undefined;
-      assert.strictEqual(svc.spec.type, pinsPort ? "ClusterIP" : (services[name].expose ?? "ClusterIP"));
+      assert.strictEqual(svc.spec?.type, pinsPort ? "ClusterIP" : (services[name].expose ?? "ClusterIP"));
     }
     const outputs = JSON.parse(stack.ok(["stack", "output", "--json"]).stdout);
     assert.strictEqual(outputs.nodePorts["sample-app"], 30080);
@@ -237,11 +246,11 @@ describe("the real Pulumi engine (render mode)", function () {
       for (const [port, owner] of pinnedPorts(services)) {
         const held = serviceOf(objs, `node-port-${port}`);
         assert.deepStrictEqual(
-          held.spec.selector,
-          deploymentOf(objs, owner).spec.selector.matchLabels,
+          held.spec?.selector,
+          deploymentOf(objs, owner).spec?.selector.matchLabels,
           `${round}: ${port} -> ${owner}`,
         );
-        assert.strictEqual(held.spec.ports[0].nodePort, port);
+        assert.strictEqual(held.spec?.ports?.[0].nodePort, port);
       }
       const outputs = JSON.parse(stack.ok(["stack", "output", "--json"]).stdout);
       assert.deepStrictEqual(
@@ -276,11 +285,11 @@ describe("the real Pulumi engine (render mode)", function () {
     stack.ok(["up", "--yes", "--skip-preview"], "up (move node port)");
     let objs = stack.rendered();
     assert.deepStrictEqual(
-      serviceOf(objs, "node-port-30080").spec.selector,
-      deploymentOf(objs, "service-c").spec.selector.matchLabels,
+      serviceOf(objs, "node-port-30080").spec?.selector,
+      deploymentOf(objs, "service-c").spec?.selector.matchLabels,
     );
-    assert.strictEqual(serviceOf(objs, "sample-app").spec.type, "NodePort");
-    assert.strictEqual(serviceOf(objs, "service-c").spec.type, "ClusterIP");
+    assert.strictEqual(serviceOf(objs, "sample-app").spec?.type, "NodePort");
+    assert.strictEqual(serviceOf(objs, "service-c").spec?.type, "ClusterIP");
 
     moveTo("sample-app", "service-c");
     services["sample-app"].expose = sampleExpose;
@@ -289,8 +298,8 @@ describe("the real Pulumi engine (render mode)", function () {
     stack.ok(["up", "--yes", "--skip-preview"], "up (move node port back)");
     objs = stack.rendered();
     assert.deepStrictEqual(
-      serviceOf(objs, "node-port-30080").spec.selector,
-      deploymentOf(objs, "sample-app").spec.selector.matchLabels,
+      serviceOf(objs, "node-port-30080").spec?.selector,
+      deploymentOf(objs, "sample-app").spec?.selector.matchLabels,
     );
     const again = stack.previewJson("preview (after moving back)");
     assert.deepStrictEqual(
@@ -317,10 +326,10 @@ describe("the real Pulumi engine (render mode)", function () {
     stack.ok(["up", "--yes", "--skip-preview"], "up (label edit)");
     const objs = stack.rendered();
     const after = deploymentOf(objs, "service-c");
-    assert.strictEqual(after.metadata.name, before.metadata.name, "the same Deployment");
-    assert.deepStrictEqual(after.spec.selector.matchLabels, { "app.kubernetes.io/name": "service-c" });
-    assert.strictEqual(after.spec.template.metadata.labels.tier, "backend");
-    assert.deepStrictEqual(serviceOf(objs, "service-c").spec.selector, { "app.kubernetes.io/name": "service-c" });
+    assert.strictEqual(after.metadata?.name, before.metadata?.name, "the same Deployment");
+    assert.deepStrictEqual(after.spec?.selector.matchLabels, { "app.kubernetes.io/name": "service-c" });
+    assert.strictEqual(after.spec?.template.metadata?.labels?.tier, "backend");
+    assert.deepStrictEqual(serviceOf(objs, "service-c").spec?.selector, { "app.kubernetes.io/name": "service-c" });
     const again = stack.previewJson("preview (after label edit)");
     assert.deepStrictEqual(
       (again.json.steps ?? []).filter((s) => s.op !== "same").map((s) => s.urn),
@@ -370,7 +379,7 @@ describe("the real Pulumi engine (render mode)", function () {
     stack.ok(["up", "--yes", "--skip-preview"], "up (namespace change)");
     const objs = stack.rendered();
     assert.deepStrictEqual(
-      of(objs, "Namespace").map((n) => n.metadata.name),
+      of(objs, "Namespace").map((n) => n.metadata?.name),
       [NEW_NAMESPACE],
     );
     for (const { obj, file } of objs) {
@@ -378,7 +387,7 @@ describe("the real Pulumi engine (render mode)", function () {
         assert.strictEqual(obj.metadata?.namespace, NEW_NAMESPACE, file);
       }
     }
-    assert.strictEqual(serviceOf(objs, "node-port-30080").spec.ports[0].nodePort, 30080);
+    assert.strictEqual(serviceOf(objs, "node-port-30080").spec?.ports?.[0].nodePort, 30080);
   });
 
   it("a bad config fails the preview with the program's error and changes nothing", function () {

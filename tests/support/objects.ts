@@ -3,8 +3,36 @@
 // and the objects a rendered file or kubectl shows.
 import * as pulumi from "@pulumi/pulumi";
 import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
+import type { INetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
+import type { IPodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import type { IContainer } from "kubernetes-models/v1/Container";
+import type { INamespace } from "kubernetes-models/v1/Namespace";
 import type { IPodSpec } from "kubernetes-models/v1/PodSpec";
+import type { IService } from "kubernetes-models/v1/Service";
+
+/** Object metadata, as every Kubernetes object has it. */
+export type ObjectMeta = NonNullable<IDeployment["metadata"]>;
+
+/** Any Kubernetes object as a file or the API server shows it: its kind and metadata; the rest depends on the kind. */
+export interface KubeObject {
+  apiVersion?: string;
+  kind: string;
+  metadata?: ObjectMeta;
+}
+
+/** The `kubernetes-models` type of each kind of object the stack makes. */
+export interface ObjectsByKind {
+  Deployment: IDeployment;
+  Service: IService;
+  Namespace: INamespace;
+  NetworkPolicy: INetworkPolicy;
+  PodDisruptionBudget: IPodDisruptionBudget;
+}
+
+/** Whether `o` is of `kind` (then it has that kind's fields). */
+export function isKind<K extends keyof ObjectsByKind>(o: KubeObject, kind: K): o is KubeObject & ObjectsByKind[K] {
+  return o.kind === kind;
+}
 
 /**
  * `x` as the plain object type `T` (e.g. `IDeployment`), once checked to be plain: no value in
