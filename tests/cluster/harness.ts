@@ -6,6 +6,7 @@ import * as http from "http";
 import * as https from "https";
 import * as path from "path";
 import * as YAML from "yaml";
+import type { KubeObject } from "../support/objects";
 import { run } from "../support/process";
 
 function required(name: string): string {
@@ -45,7 +46,8 @@ async function kubectlRun(input: string | undefined, args: string[]): Promise<st
   return r.stdout;
 }
 
-export async function kubectlJson(...args: string[]): Promise<any> {
+/** `kubectl ... -o json`, parsed; `T` is what the caller asked kubectl for (an object, or a `KubeList` of them). */
+export async function kubectlJson<T = unknown>(...args: string[]): Promise<T> {
   return JSON.parse(await kubectl(...args, "-o", "json"));
 }
 
@@ -65,25 +67,27 @@ function apiAgent(): { server: URL; agent: https.Agent } {
   };
 }
 
-export interface WatchEvent {
+/** One event of a watch on a collection of `T` (the collection's objects; for an `ERROR` event, a Status). */
+export interface WatchEvent<T = KubeObject> {
   /** Local arrival time (ms since the epoch). */
   at: number;
   type: string;
-  object: any;
+  object: T;
 }
 
 /**
  * Watches a collection (e.g. `/apis/apps/v1/deployments`) from now on and records every event
  * with the time it arrived, so the suite can say what the cluster looked like at any moment.
  */
-export class Watch {
-  readonly events: WatchEvent[] = [];
+export class Watch<T = KubeObject> {
+  readonly events: WatchEvent<T>[] = [];
   private req?: http.ClientRequest;
 
   private constructor(private readonly apiPath: string) {}
 
-  static async start(apiPath: string): Promise<Watch> {
-    const w = new Watch(apiPath);
+  /** Starts a watch on `apiPath`, a collection of `T` (e.g. `IDeployment` for `/apis/apps/v1/deployments`). */
+  static async start<T = KubeObject>(apiPath: string): Promise<Watch<T>> {
+    const w = new Watch<T>(apiPath);
     await w.open();
     return w;
   }

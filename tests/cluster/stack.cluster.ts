@@ -18,6 +18,14 @@ import {
   Watch,
   WatchEvent,
 } from "./harness";
+import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
+import type { IEndpointSlice } from "kubernetes-models/discovery.k8s.io/v1/EndpointSlice";
+import type { IContainer } from "kubernetes-models/v1/Container";
+import type { IEvent } from "kubernetes-models/v1/Event";
+import type { IPod } from "kubernetes-models/v1/Pod";
+import type { IService } from "kubernetes-models/v1/Service";
+import type { RawServices } from "../support/catalogs";
+import type { KubeList, KubeObject } from "../support/objects";
 
 const NAMESPACE = "chain-e2e";
 const MOVED_NAMESPACE = "chain-e2e-moved";
@@ -42,21 +50,28 @@ function servesHttp(): boolean {
 }
 
 /** The Deployment of a service (by the stack's `app.kubernetes.io/name` label). */
-async function deploymentOf(ns: string, svc: string): Promise<any> {
-  const list = await kubectlJson("get", "deployments", "-n", ns, "-l", `app.kubernetes.io/name=${svc}`);
+async function deploymentOf(ns: string, svc: string): Promise<IDeployment> {
+  const list = await kubectlJson<KubeList<IDeployment>>(
+    "get",
+    "deployments",
+    "-n",
+    ns,
+    "-l",
+    `app.kubernetes.io/name=${svc}`,
+  );
   assert.strictEqual(
     list.items.length,
     1,
-    `one Deployment for ${svc} in ${ns}, got ${list.items.map((d: any) => d.metadata.name)}`,
+    `one Deployment for ${svc} in ${ns}, got ${list.items.map((d) => d.metadata!.name)}`,
   );
   return list.items[0];
 }
 
-function available(d: any): boolean {
-  const want = d.spec.replicas ?? 1;
-  const s = d.status ?? {};
+function available(d: IDeployment): boolean {
+  const want = d.spec!.replicas ?? 1;
+  const s: NonNullable<IDeployment["status"]> = d.status ?? {};
   return (
-    (s.observedGeneration ?? 0) >= d.metadata.generation &&
+    (s.observedGeneration ?? 0) >= d.metadata!.generation! &&
     s.updatedReplicas === want &&
     s.readyReplicas === want &&
     s.availableReplicas === want &&
@@ -64,17 +79,24 @@ function available(d: any): boolean {
   );
 }
 
-function readyEndpoints(slice: any): number {
-  return (slice.endpoints ?? []).filter((e: any) => e.conditions?.ready).length;
+function readyEndpoints(slice: IEndpointSlice): number {
+  return (slice.endpoints ?? []).filter((e) => e.conditions?.ready).length;
 }
 
 /** Every Deployment of the stack available, every Service with ready endpoints. */
-async function assertAllReady(ns: string, services: Record<string, any>): Promise<void> {
+async function assertAllReady(ns: string, services: RawServices): Promise<void> {
   for (const name of Object.keys(services)) {
     const d = await deploymentOf(ns, name);
     assert.ok(available(d), `${name}: Deployment not available: ${JSON.stringify(d.status)}`);
-    const slices = await kubectlJson("get", "endpointslices", "-n", ns, "-l", `kubernetes.io/service-name=${name}`);
-    const ready = slices.items.reduce((n: number, s: any) => n + readyEndpoints(s), 0);
+    const slices = await kubectlJson<KubeList<IEndpointSlice>>(
+      "get",
+      "endpointslices",
+      "-n",
+      ns,
+      "-l",
+      `kubernetes.io/service-name=${name}`,
+    );
+    const ready = slices.items.reduce((n, s) => n + readyEndpoints(s), 0);
     assert.strictEqual(ready, services[name].replicas ?? 2, `${name}: ${ready} ready endpoints`);
   }
 }
@@ -83,20 +105,20 @@ async function assertAllReady(ns: string, services: Record<string, any>): Promis
  * The service is wholly on one release: its Deployment's template passes `check` (on its
  * container), it is available, and every pod left (terminating ones gone) runs that template.
  */
-async function assertOnRelease(ns: string, svc: string, check: (container: any) => void): Promise<void> {
+async function assertOnRelease(ns: string, svc: string, check: (container: IContainer) => void): Promise<void> {
   const d = await deploymentOf(ns, svc);
-  check(d.spec.template.spec.containers[0]);
+  check(d.spec!.template.spec!.containers[0]);
   await eventually(60_000, async () => {
     const now = await deploymentOf(ns, svc);
     assert.ok(available(now), `${svc}: not available: ${JSON.stringify(now.status)}`);
-    const pods = await kubectlJson("get", "pods", "-n", ns, "-l", `app.kubernetes.io/name=${svc}`);
+    const pods = await kubectlJson<KubeList<IPod>>("get", "pods", "-n", ns, "-l", `app.kubernetes.io/name=${svc}`);
     assert.strictEqual(
       pods.items.length,
-      now.spec.replicas,
-      `${svc}: pods ${pods.items.map((p: any) => p.metadata.name)}`,
+      now.spec!.replicas,
+      `${svc}: pods ${pods.items.map((p) => p.metadata!.name)}`,
     );
     for (const p of pods.items) {
-      check(p.spec.containers[0]);
+      check(p.spec!.containers[0]);
     }
   });
 }
@@ -114,28 +136,31 @@ async function assertChainAnswers(port = 30081, withinMs = 10_000): Promise<void
  * From the watches: the moment each service's Deployment was first seen, and the first
  * moment it was available with ready endpoints behind its Service.
  */
-function timeline(deploys: WatchEvent[], slices: WatchEvent[], ns: string, since: number) {
-  const created = new Map<string, number>();
-  const avail = new Map<string, number>();
-  const endpoints = new Map<string, number>();
+function timeline(deploys: WatchEvent<IDeployment>[], slices: WatchEvent<IEndpointSlice>[], ns: string, since: number) {
+  // By service name (undefined for an object without the label).
+  const created = new Map<string | undefined, number>();
+  const avail = new Map<string | undefined, number>();
+  const endpoints = new Map<string | undefined, number>();
   for (const e of deploys) {
-    if (e.at < since || e.object.metadata.namespace !== ns) {
+    const d = e.object;
+    if (e.at < since || d.metadata!.namespace !== ns) {
       continue;
     }
-    const svc = e.object.metadata.labels?.["app.kubernetes.io/name"];
+    const svc = d.metadata!.labels?.["app.kubernetes.io/name"];
     if (e.type === "ADDED" && !created.has(svc)) {
       created.set(svc, e.at);
     }
-    if (created.has(svc) && available(e.object) && !avail.has(svc)) {
+    if (created.has(svc) && available(d) && !avail.has(svc)) {
       avail.set(svc, e.at);
     }
   }
   for (const e of slices) {
-    if (e.at < since || e.object.metadata.namespace !== ns) {
+    const slice = e.object;
+    if (e.at < since || slice.metadata!.namespace !== ns) {
       continue;
     }
-    const svc = e.object.metadata.labels?.["kubernetes.io/service-name"];
-    if (readyEndpoints(e.object) > 0 && !endpoints.has(svc)) {
+    const svc = slice.metadata!.labels?.["kubernetes.io/service-name"];
+    if (readyEndpoints(slice) > 0 && !endpoints.has(svc)) {
       endpoints.set(svc, e.at);
     }
   }
@@ -143,10 +168,11 @@ function timeline(deploys: WatchEvent[], slices: WatchEvent[], ns: string, since
 }
 
 /** Asserts that each caller's Deployment appeared only after its callees were available with endpoints. */
-function assertOrdered(services: Record<string, any>, t: ReturnType<typeof timeline>): string[] {
+function assertOrdered(services: RawServices, t: ReturnType<typeof timeline>): string[] {
   const lines: string[] = [];
   for (const [name, svc] of Object.entries(services)) {
-    for (const callee of svc.calls ?? []) {
+    // `calls` as the catalog lists them (a list of service names; this catalog is the dev stack's, valid).
+    for (const callee of (svc.calls as string[] | undefined) ?? []) {
       const created = t.created.get(name);
       const ready = Math.max(t.avail.get(callee) ?? Infinity, t.endpoints.get(callee) ?? Infinity);
       assert.ok(created !== undefined, `${name}: no Deployment creation seen`);
@@ -164,11 +190,11 @@ function assertOrdered(services: Record<string, any>, t: ReturnType<typeof timel
 describe("the real program on a real cluster", function () {
   this.timeout(0);
   let stack: EngineStack;
-  let services: Record<string, any>;
+  let services: RawServices;
   let images: Record<string, string>;
   let ns = NAMESPACE;
-  let deploys: Watch;
-  let slices: Watch;
+  let deploys: Watch<IDeployment>;
+  let slices: Watch<IEndpointSlice>;
   const loads: string[] = [];
   const config = (over: Record<string, unknown> = {}) => ({
     namespace: ns,
@@ -227,8 +253,8 @@ describe("the real program on a real cluster", function () {
     images = pushedImages();
     services = devServices((name) => images[name]);
     stack.init(config());
-    deploys = await Watch.start("/apis/apps/v1/deployments");
-    slices = await Watch.start("/apis/discovery.k8s.io/v1/endpointslices");
+    deploys = await Watch.start<IDeployment>("/apis/apps/v1/deployments");
+    slices = await Watch.start<IEndpointSlice>("/apis/discovery.k8s.io/v1/endpointslices");
   });
 
   after(async function () {
@@ -273,25 +299,30 @@ describe("the real program on a real cluster", function () {
   });
 
   it("a second up changes nothing in the cluster", async function () {
-    const before = await kubectlJson("get", "deployments,services,poddisruptionbudgets", "-n", ns);
+    const before = await kubectlJson<KubeList<KubeObject>>(
+      "get",
+      "deployments,services,poddisruptionbudgets",
+      "-n",
+      ns,
+    );
     const r = await stack.pulumiAsync(["up", "--yes", "--skip-preview", "--expect-no-changes"], "up (no change)");
     assert.strictEqual(r.code, 0, r.stdout + r.stderr);
-    const after = await kubectlJson("get", "deployments,services,poddisruptionbudgets", "-n", ns);
-    const versions = (l: any) =>
-      l.items.map((o: any) => `${o.kind}/${o.metadata.name}@${o.metadata.resourceVersion}`).sort();
+    const after = await kubectlJson<KubeList<KubeObject>>("get", "deployments,services,poddisruptionbudgets", "-n", ns);
+    const versions = (l: KubeList<KubeObject>) =>
+      l.items.map((o) => `${o.kind}/${o.metadata!.name}@${o.metadata!.resourceVersion}`).sort();
     assert.deepStrictEqual(versions(after), versions(before));
   });
 
   it("refresh and up restore a Deployment scaled by hand and a Service deleted by hand", async function () {
     const b = await deploymentOf(ns, "service-b");
-    await kubectl("scale", "deployment", b.metadata.name, "-n", ns, "--replicas=4");
+    await kubectl("scale", "deployment", b.metadata!.name!, "-n", ns, "--replicas=4");
     await kubectl("delete", "service", "service-c", "-n", ns, "--wait=true");
     const ref = await stack.pulumiAsync(["refresh", "--yes", "--skip-preview"], "refresh (after kubectl scale/delete)");
     assert.strictEqual(ref.code, 0, ref.stdout + ref.stderr);
     await upOk("up (restore)");
     await eventually(20_000, async () => {
       const d = await deploymentOf(ns, "service-b");
-      assert.strictEqual(d.spec.replicas, 2);
+      assert.strictEqual(d.spec!.replicas, 2);
       assert.ok(available(d), JSON.stringify(d.status));
     });
     await kubectlJson("get", "service", "service-c", "-n", ns);
@@ -311,14 +342,14 @@ describe("the real program on a real cluster", function () {
     ];
     const failed: string[] = [];
     for (const [svc, ref, what] of steps) {
-      const uid = (await deploymentOf(ns, svc)).metadata.uid;
+      const uid = (await deploymentOf(ns, svc)).metadata!.uid;
       services[svc].image = images[ref];
       const res = await underLoad(`rollout ${what}`, async () => {
         await upOk(`up (rollout ${what})`);
       });
       const d = await deploymentOf(ns, svc);
-      assert.strictEqual(d.metadata.uid, uid, `${svc}: the Deployment was replaced, not rolled in place`);
-      assert.strictEqual(d.spec.template.spec.containers[0].image, images[ref]);
+      assert.strictEqual(d.metadata!.uid, uid, `${svc}: the Deployment was replaced, not rolled in place`);
+      assert.strictEqual(d.spec!.template.spec!.containers[0].image, images[ref]);
       assert.ok(available(d));
       if (res.failures.length > 0) {
         failed.push(`${what}: ${describeLoad(res)}`);
@@ -331,11 +362,18 @@ describe("the real program on a real cluster", function () {
     services["sample-app"].nodePort = 30081;
     services["service-a"].nodePort = 30080;
     const swap = await upOk("up (swap node ports 30080 <-> 30081)");
-    const ports = await kubectlJson("get", "services", "-n", ns, "-l", "app.kubernetes.io/component=node-port");
+    const ports = await kubectlJson<KubeList<IService>>(
+      "get",
+      "services",
+      "-n",
+      ns,
+      "-l",
+      "app.kubernetes.io/component=node-port",
+    );
     const holders = Object.fromEntries(
-      ports.items.map((s: any) => [
-        s.spec.ports[0].nodePort,
-        s.spec.selector["app.kubernetes.io/name"] ?? s.spec.selector.app,
+      ports.items.map((s) => [
+        s.spec!.ports![0].nodePort,
+        s.spec!.selector!["app.kubernetes.io/name"] ?? s.spec!.selector!.app,
       ]),
     );
     assert.deepStrictEqual(holders, { 30080: "service-a", 30081: "sample-app" }, `after the swap:\n${swap.stdout}`);
@@ -356,8 +394,8 @@ describe("the real program on a real cluster", function () {
     services["service-b"].expose = "NodePort";
     services["service-b"].nodePort = 30081;
     await upOk("up (move node port 30081 to service-b)");
-    const moved = await kubectlJson("get", "service", "node-port-30081", "-n", ns);
-    assert.strictEqual(moved.spec.selector["app.kubernetes.io/name"], "service-b");
+    const moved = await kubectlJson<IService>("get", "service", "node-port-30081", "-n", ns);
+    assert.strictEqual(moved.spec!.selector!["app.kubernetes.io/name"], "service-b");
     if (servesHttp()) {
       const b = await eventually(5000, async () => {
         const res = await get(nodePortUrl(30081));
@@ -391,9 +429,9 @@ describe("the real program on a real cluster", function () {
       await upOk("up (label edit)");
     });
     const d = await deploymentOf(ns, "service-c");
-    assert.strictEqual(d.metadata.uid, before.metadata.uid, "the Deployment was replaced");
-    assert.deepStrictEqual(d.spec.selector, before.spec.selector);
-    assert.strictEqual(d.spec.template.metadata.labels.tier, "backend");
+    assert.strictEqual(d.metadata!.uid, before.metadata!.uid, "the Deployment was replaced");
+    assert.deepStrictEqual(d.spec!.selector, before.spec!.selector);
+    assert.strictEqual(d.spec!.template.metadata!.labels!.tier, "backend");
     assert.ok(available(d));
     await assertChainAnswers();
     assert.deepStrictEqual(
@@ -404,7 +442,7 @@ describe("the real program on a real cluster", function () {
 
   it("a release whose pods never become ready fails within the bound, names the service, and the next up recovers", async function () {
     if (!cluster.realNode) this.skip();
-    const good = services["service-c"].image;
+    const good = String(services["service-c"].image);
     // An image the registry does not have: the node's pull fails at once.
     services["service-c"].image = good.replace(/@sha256:[0-9a-f]{64}$/, `@sha256:${"0".repeat(64)}`);
     const t0 = Date.now();
@@ -428,9 +466,9 @@ describe("the real program on a real cluster", function () {
     await assertChainAnswers();
     await assertOnRelease(ns, "service-c", (c) => assert.strictEqual(c.image, good));
     // The pull went to the local registry, never to a name outside the machine.
-    const events = await kubectlJson("get", "events", "-n", ns, "--field-selector", "reason=Failed");
+    const events = await kubectlJson<KubeList<IEvent>>("get", "events", "-n", ns, "--field-selector", "reason=Failed");
     const pulls = events.items
-      .map((e: any) => e.message as string)
+      .map((e) => e.message as string)
       .filter((m: string) => m.startsWith("Failed to pull image"));
     assert.ok(pulls.length > 0, "no pull failure event");
     for (const m of pulls) {
@@ -461,7 +499,7 @@ describe("the real program on a real cluster", function () {
     );
     assert.match(unhealthy.stdout + unhealthy.stderr, /Rolled it back to its last good release/);
     await assertChainAnswers();
-    await assertOnRelease(ns, "service-b", (c) => assert.strictEqual(c.readinessProbe.httpGet.path, "/health"));
+    await assertOnRelease(ns, "service-b", (c) => assert.strictEqual(c.readinessProbe!.httpGet!.path, "/health"));
     delete services["service-b"].healthPath;
     await upOk("up (health route fixed)");
     await assertAllReady(ns, services);
@@ -488,17 +526,17 @@ describe("the real program on a real cluster", function () {
       await upOk("up (servicePort change)");
     });
     const a = await deploymentOf(ns, "service-a");
-    const env = a.spec.template.spec.containers[0].env;
+    const env = a.spec!.template.spec!.containers[0].env!;
     assert.strictEqual(
-      env.find((e: any) => e.name === "SERVICE_B_URL").value,
+      env.find((e) => e.name === "SERVICE_B_URL")!.value,
       `http://service-b.${ns}.svc.cluster.local:8081`,
     );
     await assertAllReady(ns, services);
     await assertChainAnswers();
     // The old port was kept until the callers had rolled, then went with its keeper.
-    const svc = await kubectlJson("get", "service", "service-b", "-n", ns);
+    const svc = await kubectlJson<IService>("get", "service", "service-b", "-n", ns);
     assert.deepStrictEqual(
-      svc.spec.ports.map((p: any) => p.port),
+      svc.spec!.ports!.map((p) => p.port),
       [8081],
     );
     console.log(`      servicePort change: ${res.failures.length} failed of ${res.sent}`);
@@ -552,7 +590,7 @@ describe("the real program on a real cluster", function () {
       };
       await kubectlStdin(JSON.stringify(pod), "apply", "-f", "-");
       const message = await eventually(30_000, async () => {
-        const ev = await kubectlJson(
+        const ev = await kubectlJson<KubeList<IEvent>>(
           "get",
           "events",
           "-n",
@@ -587,7 +625,7 @@ describe("the real program on a real cluster", function () {
     const r = await stack.pulumiAsync(["destroy", "--yes", "--skip-preview"], "destroy");
     assert.strictEqual(r.code, 0, r.stdout + r.stderr);
     await eventually(60_000, () => assert.rejects(kubectl("get", "namespace", ns), /NotFound/));
-    const left = await kubectlJson(
+    const left = await kubectlJson<KubeList<KubeObject>>(
       "get",
       "deployments,services,poddisruptionbudgets",
       "-A",
@@ -595,7 +633,7 @@ describe("the real program on a real cluster", function () {
       "app.kubernetes.io/part-of=k8s-chain",
     );
     assert.deepStrictEqual(
-      left.items.map((o: any) => `${o.kind}/${o.metadata.namespace}/${o.metadata.name}`),
+      left.items.map((o) => `${o.kind}/${o.metadata!.namespace}/${o.metadata!.name}`),
       [],
     );
   });

@@ -3,6 +3,7 @@
 // and the objects a rendered file or kubectl shows.
 import * as pulumi from "@pulumi/pulumi";
 import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
+import type { IEndpointSlice } from "kubernetes-models/discovery.k8s.io/v1/EndpointSlice";
 import type { INetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
 import type { IPodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import type { IContainer } from "kubernetes-models/v1/Container";
@@ -20,13 +21,19 @@ export interface KubeObject {
   metadata?: ObjectMeta;
 }
 
-/** The `kubernetes-models` type of each kind of object the stack makes. */
+/** The `kubernetes-models` type of each kind of object the stack makes (and the EndpointSlices behind its Services). */
 export interface ObjectsByKind {
   Deployment: IDeployment;
   Service: IService;
   Namespace: INamespace;
   NetworkPolicy: INetworkPolicy;
   PodDisruptionBudget: IPodDisruptionBudget;
+  EndpointSlice: IEndpointSlice;
+}
+
+/** What `kubectl get -o json` prints for several objects: a `List` of them. */
+export interface KubeList<T> {
+  items: T[];
 }
 
 /** Whether `o` is of `kind` (then it has that kind's fields). */
