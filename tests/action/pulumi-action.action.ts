@@ -377,7 +377,7 @@ describe("pulumi/actions runs the workflows' Pulumi steps (runner stand-in, real
         );
       }
       const deployments = laptop.rendered().filter((o) => o.obj.kind === "Deployment");
-      assert.deepEqual(deployments.map((d) => d.obj.metadata.labels.app).sort(), [...services].sort());
+      assert.deepEqual(deployments.map((d) => d.obj.metadata?.labels?.app).sort(), [...services].sort());
 
       // The action's outputs (steps.up.outputs), as the next step reads them.
       const urls: Record<string, string> = JSON.parse(up.outputs.urls);

@@ -8,6 +8,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
 import type { RawServices } from "../support/catalogs";
+import type { KubeObject } from "../support/objects";
 import { run, tempDir } from "../support/process";
 
 export const REPO = path.resolve(__dirname, "..", "..");
@@ -277,13 +278,8 @@ interface StateResource {
 
 export interface RenderedObject {
   file: string;
-  /**
-   * The parsed object. Meant to be a `KubeObject` (support/objects.ts), which this repo's suites
-   * read it as; kept loose while tests/action/pulumi-action.action.ts (another engineer's, in
-   * progress) reads `obj.metadata.labels.app` with no guard for an object without labels.
-   */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- until tests/action reads `metadata?.labels?.app`: a KubeObject there breaks its type check
-  obj: any;
+  /** The parsed object. */
+  obj: KubeObject;
 }
 
 /** `urn:pulumi:stack::project::a$b$type::name` -> `type`. */
