@@ -215,6 +215,27 @@ export class Load {
 }
 
 /** One line for the log: `sent 2412, ok 2412, failed 0` (+ the kinds of failure). */
+/**
+ * New connections refused at the node port that a load run tolerates. This kind of node
+ * refuses about one new connection in 8,000 through a NodePort on 127.0.0.1 whatever the
+ * program does (docs/cluster-facts: 13 in 98,700 over 14 rollouts with a drain; here, one
+ * refusal at A's node port during a rollout of B alone, A's pods unchanged). A missing or
+ * broken drain refuses far more (32 in 6,362 in one run without one), and any other failure
+ * (a 502 or 504 from the chain, a reset, a timeout, a keep-alive request) is never tolerated.
+ */
+const NODE_PORT_REFUSALS_TOLERATED = 1;
+
+/** A load run's failures less the tolerated node-port refusals: what a scenario asserts is empty. */
+export function unexplainedFailures(r: LoadResult): string[] {
+  let tolerated = 0;
+  return r.failures
+    .filter((f) => {
+      const refused = f.mode === "new-connection" && /^ECONNREFUSED /.test(f.what);
+      return !(refused && tolerated++ < NODE_PORT_REFUSALS_TOLERATED);
+    })
+    .map((f) => `${f.mode}: ${f.what}`);
+}
+
 export function describeLoad(r: LoadResult): string {
   const kinds = new Map<string, number>();
   for (const f of r.failures) {
