@@ -52,27 +52,22 @@ function main(): void {
     dev.init({ renderDir: dev.renderDir, services: devServices() });
     base.init({ renderDir: base.renderDir });
     const times: Record<"dev" | "base", number[]> = { dev: [], base: [] };
-    // One unmeasured preview each (plugin cache, OS file cache), then interleaved runs.
-    for (const [stack, what] of [
+    const stacks = [
       [dev, "dev"],
       [base, "base"],
-    ] as const) {
+    ] as const;
+    /** One `pulumi preview` of `stack`; its seconds, or an error naming which one failed. */
+    const preview = (stack: EngineStack, what: string): number => {
       const r = stack.pulumi(["preview"]);
       if (r.code !== 0) {
         throw new Error(`${what}: pulumi preview exited ${r.code}\n${r.stdout}\n${r.stderr}`);
       }
-    }
+      return r.seconds;
+    };
+    // One unmeasured preview each (plugin cache, OS file cache), then interleaved runs.
+    for (const [stack, what] of stacks) preview(stack, what);
     for (let i = 0; i < RUNS; i++) {
-      for (const [stack, what] of [
-        [dev, "dev"],
-        [base, "base"],
-      ] as const) {
-        const r = stack.pulumi(["preview"]);
-        if (r.code !== 0) {
-          throw new Error(`${what}: pulumi preview exited ${r.code}\n${r.stdout}\n${r.stderr}`);
-        }
-        times[what].push(r.seconds);
-      }
+      for (const [stack, what] of stacks) times[what].push(preview(stack, what));
     }
     const d = median(times.dev);
     const b = median(times.base);

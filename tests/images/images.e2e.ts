@@ -53,6 +53,15 @@ function need(app: string): Shipped {
 }
 
 // Truncates, never rounds up.
+/** A copy of the apps' build context (no installed or built files) in a new temp dir, to change. */
+function contextCopy(prefix: string): string {
+  const copy = tempDir(prefix, env.work);
+  const tar = `${copy}.tar`;
+  execFileSync("tar", ["-C", env.appsDir, "--exclude=node_modules", "--exclude=dist", "-cf", tar, "."]);
+  execFileSync("tar", ["-C", copy, "-xf", tar]);
+  return copy;
+}
+
 const mib = (bytes: number) => (Math.floor((bytes / 1048576) * 10) / 10).toFixed(1);
 
 async function execIn(app: string, container: string, script: string): Promise<string> {
@@ -328,17 +337,7 @@ describe("app images on a private Docker engine and registry", function () {
     it("builds a second folder's Dockerfile of the same name, size and mtime from the same context, and says which one BuildKit read", async function () {
       // The shape the four per-app Dockerfiles had: one context, two folders, Dockerfiles of equal
       // name, size and mtime. The second differs only in its USER (same length).
-      const copy = tempDir("buildkit-1368-", env.work);
-      execFileSync("tar", [
-        "-C",
-        env.appsDir,
-        "--exclude=node_modules",
-        "--exclude=dist",
-        "-cf",
-        path.join(copy, "..", "ctx-1368.tar"),
-        ".",
-      ]);
-      execFileSync("tar", ["-C", copy, "-xf", path.join(copy, "..", "ctx-1368.tar")]);
+      const copy = contextCopy("buildkit-1368-");
       const first = path.join(copy, IMAGE, "Dockerfile");
       const text = fs.readFileSync(first, "utf8");
       const other = text.replace("USER 10001:10001", "USER 10002:10002");
@@ -368,18 +367,8 @@ describe("app images on a private Docker engine and registry", function () {
 
   describe("a broken Dockerfile", function () {
     it("fails the build with a message that names the app", async function () {
-      const copy = tempDir("broken-apps-", env.work);
-      // A copy of the build context without installed or built files; then break one Dockerfile.
-      execFileSync("tar", [
-        "-C",
-        env.appsDir,
-        "--exclude=node_modules",
-        "--exclude=dist",
-        "-cf",
-        path.join(copy, "..", "ctx.tar"),
-        ".",
-      ]);
-      execFileSync("tar", ["-C", copy, "-xf", path.join(copy, "..", "ctx.tar")]);
+      const copy = contextCopy("broken-apps-");
+      // Break one Dockerfile of the copy.
       const app = IMAGE;
       const file = checkDockerfile(app, copy);
       fs.appendFileSync(file, '\nRUN echo "deliberately broken by tests/images" && exit 3\n');
