@@ -17,6 +17,7 @@ import {
   PROBE_TIMING,
   probes,
   RUN_AS,
+  servicePortKeeperSpec,
   serviceSpec,
   serviceUrl,
 } from "../components/specs";
@@ -250,6 +251,29 @@ describe("specs", () => {
       "pulumi.com/timeoutSeconds": "45",
     });
     assert.strictEqual(AWAIT_TIMEOUT_ANNOTATION, "pulumi.com/timeoutSeconds");
+  });
+
+  it("waits for a port keeper exactly as for its Service: not at all, except a LoadBalancer's, bounded", () => {
+    // Callers wait for the callee's whole component, keeper included: a keeper the provider
+    // waited for would add its 10 s endpoint settle to every level of the chain.
+    const cfg = parse({ services: { c: { image: "c:1" }, lb: { image: "lb:1", expose: "LoadBalancer" } } });
+    const at45 = { ...where, rolloutTimeoutSeconds: 45 };
+    assert.deepStrictEqual(servicePortKeeperSpec(cfg.services[0], at45).metadata, {
+      name: "c",
+      namespace: "chain",
+      annotations: { "pulumi.com/skipAwait": "true" },
+    });
+    assert.deepStrictEqual(servicePortKeeperSpec(cfg.services[1], at45).metadata, {
+      name: "lb",
+      namespace: "chain",
+      annotations: { "pulumi.com/timeoutSeconds": "45" },
+    });
+    for (const svc of cfg.services) {
+      const own = plain<IService>(serviceSpec(svc, at45)).metadata!.annotations!;
+      for (const [key, value] of Object.entries(servicePortKeeperSpec(svc, at45).metadata!.annotations!)) {
+        assert.strictEqual(own[key], value, `${svc.name}: the Service and its keeper must agree on ${key}`);
+      }
+    }
   });
 
   it("meets Pod Security Standards 'restricted' and sets requests and limits", () => {
