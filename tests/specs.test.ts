@@ -258,19 +258,20 @@ describe("specs", () => {
     // waited for would add its 10 s endpoint settle to every level of the chain.
     const cfg = parse({ services: { c: { image: "c:1" }, lb: { image: "lb:1", expose: "LoadBalancer" } } });
     const at45 = { ...where, rolloutTimeoutSeconds: 45 };
-    assert.deepStrictEqual(servicePortKeeperSpec(cfg.services[0], at45).metadata, {
+    assert.deepStrictEqual(plain<IService>(servicePortKeeperSpec(cfg.services[0], at45)).metadata, {
       name: "c",
       namespace: "chain",
       annotations: { "pulumi.com/skipAwait": "true" },
     });
-    assert.deepStrictEqual(servicePortKeeperSpec(cfg.services[1], at45).metadata, {
+    assert.deepStrictEqual(plain<IService>(servicePortKeeperSpec(cfg.services[1], at45)).metadata, {
       name: "lb",
       namespace: "chain",
       annotations: { "pulumi.com/timeoutSeconds": "45" },
     });
     for (const svc of cfg.services) {
       const own = plain<IService>(serviceSpec(svc, at45)).metadata!.annotations!;
-      for (const [key, value] of Object.entries(servicePortKeeperSpec(svc, at45).metadata!.annotations!)) {
+      const keeper = plain<IService>(servicePortKeeperSpec(svc, at45)).metadata!.annotations!;
+      for (const [key, value] of Object.entries(keeper)) {
         assert.strictEqual(own[key], value, `${svc.name}: the Service and its keeper must agree on ${key}`);
       }
     }
