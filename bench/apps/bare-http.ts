@@ -1,10 +1,14 @@
 // The ceiling: a bare node:http server answering the same JSON as the sample services, with no
-// router, logging, request ids, timeouts or shutdown handling. Used by bench/apps/run.ts only.
-// `/` calls NEXT_URL (when set) over a keep-alive http.Agent and nests its answer.
+// router, logging, request ids or shutdown handling. Used by bench/apps/run.ts only.
+// `/` calls NEXT_URL (when set) over a keep-alive http.Agent and nests its answer. With
+// DOWNSTREAM_TIMEOUT_MS set (the /health-while-hanging runs only, never the chain), a call
+// still unanswered after that long is destroyed, closing its connection as ours does, and
+// answered 504: the floor for what timed-out calls cost a Node server on this machine.
 import http from "node:http";
 
 const name = process.env.SERVICE_NAME ?? "bare";
 const next = process.env.NEXT_URL;
+const timeoutMs = process.env.DOWNSTREAM_TIMEOUT_MS ? Number(process.env.DOWNSTREAM_TIMEOUT_MS) : undefined;
 const agent = new http.Agent({ keepAlive: true });
 const health = Buffer.from('{"status":"ok"}');
 
@@ -12,6 +16,31 @@ function json(res: http.ServerResponse, status: number, value: unknown): void {
   const body = Buffer.from(JSON.stringify(value));
   res.writeHead(status, { "content-type": "application/json", "content-length": body.length });
   res.end(body);
+}
+
+function callNext(url: string, res: http.ServerResponse): void {
+  let timedOut = false;
+  const call = http
+    .get(url, { agent }, (answer) => {
+      let text = "";
+      answer.setEncoding("utf8");
+      answer.on("data", (chunk: string) => (text += chunk));
+      answer.on("end", () => {
+        clearTimeout(timer);
+        json(res, 200, { service: name, downstream: [JSON.parse(text)] });
+      });
+    })
+    .on("error", (err) => {
+      clearTimeout(timer);
+      json(res, timedOut ? 504 : 502, { service: name, error: timedOut ? "timed out" : err.message, failed: url });
+    });
+  const timer =
+    timeoutMs === undefined
+      ? undefined
+      : setTimeout(() => {
+          timedOut = true;
+          call.destroy();
+        }, timeoutMs);
 }
 
 http
@@ -22,14 +51,7 @@ http
     } else if (!next) {
       json(res, 200, { service: name, downstream: [] });
     } else {
-      http
-        .get(next, { agent }, (answer) => {
-          let text = "";
-          answer.setEncoding("utf8");
-          answer.on("data", (chunk: string) => (text += chunk));
-          answer.on("end", () => json(res, 200, { service: name, downstream: [JSON.parse(text)] }));
-        })
-        .on("error", (err) => json(res, 502, { service: name, error: err.message, failed: next }));
+      callNext(next, res);
     }
   })
   .listen(Number(process.env.PORT), "127.0.0.1");

@@ -2,7 +2,7 @@
 // server and against a bare node:http server (the ceiling), measured with wrk on loopback.
 // Needs `npm run build` (the apps' dist/) and Debian's wrk and python3-flask
 // (`apt-get install wrk python3-flask`). Every run is bounded: BENCH_SECONDS (default 5) each,
-// BENCH_ROUNDS (default 3) rounds; about 2.5 minutes in all with the defaults.
+// BENCH_ROUNDS (default 3) rounds; about 4.5 minutes in all with the defaults.
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
@@ -212,35 +212,61 @@ async function untilHanging(dead: { open: () => number }, count: number): Promis
   return dead.open();
 }
 
+/** One server of the /health-while-hanging runs, its dead downstream and its probe figures so far. */
+interface HangServer {
+  kind: Kind;
+  url: string;
+  dead: Awaited<ReturnType<typeof deadDownstream>>;
+  probeAlone: Probe[];
+  probeHanging: Probe[];
+  hangingSeen: number;
+}
+
 /**
- * /health of `kind` alone and while HANGING `/` requests wait on a dead downstream: the
- * fixed-rate probe in ROUNDS rounds, each alone then hanging (so a busy neighbour on the
- * machine hurts both alike), then wrk with 10 connections once each.
+ * /health of each kind alone and while HANGING `/` requests wait on a dead downstream (each
+ * server its own): the fixed-rate probe in ROUNDS rounds, the kinds in turn within each round
+ * and each alone then hanging (so a busy neighbour on the machine hurts them alike), then wrk
+ * with 10 connections once each. The bare node:http server is the floor: what timed-out calls
+ * cost any Node server here, with nothing of ours in the way.
  */
-async function healthWhileHanging(kind: Kind): Promise<HangResult> {
-  const dead = await deadDownstream();
+async function healthWhileHanging(kinds: Kind[]): Promise<Partial<Record<Kind, HangResult>>> {
+  const deads: HangServer["dead"][] = [];
   try {
-    const url = await start(kind, "service-a", dead.url, 2000);
-    await wrk(`${url}health`, 10, 1);
-    const probeAlone: Probe[] = [];
-    const probeHanging: Probe[] = [];
-    let hangingSeen = Infinity;
-    for (let round = 0; round < ROUNDS; round++) {
-      probeAlone.push(await probe(`${url}health`, SECONDS));
-      const load = hangLoad(url, HANGING);
-      hangingSeen = Math.min(hangingSeen, await untilHanging(dead, HANGING));
-      probeHanging.push(await probe(`${url}health`, SECONDS));
-      await load.stop();
+    const servers: HangServer[] = [];
+    for (const kind of kinds) {
+      const dead = await deadDownstream();
+      deads.push(dead);
+      const url = await start(kind, "service-a", dead.url, 2000);
+      await wrk(`${url}health`, 10, 1);
+      servers.push({ kind, url, dead, probeAlone: [] as Probe[], probeHanging: [] as Probe[], hangingSeen: Infinity });
     }
-    const alone = await wrk(`${url}health`, 10, SECONDS);
-    const load = hangLoad(url, HANGING);
-    hangingSeen = Math.min(hangingSeen, await untilHanging(dead, HANGING));
-    const health = await wrk(`${url}health`, 10, SECONDS);
-    await load.stop();
-    return { alone, health, probeAlone, probeHanging, hangingSeen };
+    /** Runs `measured` while HANGING `/` requests hang on `server`. */
+    const whileHanging = async <T>(server: HangServer, measured: () => Promise<T>): Promise<T> => {
+      const load = hangLoad(server.url, HANGING);
+      try {
+        server.hangingSeen = Math.min(server.hangingSeen, await untilHanging(server.dead, HANGING));
+        return await measured();
+      } finally {
+        await load.stop();
+      }
+    };
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const server of servers) {
+        server.probeAlone.push(await probe(`${server.url}health`, SECONDS));
+        server.probeHanging.push(await whileHanging(server, () => probe(`${server.url}health`, SECONDS)));
+      }
+    }
+    const results: Partial<Record<Kind, HangResult>> = {};
+    for (const server of servers) {
+      const { kind, url, probeAlone, probeHanging } = server;
+      const alone = await wrk(`${url}health`, 10, SECONDS);
+      const health = await whileHanging(server, () => wrk(`${url}health`, 10, SECONDS));
+      results[kind] = { alone, health, probeAlone, probeHanging, hangingSeen: server.hangingSeen };
+    }
+    return results;
   } finally {
     await stopAll();
-    dead.close();
+    for (const dead of deads) dead.close();
   }
 }
 
@@ -294,8 +320,10 @@ async function main(): Promise<void> {
     kinds.forEach((kind, i) => (results[`${kind} ${what}`] = median(rounds[i])));
     await stopAll();
   }
-  const hangOurs = await healthWhileHanging("ours");
-  const hangFlask = await healthWhileHanging("flask");
+  const hanging = await healthWhileHanging(["ours", "bare", "flask"]);
+  const hangOurs = hanging.ours!;
+  const hangBare = hanging.bare!;
+  const hangFlask = hanging.flask!;
 
   console.log(
     `| run (${CONNECTIONS} connections unless noted) | req/s | p50 ms | p99 ms | server CPU µs/req | errors |`,
@@ -309,6 +337,10 @@ async function main(): Promise<void> {
   console.log(row("`GET /` A -> B -> C, Flask dev server", results["flask chain"]));
   console.log(row("`GET /health` (10 conn.) alone, ours", hangOurs.alone));
   console.log(row(`\`GET /health\` (10 conn.) while ${hangOurs.hangingSeen} \`/\` hang, ours`, hangOurs.health));
+  console.log(row("`GET /health` (10 conn.) alone, bare node:http", hangBare.alone));
+  console.log(
+    row(`\`GET /health\` (10 conn.) while ${hangBare.hangingSeen} \`/\` hang, bare node:http`, hangBare.health),
+  );
   console.log(row("`GET /health` (10 conn.) alone, Flask", hangFlask.alone));
   console.log(row(`\`GET /health\` (10 conn.) while ${hangFlask.hangingSeen} \`/\` hang, Flask`, hangFlask.health));
   /** A ratio with 3 decimals and whether it meets `target`, decided on the exact value (never the rounded one). */
@@ -341,6 +373,7 @@ async function main(): Promise<void> {
   console.log("|---|---:|---:|---:|---:|---:|");
   for (const [name, hang] of [
     ["ours", hangOurs],
+    ["bare node:http", hangBare],
     ["Flask", hangFlask],
   ] as const) {
     hang.probeAlone.forEach((p, i) => console.log(probeRow(`${name}, alone, ${i + 1}`, p)));
@@ -348,12 +381,23 @@ async function main(): Promise<void> {
       console.log(probeRow(`${name}, while ${hang.hangingSeen} \`/\` hang, ${i + 1}`, p)),
     );
   }
-  const p99Alone = medianOf(hangOurs.probeAlone.map((p) => p.p99));
-  const p99Hanging = medianOf(hangOurs.probeHanging.map((p) => p.p99));
+  /** The probe's p99 while hanging and alone (medians of rounds), and the per-round ratios. */
+  const hangFigures = (hang: HangResult) => {
+    const alone = medianOf(hang.probeAlone.map((p) => p.p99));
+    const hanging = medianOf(hang.probeHanging.map((p) => p.p99));
+    const rounds = hang.probeHanging.map((p, i) => f(p.p99 / hang.probeAlone[i].p99)).join(", ");
+    return { ratio: hanging / alone, text: `${f(hanging)} ms (median of rounds) against ${f(alone)} ms alone`, rounds };
+  };
+  const ours = hangFigures(hangOurs);
+  const floor = hangFigures(hangBare);
   console.log("");
   console.log(
-    `- /health p99 while ${hangOurs.hangingSeen} \`/\` hang, ours: ${f(p99Hanging)} ms (median of rounds) against ${f(p99Alone)} ms alone, ` +
-      `ratio ${judged(p99Hanging / p99Alone, 1.2, false)}; per round ${hangOurs.probeHanging.map((p, i) => f(p.p99 / hangOurs.probeAlone[i].p99)).join(", ")}`,
+    `- /health p99 while ${hangOurs.hangingSeen} \`/\` hang, ours: ${ours.text}, ` +
+      `ratio ${judged(ours.ratio, 1.2, false)}; per round ${ours.rounds}`,
+  );
+  console.log(
+    `- the floor, bare node:http under the same load (its timed-out calls close their connections too, ` +
+      `nothing else): ${floor.text}, ratio ${f(floor.ratio, 3)}; per round ${floor.rounds}`,
   );
   console.log(
     `- at full load with 10 connections (wrk, one run each): ours p99 ${f(hangOurs.health.p99)} ms while hanging, ${f(hangOurs.alone.p99)} ms alone ` +
