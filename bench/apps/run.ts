@@ -214,7 +214,6 @@ async function untilHanging(dead: { open: () => number }, count: number): Promis
 
 /** One server of the /health-while-hanging runs, its dead downstream and its probe figures so far. */
 interface HangServer {
-  kind: Kind;
   url: string;
   dead: Awaited<ReturnType<typeof deadDownstream>>;
   probeAlone: Probe[];
@@ -227,9 +226,9 @@ interface HangServer {
  * server its own): the fixed-rate probe in ROUNDS rounds, the kinds in turn within each round
  * and each alone then hanging (so a busy neighbour on the machine hurts them alike), then wrk
  * with 10 connections once each. The bare node:http server is the floor: what timed-out calls
- * cost any Node server here, with nothing of ours in the way.
+ * cost any Node server here, with nothing of ours in the way. Results in the order of `kinds`.
  */
-async function healthWhileHanging(kinds: Kind[]): Promise<Partial<Record<Kind, HangResult>>> {
+async function healthWhileHanging(kinds: Kind[]): Promise<HangResult[]> {
   const deads: HangServer["dead"][] = [];
   try {
     const servers: HangServer[] = [];
@@ -238,7 +237,7 @@ async function healthWhileHanging(kinds: Kind[]): Promise<Partial<Record<Kind, H
       deads.push(dead);
       const url = await start(kind, "service-a", dead.url, 2000);
       await wrk(`${url}health`, 10, 1);
-      servers.push({ kind, url, dead, probeAlone: [] as Probe[], probeHanging: [] as Probe[], hangingSeen: Infinity });
+      servers.push({ url, dead, probeAlone: [], probeHanging: [], hangingSeen: Infinity });
     }
     /** Runs `measured` while HANGING `/` requests hang on `server`. */
     const whileHanging = async <T>(server: HangServer, measured: () => Promise<T>): Promise<T> => {
@@ -256,12 +255,12 @@ async function healthWhileHanging(kinds: Kind[]): Promise<Partial<Record<Kind, H
         server.probeHanging.push(await whileHanging(server, () => probe(`${server.url}health`, SECONDS)));
       }
     }
-    const results: Partial<Record<Kind, HangResult>> = {};
+    const results: HangResult[] = [];
     for (const server of servers) {
-      const { kind, url, probeAlone, probeHanging } = server;
+      const { url, probeAlone, probeHanging } = server;
       const alone = await wrk(`${url}health`, 10, SECONDS);
       const health = await whileHanging(server, () => wrk(`${url}health`, 10, SECONDS));
-      results[kind] = { alone, health, probeAlone, probeHanging, hangingSeen: server.hangingSeen };
+      results.push({ alone, health, probeAlone, probeHanging, hangingSeen: server.hangingSeen });
     }
     return results;
   } finally {
@@ -320,10 +319,7 @@ async function main(): Promise<void> {
     kinds.forEach((kind, i) => (results[`${kind} ${what}`] = median(rounds[i])));
     await stopAll();
   }
-  const hanging = await healthWhileHanging(["ours", "bare", "flask"]);
-  const hangOurs = hanging.ours!;
-  const hangBare = hanging.bare!;
-  const hangFlask = hanging.flask!;
+  const [hangOurs, hangBare, hangFlask] = await healthWhileHanging(["ours", "bare", "flask"]);
 
   console.log(
     `| run (${CONNECTIONS} connections unless noted) | req/s | p50 ms | p99 ms | server CPU µs/req | errors |`,
