@@ -1,6 +1,6 @@
 // What the cluster suite needs besides the engine harness: the cluster's own API (kubectl and
 // watches, to assert on what the cluster did, never on Pulumi's word), the images the suite
-// pushed, and a bounded HTTP load that counts every failed request.
+// pushed, and small HTTP helpers (the load it runs during changes is ../support/load.ts).
 import * as fs from "fs";
 import * as http from "http";
 import * as https from "https";
@@ -128,122 +128,6 @@ export class Watch<T = KubeObject> {
   stop(): void {
     this.req?.destroy();
   }
-}
-
-/** Any failed request of a load run, with when it happened. */
-interface Failure {
-  at: number;
-  mode: "new-connection" | "keep-alive";
-  what: string;
-}
-
-export interface LoadResult {
-  sent: number;
-  ok: number;
-  failures: Failure[];
-  seconds: number;
-}
-
-/**
- * A steady, bounded load on one URL: `rps` requests a second, alternating between a new TCP
- * connection per request and a small keep-alive pool, each with a 5 s timeout. Every request
- * that does not end in a 200 is a failure.
- */
-export class Load {
-  private timer?: NodeJS.Timeout;
-  private readonly keepAlive = new http.Agent({ keepAlive: true, maxSockets: 4 });
-  private readonly inflight = new Set<Promise<void>>();
-  private readonly result: LoadResult = { sent: 0, ok: 0, failures: [], seconds: 0 };
-  private t0 = 0;
-
-  constructor(
-    private readonly url: string,
-    private readonly rps = 100,
-  ) {}
-
-  start(): this {
-    this.t0 = Date.now();
-    let n = 0;
-    this.timer = setInterval(() => {
-      const mode = n++ % 2 === 0 ? "new-connection" : "keep-alive";
-      const p = this.one(mode);
-      this.inflight.add(p);
-      void p.finally(() => this.inflight.delete(p));
-    }, 1000 / this.rps);
-    return this;
-  }
-
-  private one(mode: Failure["mode"]): Promise<void> {
-    this.result.sent++;
-    return new Promise((resolve) => {
-      const fail = (what: string) => {
-        this.result.failures.push({ at: Date.now(), mode, what });
-        resolve();
-      };
-      const req = http.get(
-        this.url,
-        { agent: mode === "keep-alive" ? this.keepAlive : false, timeout: 5000 },
-        (res) => {
-          let body = "";
-          res.setEncoding("utf8").on("data", (d) => {
-            body += d;
-          });
-          res.on("end", () => {
-            if (res.statusCode === 200) {
-              this.result.ok++;
-              resolve();
-            } else {
-              fail(`HTTP ${res.statusCode} ${body.slice(0, 200)}`);
-            }
-          });
-          res.on("error", (e) => fail(`response ${(e as NodeJS.ErrnoException).code ?? e.message}`));
-        },
-      );
-      req.on("timeout", () => req.destroy(new Error("timeout after 5 s")));
-      req.on("error", (e) => fail(`${(e as NodeJS.ErrnoException).code ?? ""} ${e.message}`.trim()));
-    });
-  }
-
-  /** Stops sending, waits for what is in flight, and returns the counts. */
-  async stop(): Promise<LoadResult> {
-    clearInterval(this.timer);
-    await Promise.all([...this.inflight]);
-    this.keepAlive.destroy();
-    this.result.seconds = (Date.now() - this.t0) / 1000;
-    return this.result;
-  }
-}
-
-/** One line for the log: `sent 2412, ok 2412, failed 0` (+ the kinds of failure). */
-/**
- * New connections refused at the node port that a load run tolerates. This kind of node
- * refuses about one new connection in 8,000 through a NodePort on 127.0.0.1 whatever the
- * program does (docs/cluster-facts: 13 in 98,700 over 14 rollouts with a drain; here, one
- * refusal at A's node port during a rollout of B alone, A's pods unchanged). A missing or
- * broken drain refuses far more (32 in 6,362 in one run without one), and any other failure
- * (a 502 or 504 from the chain, a reset, a timeout, a keep-alive request) is never tolerated.
- */
-const NODE_PORT_REFUSALS_TOLERATED = 1;
-
-/** A load run's failures less the tolerated node-port refusals: what a scenario asserts is empty. */
-export function unexplainedFailures(r: LoadResult): string[] {
-  let tolerated = 0;
-  return r.failures
-    .filter((f) => {
-      const refused = f.mode === "new-connection" && /^ECONNREFUSED /.test(f.what);
-      return !(refused && tolerated++ < NODE_PORT_REFUSALS_TOLERATED);
-    })
-    .map((f) => `${f.mode}: ${f.what}`);
-}
-
-export function describeLoad(r: LoadResult): string {
-  const kinds = new Map<string, number>();
-  for (const f of r.failures) {
-    const k = `${f.mode}: ${f.what.replace(/\d+\.\d+\.\d+\.\d+:\d+/g, "<addr>")}`;
-    kinds.set(k, (kinds.get(k) ?? 0) + 1);
-  }
-  const detail = [...kinds].map(([k, n]) => `${n} x ${k}`).join("; ");
-  return `sent ${r.sent} in ${r.seconds.toFixed(1)} s, ok ${r.ok}, failed ${r.failures.length}${detail ? ` (${detail})` : ""}`;
 }
 
 /** GET a URL once; resolves with status and body (no throw on non-2xx). */

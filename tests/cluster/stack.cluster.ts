@@ -6,15 +6,11 @@ import { execFileSync } from "child_process";
 import { devServices, EngineStack, engineBin, REPO, RunResult } from "../engine/harness";
 import {
   cluster,
-  describeLoad,
-  unexplainedFailures,
   eventually,
   get,
   kubectl,
   kubectlJson,
   kubectlStdin,
-  Load,
-  LoadResult,
   pushedImages,
   Watch,
   WatchEvent,
@@ -26,6 +22,7 @@ import type { IEvent } from "kubernetes-models/v1/Event";
 import type { IPod } from "kubernetes-models/v1/Pod";
 import type { IService } from "kubernetes-models/v1/Service";
 import type { RawServices } from "../support/catalogs";
+import { describeLoad, Load, LoadResult, unexplainedFailures } from "../support/load";
 import type { KubeList, KubeObject } from "../support/objects";
 
 const NAMESPACE = "chain-e2e";
