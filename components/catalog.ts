@@ -64,9 +64,10 @@ const KUBE_NAMESPACE = /^kube-/;
 
 /** The env vars the apps in `apps/` parse (apps/shared/src/config.ts), with their ranges. */
 const APP_ENV_INTS = {
-  DOWNSTREAM_TIMEOUT_MS: { min: 1, max: 3_600_000 },
-  SHUTDOWN_DELAY_MS: { min: 0, max: 3_600_000 },
-  SHUTDOWN_TIMEOUT_MS: { min: 1, max: 3_600_000 },
+  DOWNSTREAM_TIMEOUT_MS: { min: 1, max: 3_600_000, unit: "milliseconds" },
+  DOWNSTREAM_CONCURRENCY: { min: 1, max: 100_000, unit: "calls at once" },
+  SHUTDOWN_DELAY_MS: { min: 0, max: 3_600_000, unit: "milliseconds" },
+  SHUTDOWN_TIMEOUT_MS: { min: 1, max: 3_600_000, unit: "milliseconds" },
 } as const;
 /** The apps' default `SHUTDOWN_TIMEOUT_MS` (apps/shared/src/config.ts). */
 export const APP_SHUTDOWN_TIMEOUT_DEFAULT_MS = 10_000;
@@ -689,7 +690,7 @@ function appEnvProblems(svc: ServiceConfig, at: string): { problems: string[]; t
     const value = /^\d+$/.test(raw.trim()) ? Number(raw.trim()) : NaN;
     if (!Number.isSafeInteger(value) || value < range.min || value > range.max) {
       problems.push(
-        `${at}.env.${key}: ${show(raw)} is refused by the app at start; use an integer from ${range.min} to ${range.max} (milliseconds)`,
+        `${at}.env.${key}: ${show(raw)} is refused by the app at start; use an integer from ${range.min} to ${range.max} (${range.unit})`,
       );
     } else {
       ints[key] = value;

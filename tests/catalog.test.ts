@@ -514,13 +514,19 @@ describe("catalog: as strict as the API server, the runtime and the apps", () =>
       one({
         "service-a": {
           app: "apps/service-a",
-          env: { DOWNSTREAM_TIMEOUT_MS: "0", SHUTDOWN_DELAY_MS: "2s", LOG_LEVEL: "verbose" },
+          env: {
+            DOWNSTREAM_TIMEOUT_MS: "0",
+            DOWNSTREAM_CONCURRENCY: "0",
+            SHUTDOWN_DELAY_MS: "2s",
+            LOG_LEVEL: "verbose",
+          },
         },
         "service-b": { app: "apps/service-b", env: { SHUTDOWN_TIMEOUT_MS: "25000" } },
         prebuilt: { image: "n:1", env: { LOG_LEVEL: "verbose", SHUTDOWN_TIMEOUT_MS: "60000" } },
       }),
       [
         'services.service-a.env.DOWNSTREAM_TIMEOUT_MS: "0" is refused by the app at start; use an integer from 1 to 3600000 (milliseconds)',
+        'services.service-a.env.DOWNSTREAM_CONCURRENCY: "0" is refused by the app at start; use an integer from 1 to 100000 (calls at once)',
         'services.service-a.env.SHUTDOWN_DELAY_MS: "2s" is refused by the app at start; use an integer from 0 to 3600000 (milliseconds)',
         'services.service-a.env.LOG_LEVEL: "verbose" is refused by the app at start; use one of fatal, error, warn, info, debug, trace, silent',
         "services.service-b.env: SHUTDOWN_DELAY_MS (5000) + SHUTDOWN_TIMEOUT_MS (25000) = 30000 ms does not fit the pod's 30 s grace period, so Kubernetes would kill the drain; keep the sum under 30000 ms",

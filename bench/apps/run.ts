@@ -190,6 +190,8 @@ interface HangResult {
   probeAlone: Probe[];
   probeHanging: Probe[];
   hangingSeen: number;
+  /** Per hanging phase: the dead downstream's open connections once the requests hang. */
+  downstreamSeen: number[];
 }
 
 /** wrk holding `connections` `/` requests open until stopped (each one answered 504 is sent again at once). */
@@ -206,10 +208,34 @@ function hangLoad(url: string, connections: number): { stop: () => Promise<void>
   };
 }
 
-/** Bounded wait (<= 5 s) until `count` connections are open on the dead downstream; resolves with how many are. */
-async function untilHanging(dead: { open: () => number }, count: number): Promise<number> {
-  for (let i = 0; i < 100 && dead.open() < count; i++) await new Promise((r) => setTimeout(r, 50));
-  return dead.open();
+/** Established TCP connections to `port` on 127.0.0.1 (from /proc/net/tcp): wrk's, to a server. */
+function connectionsTo(port: number): number {
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  return fs
+    .readFileSync("/proc/net/tcp", "utf8")
+    .split("\n")
+    .filter((line) => {
+      const f = line.trim().split(/\s+/);
+      return f[1] === local && f[3] === "01";
+    }).length;
+}
+
+/**
+ * Bounded wait (<= 5 s) until `count` `/` requests hang: wrk's connections to the server, each
+ * with a request the server cannot answer before the downstream's timeout. Resolves with how
+ * many do, and how many connections the dead downstream has then: as many for a server that
+ * sends every call, fewer for ours once its gate has come down (docs/apps.md).
+ */
+async function untilHanging(
+  url: string,
+  dead: { open: () => number },
+  count: number,
+): Promise<{ hanging: number; downstream: number }> {
+  const port = Number(new URL(url).port);
+  for (let i = 0; i < 100 && connectionsTo(port) < count; i++) await new Promise((r) => setTimeout(r, 50));
+  // The calls that go out do so as their requests arrive; give the last ones a moment.
+  await new Promise((r) => setTimeout(r, 200));
+  return { hanging: connectionsTo(port), downstream: dead.open() };
 }
 
 /** One server of the /health-while-hanging runs, its dead downstream and its probe figures so far. */
@@ -219,6 +245,7 @@ interface HangServer {
   probeAlone: Probe[];
   probeHanging: Probe[];
   hangingSeen: number;
+  downstreamSeen: number[];
 }
 
 /**
@@ -237,13 +264,15 @@ async function healthWhileHanging(kinds: Kind[]): Promise<HangResult[]> {
       deads.push(dead);
       const url = await start(kind, "service-a", dead.url, 2000);
       await wrk(`${url}health`, 10, 1);
-      servers.push({ url, dead, probeAlone: [], probeHanging: [], hangingSeen: Infinity });
+      servers.push({ url, dead, probeAlone: [], probeHanging: [], hangingSeen: Infinity, downstreamSeen: [] });
     }
     /** Runs `measured` while HANGING `/` requests hang on `server`. */
     const whileHanging = async <T>(server: HangServer, measured: () => Promise<T>): Promise<T> => {
       const load = hangLoad(server.url, HANGING);
       try {
-        server.hangingSeen = Math.min(server.hangingSeen, await untilHanging(server.dead, HANGING));
+        const seen = await untilHanging(server.url, server.dead, HANGING);
+        server.hangingSeen = Math.min(server.hangingSeen, seen.hanging);
+        server.downstreamSeen.push(seen.downstream);
         return await measured();
       } finally {
         await load.stop();
@@ -257,10 +286,10 @@ async function healthWhileHanging(kinds: Kind[]): Promise<HangResult[]> {
     }
     const results: HangResult[] = [];
     for (const server of servers) {
-      const { url, probeAlone, probeHanging } = server;
+      const { url, probeAlone, probeHanging, downstreamSeen } = server;
       const alone = await wrk(`${url}health`, 10, SECONDS);
       const health = await whileHanging(server, () => wrk(`${url}health`, 10, SECONDS));
-      results.push({ alone, health, probeAlone, probeHanging, hangingSeen: server.hangingSeen });
+      results.push({ alone, health, probeAlone, probeHanging, hangingSeen: server.hangingSeen, downstreamSeen });
     }
     return results;
   } finally {
@@ -390,6 +419,10 @@ async function main(): Promise<void> {
   console.log(
     `- /health p99 while ${hangOurs.hangingSeen} \`/\` hang, ours: ${ours.text}, ` +
       `ratio ${judged(ours.ratio, 1.2, false)}; per round ${ours.rounds}`,
+  );
+  console.log(
+    `- connections open at the dead downstream while they hang, per phase: ours ${hangOurs.downstreamSeen.join(", ")} ` +
+      `(its gate sends 4 at a time once calls time out); bare node:http ${hangBare.downstreamSeen.join(", ")}`,
   );
   console.log(
     `- the floor, bare node:http under the same load (its timed-out calls close their connections too, ` +

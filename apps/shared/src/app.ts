@@ -3,7 +3,7 @@ import http, { STATUS_CODES } from "node:http";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Config } from "./config";
-import { Call, createDownstreamAgent, downstreamOf, type CallResult } from "./downstream";
+import { Call, createDownstreamAgent, downstreamOf, Gate, type CallResult } from "./downstream";
 import type { Logger } from "./logger";
 
 /** A sample service: an HTTP server that is not listening yet, and its shutdown steps. */
@@ -72,6 +72,8 @@ export function createApp(config: Config, log: Logger): App {
   const service = config.serviceName;
   const serviceJson = JSON.stringify(service);
   const downstreams = config.downstreamUrls.map(downstreamOf);
+  /** One gate per downstream entry: calls in flight to it at once. */
+  const gates = downstreams.map(() => new Gate(config.downstreamConcurrency));
   let draining = false;
   let answerBy = Infinity;
   let closing = false;
@@ -166,7 +168,7 @@ export function createApp(config: Config, log: Logger): App {
       log.info({ reqId, method: req.method, path: "/", status: 504, budget, error }, "request");
       return;
     }
-    const pending = downstreams.map((target) => new Call(agent, target, reqId, boundMs));
+    const pending = downstreams.map((target, i) => new Call(agent, target, gates[i], reqId, boundMs));
     for (const call of pending) calls.add(call);
     // Once the answer is decided (or the client has gone), calls still running are cancelled.
     const cancelRest = () => {

@@ -11,6 +11,11 @@ export interface Config {
    * that comes without `x-request-timeout-ms`. @default 2000
    */
   readonly downstreamTimeoutMs: number;
+  /**
+   * Most calls in flight to one downstream at once; more wait their turn within their bound.
+   * The limit halves (down to 4) when calls time out and grows back with answers. @default 256
+   */
+  readonly downstreamConcurrency: number;
   /** How long to keep serving every route normally after SIGTERM. @default 0 */
   readonly shutdownDelayMs: number;
   /** After the delay, how long in-flight requests get before a forced exit 1. @default 10000 */
@@ -48,6 +53,7 @@ export function loadConfig(env: Env, defaultServiceName: string): Config {
 
   const port = integer("PORT", 8080, 0, 65535);
   const downstreamTimeoutMs = integer("DOWNSTREAM_TIMEOUT_MS", 2000, 1, 3_600_000);
+  const downstreamConcurrency = integer("DOWNSTREAM_CONCURRENCY", 256, 1, 100_000);
   const shutdownDelayMs = integer("SHUTDOWN_DELAY_MS", 0, 0, 3_600_000);
   const shutdownTimeoutMs = integer("SHUTDOWN_TIMEOUT_MS", 10_000, 1, 3_600_000);
 
@@ -79,5 +85,14 @@ export function loadConfig(env: Env, defaultServiceName: string): Config {
   if (problems.length > 0) {
     throw new Error(`invalid environment for ${serviceName}:\n  - ${problems.join("\n  - ")}`);
   }
-  return { port, serviceName, downstreamUrls, downstreamTimeoutMs, shutdownDelayMs, shutdownTimeoutMs, logLevel };
+  return {
+    port,
+    serviceName,
+    downstreamUrls,
+    downstreamTimeoutMs,
+    downstreamConcurrency,
+    shutdownDelayMs,
+    shutdownTimeoutMs,
+    logLevel,
+  };
 }

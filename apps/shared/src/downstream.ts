@@ -64,6 +64,100 @@ export function createDownstreamAgent(): Agent {
 }
 
 /**
+ * A call that waited is not started with less than this, or a quarter of its bound, left: it
+ * would take or open a connection only to close it moments later, and against a hung
+ * downstream the calls queued behind a timed-out one were sent just before their own ends.
+ */
+const MIN_START_MS = 50;
+
+/** The fewest calls a gate keeps in flight to a downstream whose calls time out. */
+export const MIN_CONCURRENCY = 4;
+
+/**
+ * How many calls go to one downstream at once; the others wait their turn, in order, within
+ * their own bound. The limit starts at `max`, halves (down to MIN_CONCURRENCY) each time a
+ * call that went out times out, and grows back by one with each answer (additive increase,
+ * multiplicative decrease). A call that times out on a connection must close it (HTTP/1.1
+ * has no other way to cancel a request), so against a hung downstream every waiting request
+ * opened and closed a connection each DOWNSTREAM_TIMEOUT_MS, and that churn took the CPU a
+ * `/health` probe needed (docs/benchmarks.md). With the gate, a few connections churn; a
+ * call that times out waiting answers 504 without ever opening one. A healthy downstream
+ * never meets the limit unless `max` calls are in flight.
+ */
+export class Gate {
+  private running = 0;
+  private readonly waiting: Call[] = [];
+  private current: number;
+  private drainScheduled = false;
+
+  constructor(readonly max: number) {
+    this.current = max;
+  }
+
+  /** The limit now. */
+  get limit(): number {
+    return this.current;
+  }
+
+  /** Starts `call` now, or when it is its turn. */
+  enter(call: Call): void {
+    // With calls waiting, a drain is already due whenever there is room (leave and answered
+    // schedule one), and this call goes after them.
+    if (this.waiting.length === 0 && this.running < this.current) {
+      this.running++;
+      call.start();
+    } else {
+      this.waiting.push(call);
+    }
+  }
+
+  /** A call that went out got an answer (any status): the downstream is alive. */
+  answered(): void {
+    if (this.current < this.max) {
+      this.current++;
+      this.drainSoon();
+    }
+  }
+
+  /** A call that went out timed out. */
+  timedOut(): void {
+    this.current = Math.max(Math.min(MIN_CONCURRENCY, this.max), Math.floor(this.current / 2));
+  }
+
+  /** A call that went out has ended. */
+  leave(): void {
+    this.running--;
+    this.drainSoon();
+  }
+
+  /**
+   * After the I/O callbacks of this turn: when many clients go away at once, every cancelled
+   * call leaves the queue first, instead of each cancellation starting the next waiting call
+   * (a new connection) only for it to be cancelled in turn.
+   */
+  private drainSoon(): void {
+    if (this.waiting.length === 0 || this.drainScheduled) return;
+    this.drainScheduled = true;
+    setImmediate(() => {
+      this.drainScheduled = false;
+      this.drain();
+    });
+  }
+
+  /** Waiting calls start in order, up to the limit; one that no longer has time is dropped (its own timer answers it). */
+  private drain(): void {
+    const now = performance.now();
+    while (this.running < this.current && this.waiting.length > 0) {
+      const next = this.waiting.shift()!;
+      if (next.startable(now)) {
+        this.running++;
+        next.start();
+      }
+    }
+  }
+}
+
+/**
  * Timed-out calls are settled one per turn of the event loop: calls started together time out
  * together, and settling hundreds in one go (each closes its connection, answers 504 and logs;
  * its client sends the next request at once) would hold up every other request, `/health`
@@ -93,9 +187,10 @@ const CANCELLED = new Error("downstream call cancelled");
 const TIMED_OUT = new Error("downstream call timed out");
 
 /**
- * `GET /` on one downstream with `x-request-id` and `x-request-timeout-ms` (the bound, so the
- * callee spends no more than this caller waits), bounded as a whole (connect, headers, body)
- * by `timeoutMs`. It never throws: `result` resolves with a CallResult. `cancel()` ends it
+ * `GET /` on one downstream with `x-request-id` and `x-request-timeout-ms` (what is left of the
+ * bound when it goes out, so the callee spends no more than this caller waits), bounded as a
+ * whole (its wait at the gate, connect, headers, body) by `timeoutMs`; it goes out when `gate`
+ * gives it its turn. It never throws: `result` resolves with a CallResult. `cancel()` ends it
  * early (the caller no longer needs the answer); `shorten(atMs)` brings its end forward.
  *
  * Built on undici's `dispatch` (one handler object per call, no body stream, no AbortSignal):
@@ -111,25 +206,38 @@ export class Call implements Dispatcher.DispatchHandler {
   private size = 0;
   private timer: NodeJS.Timeout;
   private readonly started = performance.now();
+  /** Handed to the agent (it had its turn at the gate). */
+  private dispatched = false;
+  private readonly headers: Record<string, string>;
   /** When the call times out, on performance.now()'s clock. */
   private endsAt: number;
 
   constructor(
-    agent: Dispatcher,
+    private readonly agent: Dispatcher,
     private readonly target: Downstream,
+    private readonly gate: Gate,
     requestId: string,
     private timeoutMs: number,
   ) {
     this.result = new Promise((resolve) => (this.resolve = resolve));
     this.endsAt = this.started + timeoutMs;
     this.timer = setTimeout(abortTimedOut, timeoutMs, this);
-    const headers: Record<string, string> = {
-      "x-request-id": requestId,
-      "x-request-timeout-ms": String(timeoutMs),
-      accept: "application/json",
-    };
-    if (target.authorization !== undefined) headers.authorization = target.authorization;
-    agent.dispatch({ origin: target.origin, path: "/", method: "GET", headers }, this);
+    this.headers = { "x-request-id": requestId, accept: "application/json" };
+    if (target.authorization !== undefined) this.headers.authorization = target.authorization;
+    gate.enter(this);
+  }
+
+  /** Whether a call that waited is still worth starting at `now`. */
+  startable(now: number): boolean {
+    return !this.settled && this.endsAt - now >= Math.max(MIN_START_MS, this.timeoutMs / 4);
+  }
+
+  /** Its turn at the gate: sends the request, with the time it has left as the callee's budget. */
+  start(): void {
+    this.dispatched = true;
+    const left = Math.min(this.timeoutMs, Math.max(1, Math.round(this.endsAt - performance.now())));
+    this.headers["x-request-timeout-ms"] = String(left);
+    this.agent.dispatch({ origin: this.target.origin, path: "/", method: "GET", headers: this.headers }, this);
   }
 
   /** Stops waiting at `at` (performance.now()'s clock) if that is sooner than planned. */
@@ -150,11 +258,14 @@ export class Call implements Dispatcher.DispatchHandler {
   /** Called by the staggered abort queue. */
   timeOut(): void {
     if (this.settled) return;
+    if (this.dispatched) this.gate.timedOut();
     this.settle({
       ok: false,
       url: this.target.shown,
       status: 504,
-      error: `timed out after ${this.timeoutMs} ms`,
+      error: this.dispatched
+        ? `timed out after ${this.timeoutMs} ms`
+        : `timed out after ${this.timeoutMs} ms waiting for a turn (${this.gate.limit} calls at a time)`,
       ms: this.ms(),
     });
     this.stop(TIMED_OUT);
@@ -168,6 +279,7 @@ export class Call implements Dispatcher.DispatchHandler {
 
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number): void {
     this.status = statusCode;
+    if (!this.settled) this.gate.answered();
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -224,6 +336,7 @@ export class Call implements Dispatcher.DispatchHandler {
     this.settled = true;
     clearTimeout(this.timer);
     this.resolve(result);
+    if (this.dispatched) this.gate.leave();
   }
 
   private ms(): number {
