@@ -1,26 +1,26 @@
 // The cluster suite's HTTP load (tests/support/load.ts), against real servers on loopback.
 import * as assert from "assert";
-import { ChildProcess, spawn } from "child_process";
 import * as http from "http";
 import type { AddressInfo, Socket } from "net";
 import { describeLoad, keepAlivePool, Load, LoadResult, unexplainedFailures } from "./support/load";
+import { Children, freePort, waitForHttp } from "./support/process";
+
+const children = new Children();
 
 /**
  * A Node server in its own process (so that blocking this one's event loop does not stop its
  * timers) with `keepAliveTimeout` 2 s: it announces `Keep-Alive: timeout=2` and closes a
  * connection idle for 3 s (Node adds 1 s of grace).
  */
-async function keepAliveServer(): Promise<{ port: number; child: ChildProcess }> {
+async function keepAliveServer(): Promise<number> {
+  const port = await freePort();
   const script = `
     const srv = require("http").createServer((req, res) => res.end("ok"));
     srv.keepAliveTimeout = 2000;
-    srv.listen(0, "127.0.0.1", () => console.log(srv.address().port));`;
-  const child = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "inherit"] });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout!.once("data", (d: Buffer) => resolve(Number(d.toString())));
-    child.once("exit", (code) => reject(new Error(`server exited ${code}`)));
-  });
-  return { port, child };
+    srv.listen(${port}, "127.0.0.1");`;
+  children.spawn(process.execPath, ["-e", script], { stdio: ["ignore", "ignore", "inherit"] });
+  await waitForHttp(`http://127.0.0.1:${port}/`);
+  return port;
 }
 
 /** GET once through `agent`; resolves with the status or the error's code and message. */
@@ -33,7 +33,7 @@ function getWith(agent: http.Agent, port: number): Promise<string> {
   });
 }
 
-/** Two requests on one pooled socket's worth of pool, the second 3.3 s after the first ended. */
+/** Two requests through `agent`, the second 3.3 s after the first ended, just after the server closed its connection. */
 async function secondAfterLongIdle(agent: http.Agent, port: number): Promise<string[]> {
   const first = await getWith(agent, port);
   const ended = Date.now();
@@ -48,17 +48,15 @@ async function secondAfterLongIdle(agent: http.Agent, port: number): Promise<str
 
 describe("the cluster suite's HTTP load (loopback)", function () {
   this.timeout(20000);
-  let server: { port: number; child: ChildProcess };
+  let port: number;
 
   before(async () => {
-    server = await keepAliveServer();
+    port = await keepAliveServer();
   });
-  after(() => {
-    server.child.kill();
-  });
+  after(() => children.stopAll());
 
   it("a plain keep-alive agent reuses a socket the server is closing, and the request fails (the race)", async () => {
-    const results = await secondAfterLongIdle(new http.Agent({ keepAlive: true, maxSockets: 1 }), server.port);
+    const results = await secondAfterLongIdle(new http.Agent({ keepAlive: true, maxSockets: 1 }), port);
     assert.deepStrictEqual(results, ["HTTP 200", "ECONNRESET socket hang up"]);
   });
 
@@ -67,10 +65,10 @@ describe("the cluster suite's HTTP load (loopback)", function () {
     const t0 = Date.now();
     let closedByUs: number | undefined;
     const first = await new Promise<Socket>((resolve) => {
-      http.get({ host: "127.0.0.1", port: server.port, agent }, (res) => res.resume()).once("socket", resolve);
+      http.get({ host: "127.0.0.1", port: port, agent }, (res) => res.resume()).once("socket", resolve);
     });
     first.once("timeout", () => (closedByUs = Date.now()));
-    assert.deepStrictEqual(await secondAfterLongIdle(agent, server.port), ["HTTP 200", "HTTP 200"]);
+    assert.deepStrictEqual(await secondAfterLongIdle(agent, port), ["HTTP 200", "HTTP 200"]);
     assert.ok(closedByUs !== undefined, "the pool never timed the idle socket out");
     // Hint 2 s, less 1 s: well before the server's 3 s (the first request's time included).
     assert.ok(closedByUs - t0 < 2000, `the pool closed the idle socket after ${closedByUs - t0} ms`);

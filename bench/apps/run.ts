@@ -183,15 +183,19 @@ async function probe(url: string, seconds: number): Promise<Probe> {
   return JSON.parse(r.stdout) as Probe;
 }
 
-interface HangResult {
-  alone: WrkResult;
-  health: WrkResult;
+/** What the probe rounds of one server gathered. */
+interface HangFigures {
   /** Per round: the fixed-rate probe alone, then while HANGING `/` requests hang. */
   probeAlone: Probe[];
   probeHanging: Probe[];
   hangingSeen: number;
   /** Per hanging phase: the dead downstream's open connections once the requests hang. */
   downstreamSeen: number[];
+}
+
+interface HangResult extends HangFigures {
+  alone: WrkResult;
+  health: WrkResult;
 }
 
 /** wrk holding `connections` `/` requests open until stopped (each one answered 504 is sent again at once). */
@@ -239,13 +243,9 @@ async function untilHanging(
 }
 
 /** One server of the /health-while-hanging runs, its dead downstream and its probe figures so far. */
-interface HangServer {
+interface HangServer extends HangFigures {
   url: string;
   dead: Awaited<ReturnType<typeof deadDownstream>>;
-  probeAlone: Probe[];
-  probeHanging: Probe[];
-  hangingSeen: number;
-  downstreamSeen: number[];
 }
 
 /**
@@ -286,10 +286,11 @@ async function healthWhileHanging(kinds: Kind[]): Promise<HangResult[]> {
     }
     const results: HangResult[] = [];
     for (const server of servers) {
-      const { url, probeAlone, probeHanging, downstreamSeen } = server;
-      const alone = await wrk(`${url}health`, 10, SECONDS);
-      const health = await whileHanging(server, () => wrk(`${url}health`, 10, SECONDS));
-      results.push({ alone, health, probeAlone, probeHanging, hangingSeen: server.hangingSeen, downstreamSeen });
+      const alone = await wrk(`${server.url}health`, 10, SECONDS);
+      const health = await whileHanging(server, () => wrk(`${server.url}health`, 10, SECONDS));
+      // After the last hanging phase, which adds to hangingSeen and downstreamSeen.
+      const { probeAlone, probeHanging, hangingSeen, downstreamSeen } = server;
+      results.push({ probeAlone, probeHanging, hangingSeen, downstreamSeen, alone, health });
     }
     return results;
   } finally {

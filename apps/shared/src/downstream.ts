@@ -71,7 +71,7 @@ export function createDownstreamAgent(): Agent {
 const MIN_START_MS = 50;
 
 /** The fewest calls a gate keeps in flight to a downstream whose calls time out. */
-export const MIN_CONCURRENCY = 4;
+const MIN_CONCURRENCY = 4;
 
 /**
  * How many calls go to one downstream at once; the others wait their turn, in order, within
