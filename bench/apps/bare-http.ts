@@ -4,11 +4,14 @@
 // DOWNSTREAM_TIMEOUT_MS set (the /health-while-hanging runs only, never the chain), a call
 // still unanswered after that long is destroyed, closing its connection as ours does, and
 // answered 504: the floor for what timed-out calls cost a Node server on this machine.
+// With ANSWER_504_AFTER_MS set instead (and no NEXT_URL), `/` calls no one and is answered 504
+// after that long: the least that answering requests which time out costs any Node server here.
 import http from "node:http";
 
 const name = process.env.SERVICE_NAME ?? "bare";
 const next = process.env.NEXT_URL;
 const timeoutMs = process.env.DOWNSTREAM_TIMEOUT_MS ? Number(process.env.DOWNSTREAM_TIMEOUT_MS) : undefined;
+const answer504AfterMs = process.env.ANSWER_504_AFTER_MS ? Number(process.env.ANSWER_504_AFTER_MS) : undefined;
 const agent = new http.Agent({ keepAlive: true });
 const health = Buffer.from('{"status":"ok"}');
 
@@ -48,6 +51,9 @@ http
     if (req.url === "/health") {
       res.writeHead(200, { "content-type": "application/json", "content-length": health.length });
       res.end(health);
+    } else if (answer504AfterMs !== undefined) {
+      const timer = setTimeout(() => json(res, 504, { service: name, error: "timed out" }), answer504AfterMs);
+      res.once("close", () => clearTimeout(timer));
     } else if (!next) {
       json(res, 200, { service: name, downstream: [] });
     } else {

@@ -2,7 +2,7 @@
 // server and against a bare node:http server (the ceiling), measured with wrk on loopback.
 // Needs `npm run build` (the apps' dist/) and Debian's wrk and python3-flask
 // (`apt-get install wrk python3-flask`). Every run is bounded: BENCH_SECONDS (default 5) each,
-// BENCH_ROUNDS (default 3) rounds; about 4.5 minutes in all with the defaults.
+// BENCH_ROUNDS (default 3) rounds; about 5.5 minutes in all with the defaults.
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
@@ -25,7 +25,11 @@ const children = new Children();
 /** The server processes behind a URL (a chain's A URL: A, B and C), for their CPU time. */
 const processesOf = new Map<string, number[]>();
 
-type Kind = "ours" | "bare" | "flask";
+/**
+ * `timer` is bare node:http answering `/` 504 after the timeout without calling anyone (the
+ * /health-while-hanging runs only): the least that answering requests which time out costs.
+ */
+type Kind = "ours" | "bare" | "flask" | "timer";
 
 /** Starts one server of `kind` on a free port; resolves with its base URL once /health is 200. */
 async function start(kind: Kind, name: string, next?: string, timeoutMs?: number): Promise<string> {
@@ -36,8 +40,9 @@ async function start(kind: Kind, name: string, next?: string, timeoutMs?: number
   if (kind === "ours") {
     if (next) env.DOWNSTREAM_URLS = next;
     command = [process.execPath, APP];
-  } else if (kind === "bare") {
-    if (next) env.NEXT_URL = next;
+  } else if (kind === "bare" || kind === "timer") {
+    if (kind === "timer") env.ANSWER_504_AFTER_MS = String(timeoutMs);
+    else if (next) env.NEXT_URL = next;
     command = [process.execPath, "-r", "ts-node/register/transpile-only", path.join(__dirname, "bare-http.ts")];
   } else {
     if (next) env.NEXT_URL = next;
@@ -253,7 +258,8 @@ interface HangServer extends HangFigures {
  * server its own): the fixed-rate probe in ROUNDS rounds, the kinds in turn within each round
  * and each alone then hanging (so a busy neighbour on the machine hurts them alike), then wrk
  * with 10 connections once each. The bare node:http server is the floor: what timed-out calls
- * cost any Node server here, with nothing of ours in the way. Results in the order of `kinds`.
+ * cost any Node server here, with nothing of ours in the way; the 504 timer is below it (no
+ * calls at all, only the answers). Results in the order of `kinds`.
  */
 async function healthWhileHanging(kinds: Kind[]): Promise<HangResult[]> {
   const deads: HangServer["dead"][] = [];
@@ -349,7 +355,7 @@ async function main(): Promise<void> {
     kinds.forEach((kind, i) => (results[`${kind} ${what}`] = median(rounds[i])));
     await stopAll();
   }
-  const [hangOurs, hangBare, hangFlask] = await healthWhileHanging(["ours", "bare", "flask"]);
+  const [hangOurs, hangBare, hangFlask, hangTimer] = await healthWhileHanging(["ours", "bare", "flask", "timer"]);
 
   console.log(
     `| run (${CONNECTIONS} connections unless noted) | req/s | p50 ms | p99 ms | server CPU µs/req | errors |`,
@@ -369,6 +375,8 @@ async function main(): Promise<void> {
   );
   console.log(row("`GET /health` (10 conn.) alone, Flask", hangFlask.alone));
   console.log(row(`\`GET /health\` (10 conn.) while ${hangFlask.hangingSeen} \`/\` hang, Flask`, hangFlask.health));
+  console.log(row("`GET /health` (10 conn.) alone, 504 timer", hangTimer.alone));
+  console.log(row(`\`GET /health\` (10 conn.) while ${hangTimer.hangingSeen} \`/\` wait, 504 timer`, hangTimer.health));
   /** A ratio with 3 decimals and whether it meets `target`, decided on the exact value (never the rounded one). */
   const judged = (value: number, target: number, atLeast: boolean) =>
     `${f(value, 3)} (target ${atLeast ? ">=" : "<="} ${f(target)}: ${(atLeast ? value >= target : value <= target) ? "met" : "NOT met"})`;
@@ -401,6 +409,7 @@ async function main(): Promise<void> {
     ["ours", hangOurs],
     ["bare node:http", hangBare],
     ["Flask", hangFlask],
+    ["504 timer", hangTimer],
   ] as const) {
     hang.probeAlone.forEach((p, i) => console.log(probeRow(`${name}, alone, ${i + 1}`, p)));
     hang.probeHanging.forEach((p, i) =>
@@ -416,6 +425,7 @@ async function main(): Promise<void> {
   };
   const ours = hangFigures(hangOurs);
   const floor = hangFigures(hangBare);
+  const timer = hangFigures(hangTimer);
   console.log("");
   console.log(
     `- /health p99 while ${hangOurs.hangingSeen} \`/\` hang, ours: ${ours.text}, ` +
@@ -428,6 +438,11 @@ async function main(): Promise<void> {
   console.log(
     `- the floor, bare node:http under the same load (its timed-out calls close their connections too, ` +
       `nothing else): ${floor.text}, ratio ${f(floor.ratio, 3)}; per round ${floor.rounds}`,
+  );
+  console.log(
+    `- the 504 timer, bare node:http answering each \`/\` 504 after 2 s without calling anyone (no connection, ` +
+      `no log; the least answering these requests costs here): ${timer.text}, ratio ${judged(timer.ratio, 1.2, false)}; ` +
+      `per round ${timer.rounds}; ours / the 504 timer: ${f(ours.ratio / timer.ratio, 3)}`,
   );
   console.log(
     `- at full load with 10 connections (wrk, one run each): ours p99 ${f(hangOurs.health.p99)} ms while hanging, ${f(hangOurs.alone.p99)} ms alone ` +
