@@ -20,6 +20,7 @@ import * as path from "path";
 import { performance } from "perf_hooks";
 import { parseStackConfig } from "../components/catalog";
 import { deployChain } from "../components/chain";
+import { median } from "./median";
 
 const SIZES = (process.env.BENCH_SIZES ?? "50,200,800").split(",").map(Number);
 const PINNED = "localhost:5001/app@sha256:" + "ab".repeat(32);
@@ -256,7 +257,6 @@ function runs(mode: string): Run[] {
   return out;
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[1];
 const seconds = (xs: number[]): string => xs.map((x) => (x / 1000).toFixed(2)).join(", ");
 
 /** The program's figure, next to the bare program's, each the median of 3 fresh processes. */

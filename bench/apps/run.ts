@@ -9,6 +9,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { Children, freePort, run, waitForHttp } from "../../tests/support/process";
+import { median } from "../median";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 /** The one program every sample service runs (SERVICE_NAME tells them apart). */
@@ -110,8 +111,9 @@ async function wrk(url: string, connections: number, seconds: number): Promise<W
   };
 }
 
-function median(runs: WrkResult[]): WrkResult {
-  const mid = (pick: (r: WrkResult) => number) => runs.map(pick).sort((a, b) => a - b)[Math.floor(runs.length / 2)];
+/** Per figure, the median of the rounds; the counts are summed. */
+function medianRun(runs: WrkResult[]): WrkResult {
+  const mid = (pick: (r: WrkResult) => number) => median(runs.map(pick));
   return {
     cpuUs: mid((r) => r.cpuUs),
     rps: mid((r) => r.rps),
@@ -352,7 +354,7 @@ async function main(): Promise<void> {
     for (let round = 0; round < ROUNDS; round++) {
       for (const [i, url] of urls.entries()) rounds[i].push(await measure(`${url}${suffix}`));
     }
-    kinds.forEach((kind, i) => (results[`${kind} ${what}`] = median(rounds[i])));
+    kinds.forEach((kind, i) => (results[`${kind} ${what}`] = medianRun(rounds[i])));
     await stopAll();
   }
   const [hangOurs, hangBare, hangFlask, hangTimer] = await healthWhileHanging(["ours", "bare", "flask", "timer"]);
@@ -376,7 +378,7 @@ async function main(): Promise<void> {
   console.log(row("`GET /health` (10 conn.) alone, Flask", hangFlask.alone));
   console.log(row(`\`GET /health\` (10 conn.) while ${hangFlask.hangingSeen} \`/\` hang, Flask`, hangFlask.health));
   console.log(row("`GET /health` (10 conn.) alone, 504 timer", hangTimer.alone));
-  console.log(row(`\`GET /health\` (10 conn.) while ${hangTimer.hangingSeen} \`/\` wait, 504 timer`, hangTimer.health));
+  console.log(row(`\`GET /health\` (10 conn.) while ${hangTimer.hangingSeen} \`/\` hang, 504 timer`, hangTimer.health));
   /** A ratio with 3 decimals and whether it meets `target`, decided on the exact value (never the rounded one). */
   const judged = (value: number, target: number, atLeast: boolean) =>
     `${f(value, 3)} (target ${atLeast ? ">=" : "<="} ${f(target)}: ${(atLeast ? value >= target : value <= target) ? "met" : "NOT met"})`;
@@ -394,7 +396,6 @@ async function main(): Promise<void> {
     `- server CPU per request, ours / bare node:http: /health ${cpuRatio("ours health", "bare health")}, chain ${cpuRatio("ours chain", "bare chain")}; ` +
       `Flask / ours: /health ${cpuRatio("flask health", "ours health")}x, chain ${cpuRatio("flask chain", "ours chain")}x`,
   );
-  const medianOf = (values: number[]) => values.slice().sort((a, b) => a - b)[Math.floor(values.length / 2)];
   const probeRow = (label: string, p: Probe) =>
     `| ${label} | ${p.count} | ${f(p.p50)} | ${f(p.p99)} | ${f(p.max)} | ${p.errors} |`;
   console.log("");
@@ -418,8 +419,8 @@ async function main(): Promise<void> {
   }
   /** The probe's p99 while hanging and alone (medians of rounds), and the per-round ratios. */
   const hangFigures = (hang: HangResult) => {
-    const alone = medianOf(hang.probeAlone.map((p) => p.p99));
-    const hanging = medianOf(hang.probeHanging.map((p) => p.p99));
+    const alone = median(hang.probeAlone.map((p) => p.p99));
+    const hanging = median(hang.probeHanging.map((p) => p.p99));
     const rounds = hang.probeHanging.map((p, i) => f(p.p99 / hang.probeAlone[i].p99)).join(", ");
     return { ratio: hanging / alone, text: `${f(hanging)} ms (median of rounds) against ${f(alone)} ms alone`, rounds };
   };
@@ -446,8 +447,8 @@ async function main(): Promise<void> {
   );
   console.log(
     `- at full load with 10 connections (wrk, one run each): ours p99 ${f(hangOurs.health.p99)} ms while hanging, ${f(hangOurs.alone.p99)} ms alone ` +
-      `(ratio ${f(hangOurs.health.p99 / hangOurs.alone.p99)}); Flask probe p99 ${f(medianOf(hangFlask.probeHanging.map((p) => p.p99)))} ms while hanging, ` +
-      `${f(medianOf(hangFlask.probeAlone.map((p) => p.p99)))} ms alone`,
+      `(ratio ${f(hangOurs.health.p99 / hangOurs.alone.p99)}); Flask probe p99 ${f(median(hangFlask.probeHanging.map((p) => p.p99)))} ms while hanging, ` +
+      `${f(median(hangFlask.probeAlone.map((p) => p.p99)))} ms alone`,
   );
   console.log(
     `- load average at the end: ${os

@@ -13,6 +13,7 @@ import * as path from "path";
 import * as YAML from "yaml";
 import { devServices, EngineStack, engineBin, REPO } from "../../tests/engine/harness";
 import { tempDir } from "../../tests/support/process";
+import { median } from "../median";
 
 const RUNS = Number(process.env.BENCH_PREVIEW_RUNS ?? 3);
 const TARGET = 1.3;
@@ -40,8 +41,6 @@ function baselineProgram(): string {
   );
   return dir;
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 function main(): void {
   const engine = engineBin();
