@@ -20,7 +20,7 @@ import * as path from "path";
 import { performance } from "perf_hooks";
 import { parseStackConfig } from "../components/catalog";
 import { deployChain } from "../components/chain";
-import { median } from "./median";
+import { median } from "./stats";
 
 const SIZES = (process.env.BENCH_SIZES ?? "50,200,800").split(",").map(Number);
 const PINNED = "localhost:5001/app@sha256:" + "ab".repeat(32);

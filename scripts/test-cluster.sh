@@ -3,8 +3,8 @@
 # Kubernetes cluster on this machine (scripts/cluster.sh).
 #
 # 1. builds (or reuses) the engine (scripts/engine.sh) and the cluster binaries;
-# 2. starts a private dockerd and a registry on loopback, builds the app images from apps/
-#    (plus a second variant of two of them, for rollouts) and pushes them: the node's
+# 2. starts a private dockerd and a registry on loopback, builds the one app image from
+#    apps/chain-service (and a second variant of it, for rollouts) and pushes them: the node's
 #    containerd pulls them from that registry by digest;
 # 3. starts the cluster with every registry pointed at that one;
 # 4. runs tests/cluster/*.cluster.ts (mocha);

@@ -2,9 +2,11 @@
 // connections; a request is sent when due even if earlier ones are still waiting (a stalled
 // server is not hidden by waiting for it), and timed from when it was sent. The first second
 // warms up (JIT, connections) and is not counted. Prints one JSON line:
-// {"count","p50","p99","max","errors"} (ms).
+// {"count","p50","p99","max","errors","latencies"} (ms; `latencies` is every counted request's,
+// for the bench to pool rounds).
 //   node -r ts-node/register/transpile-only bench/apps/probe.ts <url> <rate per s> <seconds>
 import http from "node:http";
+import { quantile } from "../stats";
 
 const [url, rateArg, secondsArg] = process.argv.slice(2);
 const rate = Number(rateArg);
@@ -49,9 +51,17 @@ function tick(): void {
 }
 
 function report(): void {
-  latencies.sort((a, b) => a - b);
-  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
-  console.log(JSON.stringify({ count: latencies.length, p50: at(0.5), p99: at(0.99), max: at(1), errors }));
+  const at = (q: number) => quantile(latencies, q);
+  console.log(
+    JSON.stringify({
+      count: latencies.length,
+      p50: at(0.5),
+      p99: at(0.99),
+      max: at(1),
+      errors,
+      latencies: latencies.map((ms) => Math.round(ms * 1000) / 1000),
+    }),
+  );
   agent.destroy();
 }
 

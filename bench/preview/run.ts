@@ -13,7 +13,7 @@ import * as path from "path";
 import * as YAML from "yaml";
 import { devServices, EngineStack, engineBin, REPO } from "../../tests/engine/harness";
 import { tempDir } from "../../tests/support/process";
-import { median } from "../median";
+import { median } from "../stats";
 
 const RUNS = Number(process.env.BENCH_PREVIEW_RUNS ?? 3);
 const TARGET = 1.3;
