@@ -56,6 +56,8 @@ const REF_NAME = `(?:(${REF_DOMAIN})/)?${REF_PATH_COMPONENT}(?:/${REF_PATH_COMPO
 const IMAGE_REFERENCE = new RegExp(
   `^(${REF_NAME})(?::([\\w][\\w.-]{0,127}))?(?:@([A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9A-Fa-f]{32,}))?$`,
 );
+/** One path component of a repository name: what an app folder's name becomes (plan.ts, imageName). */
+const REPOSITORY_COMPONENT = new RegExp(`^${REF_PATH_COMPONENT}$`);
 /** A registry prefix: `host[:port]` and optional path components (what goes before `/<name>`). */
 const REGISTRY = new RegExp(`^(${REF_DOMAIN})(?:/${REF_PATH_COMPONENT})*$`);
 
@@ -130,7 +132,7 @@ export interface StackConfig {
   namespace: string;
   /** Image repository prefix; unset means build into the local engine only. */
   registry?: string;
-  /** Tag for built images; unset means the commit SHA, else a hash of the build context. */
+  /** Tag for built images; unset means a digest of each app's build inputs (image-tag.ts). */
   imageTag?: string;
   /** @default "cluster.local" */
   clusterDomain: string;
@@ -182,7 +184,8 @@ export class ConfigError extends Error {
   }
 }
 
-function formatProblems(problems: string[]): string {
+/** The one error text a user reads for config problems: a count, then one line per problem. */
+export function formatProblems(problems: string[]): string {
   const noun = problems.length === 1 ? "problem" : "problems";
   return (
     `k8s-chain config has ${problems.length} ${noun}; nothing was created:\n` +
@@ -586,6 +589,19 @@ function parseEntry(name: string, value: unknown, problems: string[], ctx: Parse
       );
     } else if (ctx.stat(path.join(dir, "Dockerfile")) !== "file") {
       problems.push(`${at}.app: ${show(e.app)} has no Dockerfile; add ${path.join(e.app, "Dockerfile")}`);
+    } else {
+      // The image is named after the folder, lower-cased (after the whole path, `-`-joined, when
+      // two folders share a name), so every folder on the path must make a repository name
+      // that the registry and containerd accept; otherwise `docker build` refuses it mid-`up`.
+      const bad = rel
+        .split(/[\\/]+/)
+        .find((segment) => segment !== "." && !REPOSITORY_COMPONENT.test(segment.toLowerCase()));
+      if (bad !== undefined) {
+        problems.push(
+          `${at}.app: ${show(e.app)} cannot name an image: the folder name ${show(bad)} is not a repository name; ` +
+            "rename it to letters and digits, optionally joined by `.`, `_`, `__` or `-` (the image name is the folder's, lower-cased)",
+        );
+      }
     }
   }
   const expose = e.expose ?? "ClusterIP";

@@ -5,7 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as path from "path";
 import type { AppImage } from "./app-image";
-import { StackConfig } from "./catalog";
+import { formatProblems, StackConfig } from "./catalog";
 import { BuildInputs, ImageVersion, imageVersion, REVISION_ANNOTATION } from "./image-tag";
 import { MicroService } from "./micro-service";
 import { NodePorts } from "./node-ports";
@@ -40,6 +40,17 @@ export interface ChainOutputs {
 /** Registers every service of a validated catalog: images, then components in call order. */
 export function deployChain(config: StackConfig, opts: ChainOptions): ChainOutputs {
   const plan = planChain(config, opts.projectRoot);
+  // Checked here, not with the rest of the catalog, because it reads the Dockerfiles' sizes
+  // and needs the plan's builds; still before any resource (the provider included) exists.
+  if (plan.builds.length > 1) {
+    const problem = sameSizeDockerfiles(
+      plan.builds.map((b) => b.dockerfile),
+      opts.projectRoot,
+    );
+    if (problem !== undefined) {
+      throw new pulumi.RunError(formatProblems([problem]));
+    }
+  }
 
   // Rendering to a folder instead of a cluster (used by the engine tests and for review).
   const provider =
@@ -65,15 +76,6 @@ export function deployChain(config: StackConfig, opts: ChainOptions): ChainOutpu
 
   // One AppImage per distinct app folder, shared by every service built from it; its tag
   // (a digest of the build inputs) and revision are worked out only here, asynchronously.
-  if (plan.builds.length > 1) {
-    const problem = sameSizeDockerfiles(
-      plan.builds.map((b) => b.dockerfile),
-      opts.projectRoot,
-    );
-    if (problem !== undefined) {
-      throw new pulumi.RunError(problem);
-    }
-  }
   const versionFor = opts.versionFor ?? ((inputs: BuildInputs) => imageVersion(inputs, config.imageTag));
   const images = new Map<AppBuild, { ref: pulumi.Output<string>; revision: pulumi.Output<string | undefined> }>();
   const imageOf = (build: AppBuild) => {

@@ -89,7 +89,13 @@ export function planChain(config: StackConfig, projectRoot: string): ChainPlan {
     const dockerfile = path.join(dir, "Dockerfile");
     let build = builds.get(dockerfile);
     if (build === undefined) {
-      build = { kind: "app", app, context: path.dirname(dir), dockerfile, name: imageName(app, taken) };
+      build = {
+        kind: "app",
+        app,
+        context: path.dirname(dir),
+        dockerfile,
+        name: imageName(path.relative(projectRoot, dir), taken),
+      };
       taken.add(build.name);
       builds.set(dockerfile, build);
     }
@@ -122,8 +128,9 @@ export function planChain(config: StackConfig, projectRoot: string): ChainPlan {
 }
 
 /**
- * The image repository (and AppImage name) of an app folder: its last segment, lower-cased;
- * the whole path, `-`-joined, when another folder already took that name.
+ * The image repository (and AppImage name) of an app folder (relative to the project root,
+ * normalised): its last segment, lower-cased; the whole path, `-`-joined, when another folder
+ * already took that name. Validation (catalog.ts) has checked each segment makes a valid name.
  */
 function imageName(app: string, taken: ReadonlySet<string>): string {
   const segments = app.split(/[\\/]+/).filter((s) => s !== "" && s !== ".");

@@ -509,6 +509,30 @@ describe("catalog: as strict as the API server, the runtime and the apps", () =>
     ]);
   });
 
+  it("app folders whose names cannot name an image (the image is the folder's name, lower-cased)", () => {
+    const hint =
+      "rename it to letters and digits, optionally joined by `.`, `_`, `__` or `-` (the image name is the folder's, lower-cased)";
+    assert.deepStrictEqual(
+      one(
+        {
+          a: { app: "apps/x+y" },
+          b: { app: "apps/-api" },
+          c: { app: "my apps/api" },
+          d: { app: "apps/Über" },
+          e: { app: "./Apps/Billing_V2/" },
+          f: { app: "apps/web.ui" },
+        },
+        ["apps/x+y", "apps/-api", "my apps/api", "apps/Über", "Apps/Billing_V2", "apps/web.ui"],
+      ),
+      [
+        `services.a.app: "apps/x+y" cannot name an image: the folder name "x+y" is not a repository name; ${hint}`,
+        `services.b.app: "apps/-api" cannot name an image: the folder name "-api" is not a repository name; ${hint}`,
+        `services.c.app: "my apps/api" cannot name an image: the folder name "my apps" is not a repository name; ${hint}`,
+        `services.d.app: "apps/Über" cannot name an image: the folder name "Über" is not a repository name; ${hint}`,
+      ],
+    );
+  });
+
   it("env values the apps refuse at start, and a drain that does not fit the grace period (apps built here only)", () => {
     assert.deepStrictEqual(
       one({

@@ -502,7 +502,7 @@ describe("stack (Pulumi mocks)", function () {
     }
   });
 
-  it("refuses two app folders whose Dockerfiles have the same size (moby/buildkit#1368 still bites), naming both", () => {
+  it("refuses two app folders whose Dockerfiles have the same size (moby/buildkit#1368 still bites), naming both, before any resource", async () => {
     const root = fs.mkdtempSync(path.join(os.tmpdir(), "k8s-chain-1368-"));
     try {
       for (const [app, user] of [
@@ -513,19 +513,30 @@ describe("stack (Pulumi mocks)", function () {
         fs.mkdirSync(path.join(root, "apps", app), { recursive: true });
         fs.writeFileSync(path.join(root, "apps", app, "Dockerfile"), `FROM scratch\nUSER ${user}\n`);
       }
-      installMocks();
-      const cfg = parse({ services: { a: { app: "apps/one" }, b: { app: "apps/two" } } }, ["apps/one", "apps/two"]);
+      const registered = installMocks();
+      // A namespace of its own and network policies: both would be registered first, if anything were.
+      const cfg = parse({ namespace: "shop", services: { a: { app: "apps/one" }, b: { app: "apps/two" } } }, [
+        "apps/one",
+        "apps/two",
+      ]);
       assert.throws(
         () => deployChain(cfg, { projectRoot: root, versionFor: fixed("t") }),
         (e: Error) => {
           assert.ok(pulumi.RunError.isInstance(e));
           assert.strictEqual(
             e.message,
-            "apps/one/Dockerfile and apps/two/Dockerfile are both 24 bytes: BuildKit can build one from the other's cached Dockerfile " +
+            "k8s-chain config has 1 problem; nothing was created:\n" +
+              "  - apps/one/Dockerfile and apps/two/Dockerfile are both 24 bytes: BuildKit can build one from the other's cached Dockerfile " +
               "(same name, size and mtime, which a fresh clone gives them; moby/buildkit#1368). Make their sizes differ, e.g. with a comment line.",
           );
           return true;
         },
+      );
+      // Registrations reach the mocks asynchronously: give any that were started time to land.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.deepStrictEqual(
+        registered.map((r) => `${r.type} ${r.name}`),
+        [],
       );
       const fine = parse({ services: { a: { app: "apps/one" }, b: { app: "apps/three" }, c: { app: "apps/one" } } }, [
         "apps/one",
