@@ -224,10 +224,6 @@ function stringMap(what: string, key: RegExp, keyHint: string, value?: RegExp, v
   );
 }
 
-/**
- * One schema per field of a catalog entry. Each field is parsed on its own, so one bad field
- * does not hide the problems of the others; cross-field and cross-entry rules come after.
- */
 /** A path the kubelet probes: a plain path (no query or fragment) an HTTP request line can carry. */
 function probePath(example: string) {
   return z
@@ -251,6 +247,10 @@ function probePath(example: string) {
     .optional();
 }
 
+/**
+ * One schema per field of a catalog entry. Each field is parsed on its own, so one bad field
+ * does not hide the problems of the others; cross-field and cross-entry rules come after.
+ */
 const fieldSchemas = {
   app: z
     .string({ error: (iss) => `${show(iss.input)} is not a string; give the app folder, e.g. "apps/service-a"` })
@@ -383,6 +383,20 @@ function imageReferenceProblem(image: string): string | undefined {
 }
 
 /** Turns a zod issue path into the user's dotted config path. */
+/**
+ * A list without the items at `bad`, or a map without the keys in `bad`; undefined when a
+ * problem is with the whole value (no index or key), which then counts as absent.
+ */
+function withoutElements(value: unknown, bad: (PropertyKey | undefined)[]): unknown {
+  if (Array.isArray(value) && bad.every((k) => typeof k === "number")) {
+    return value.filter((_, i) => !bad.includes(i));
+  }
+  if (typeof value === "object" && value !== null && bad.every((k) => typeof k === "string")) {
+    return Object.fromEntries(Object.entries(value).filter(([k]) => !bad.includes(k)));
+  }
+  return undefined;
+}
+
 function fieldPath(prefix: string, p: ReadonlyArray<PropertyKey>): string {
   return p.reduce<string>((acc, key) => (typeof key === "number" ? `${acc}[${key}]` : `${acc}.${String(key)}`), prefix);
 }
@@ -556,6 +570,16 @@ function parseEntry(name: string, value: unknown, problems: string[], ctx: Parse
     } else {
       for (const issue of parsed.error.issues) {
         problems.push(`${fieldPath(`${at}.${field}`, issue.path)}: ${issue.message}`);
+      }
+      // A list or map keeps its good elements, so the rules that look across the catalog (an
+      // unknown callee, an env var the stack sets) report theirs in this same run, not the next.
+      const rest = withoutElements(
+        fieldValue,
+        parsed.error.issues.map((issue) => issue.path[0]),
+      );
+      const reparsed = rest === undefined ? undefined : fieldSchemas[field].safeParse(rest);
+      if (reparsed?.success) {
+        (e as Record<string, unknown>)[field] = reparsed.data;
       }
     }
   }

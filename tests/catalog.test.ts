@@ -259,12 +259,40 @@ describe("catalog: validation messages", () => {
     assert.deepStrictEqual(one(s), ['services.service-a.env: ["A=b"] is not a map of env vars; use {"KEY": "value"}']);
   });
 
-  it("labels with a bad key or value, or the stack's own `app`", () => {
+  it("one bad element of a list or map does not hide the problems of the others", () => {
+    assert.deepStrictEqual(
+      one({ a: { image: "nginx:1.27.3", calls: ["zzz", 5], env: { PORT: "1", X: 5 } }, b: { image: "nginx:1.27.3" } }),
+      [
+        "services.a.calls[1]: 5 is not a service name",
+        'services.a.env.X: 5 is not a string; quote it ("5")',
+        'services.a.calls: unknown service "zzz" (known: b)',
+        "services.a.env.PORT: set by the stack from the catalog; remove it (change `port` or `calls` instead)",
+      ],
+    );
+    assert.deepStrictEqual(
+      one({
+        a: {
+          image: "nginx:1.27.3",
+          egress: [
+            { cidr: "10.0.0.0/40", port: 443 },
+            { cidr: "10.0.0.0/8", port: 443, protocol: "SCTP" },
+          ],
+        },
+      }),
+      [
+        'services.a.egress[0].cidr: "10.0.0.0/40" is not a CIDR; the prefix length 40 is not from 0 to 32; use an address block such as "203.0.113.0/24" or "2001:db8::/32" (a single host is "/32" or "/128")',
+        'services.a.egress[1].protocol: "SCTP" is not a protocol; use TCP or UDP',
+      ],
+    );
+  });
+
+  it("labels with a bad key or value, or the stack's own `app`, all in one run", () => {
     assert.deepStrictEqual(
       one({ a: { image: "nginx:1.27.3", labels: { "tier!": "x", team: "-bad-", app: "other" } } }),
       [
         'services.a.labels.tier!: "tier!" is not a valid key; use a Kubernetes label key such as "tier" or "example.com/tier"',
         'services.a.labels.team: "-bad-" is not a valid value; label values are at most 63 letters, digits, `-`, `_` or `.`, starting and ending alphanumeric',
+        "services.a.labels.app: set by the stack to the service name; remove it or use another key",
       ],
     );
     assert.deepStrictEqual(one({ a: { image: "nginx:1.27.3", labels: { app: "other" } } }), [
