@@ -185,6 +185,44 @@ function assertOrdered(services: RawServices, t: ReturnType<typeof timeline>): s
   return lines;
 }
 
+/**
+ * Stands in for a load-balancer controller: polls for Service `name`, and `delayMs` after it
+ * first sees it, writes `ip` to its status.loadBalancer (the status subresource, as a real
+ * controller does). `stop()` ends the polling and resolves with when the address was written.
+ */
+function fakeLoadBalancerController(
+  namespace: string,
+  name: string,
+  delayMs: number,
+  ip: string,
+): { stop: () => Promise<number | undefined> } {
+  let stopped = false;
+  let assignedAt: number | undefined;
+  const loop = (async () => {
+    let seenAt: number | undefined;
+    while (!stopped && assignedAt === undefined) {
+      const seen = await kubectl("get", "service", name, "-n", namespace, "-o", "name").then(
+        () => true,
+        () => false,
+      );
+      if (seen && seenAt === undefined) seenAt = Date.now();
+      if (seenAt !== undefined && Date.now() - seenAt >= delayMs) {
+        const status = JSON.stringify({ status: { loadBalancer: { ingress: [{ ip }] } } });
+        await kubectl("patch", "service", name, "-n", namespace, "--subresource=status", "--type=merge", "-p", status);
+        assignedAt = Date.now();
+      }
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  })();
+  return {
+    stop: async () => {
+      stopped = true;
+      await loop;
+      return assignedAt;
+    },
+  };
+}
+
 describe("the real program on a real cluster", function () {
   this.timeout(0);
   let stack: EngineStack;
@@ -511,6 +549,35 @@ describe("the real program on a real cluster", function () {
     assert.match(r.stdout + r.stderr, /service-d/);
     delete services["service-d"];
     await upOk("up (LoadBalancer removed)");
+    await assert.rejects(kubectl("get", "service", "service-d", "-n", ns), /NotFound/);
+  });
+
+  it("a LoadBalancer whose address comes while up waits: up waits for it, then succeeds", async function () {
+    // What a load-balancer controller does (MetalLB, a cloud's): write the Service's
+    // status.loadBalancer once it has an address. The cluster has none, so this stands in for
+    // it, 3 s after the Service appears, through the same status subresource. With the
+    // scenario above (no address: up fails), this shows up waits for the address and takes it.
+    const controller = fakeLoadBalancerController(ns, "service-d", 3000, "192.0.2.10");
+    services["service-d"] = { image: images["service-c"], expose: "LoadBalancer" };
+    let r: RunResult;
+    let endedAt: number;
+    let assignedAt: number | undefined;
+    try {
+      r = await upOk("up (LoadBalancer, an address after 3 s)");
+      endedAt = Date.now();
+    } finally {
+      delete services["service-d"];
+      assignedAt = await controller.stop();
+    }
+    console.log(
+      `      LoadBalancer given an address 3 s after it appeared: up took ${r.seconds.toFixed(1)} s, the address came ` +
+        (assignedAt === undefined ? "never" : `${((endedAt - assignedAt) / 1000).toFixed(1)} s before up ended`),
+    );
+    assert.ok(assignedAt !== undefined, "the stand-in controller never saw service-d");
+    assert.ok(assignedAt <= endedAt, "up ended before the address was written");
+    const svc = await kubectlJson<IService>("get", "service", "service-d", "-n", ns);
+    assert.strictEqual(svc.status?.loadBalancer?.ingress?.[0]?.ip, "192.0.2.10");
+    await upOk("up (LoadBalancer removed again)");
     await assert.rejects(kubectl("get", "service", "service-d", "-n", ns), /NotFound/);
   });
 
