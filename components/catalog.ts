@@ -382,7 +382,6 @@ function imageReferenceProblem(image: string): string | undefined {
   return undefined;
 }
 
-/** Turns a zod issue path into the user's dotted config path. */
 /**
  * A list without the items at `bad`, or a map without the keys in `bad`; undefined when a
  * problem is with the whole value (no index or key), which then counts as absent.
@@ -397,6 +396,7 @@ function withoutElements(value: unknown, bad: (PropertyKey | undefined)[]): unkn
   return undefined;
 }
 
+/** Turns a zod issue path into the user's dotted config path. */
 function fieldPath(prefix: string, p: ReadonlyArray<PropertyKey>): string {
   return p.reduce<string>((acc, key) => (typeof key === "number" ? `${acc}[${key}]` : `${acc}.${String(key)}`), prefix);
 }

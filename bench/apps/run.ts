@@ -423,8 +423,9 @@ async function main(): Promise<void> {
    * The probe's p99 while hanging and alone, each over the requests of every round pooled, and
    * the per-round ratios. Pooled, not the median of the rounds' p99s: a round's p99 is its 10th
    * slowest request, which one stall of the machine moves (per-round ratios have swung from 0.44
-   * to 2.13 in one run); pooled, it is the 30th slowest of 3,000 with the defaults. The median of
-   * the rounds' ratio, what runs before 2026-11-27 judged, is printed beside it.
+   * to 2.13 in one run); pooled, it is the 30th slowest of 3,000 with the defaults. The ratio of
+   * the rounds' median p99s, which earlier runs were judged on (docs/benchmarks.md), is printed
+   * beside it.
    */
   const hangFigures = (hang: HangResult) => {
     const pooled = (probes: Probe[]) =>
