@@ -54,6 +54,33 @@ describe("apps: calls to one downstream at a time", function () {
     assert.equal((await get(`${a.url}/health`)).status, 200);
   });
 
+  it("while calls time out, the newest waiting call goes out first, with nearly its whole bound", async function () {
+    const hang = await hangingServer();
+    const a = await startService("service-a", { DOWNSTREAM_URLS: hang.url, DOWNSTREAM_TIMEOUT_MS: "1000" });
+    // Bring the limit down to 4.
+    await Promise.all(Array.from({ length: 20 }, () => get(`${a.url}/`)));
+    const before = hang.requests.length;
+    // Then a steady stream: one request every 50 ms for 3 s, each waiting for its answer.
+    const replies: Promise<Awaited<ReturnType<typeof get>>>[] = [];
+    for (let i = 0; i < 60; i++) {
+      replies.push(get(`${a.url}/`));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    for (const reply of await Promise.all(replies)) assert.equal(reply.status, 504);
+    // Oldest first, each freed slot went to a call with a quarter to a half of its bound left,
+    // which timed out soon after: about 16 calls a second. Newest first, each went out just
+    // after it arrived and held its slot for its bound: about 4 a second.
+    const sent = hang.requests.slice(before);
+    const budgets = sent.map((r) => Number(r.headers["x-request-timeout-ms"]));
+    assert.ok(sent.length <= 20, `${sent.length} calls went out in 3 s (budgets ${budgets.join(", ")})`);
+    // (The last ones can have less: once the stream stops, the newest waiting call is older.)
+    const fresh = budgets.filter((ms) => ms >= 850).length;
+    assert.ok(
+      fresh >= sent.length * 0.75,
+      `${fresh} of ${sent.length} calls went out with nearly their whole bound: ${budgets.join(", ")}`,
+    );
+  });
+
   it("when the downstream answers again, the limit grows back with each answer", async function () {
     const { server, state } = await switchableServer(50);
     const a = await startService("service-a", { DOWNSTREAM_URLS: server.url, DOWNSTREAM_TIMEOUT_MS: "1000" });
