@@ -617,9 +617,7 @@ function parseEntry(name: string, value: unknown, problems: string[], ctx: Parse
       // The image is named after the folder, lower-cased (after the whole path, `-`-joined, when
       // two folders share a name), so every folder on the path must make a repository name
       // that the registry and containerd accept; otherwise `docker build` refuses it mid-`up`.
-      const bad = rel
-        .split(/[\\/]+/)
-        .find((segment) => segment !== "." && !REPOSITORY_COMPONENT.test(segment.toLowerCase()));
+      const bad = rel.split(/[\\/]+/).find((segment) => !REPOSITORY_COMPONENT.test(segment.toLowerCase()));
       if (bad !== undefined) {
         problems.push(
           `${at}.app: ${show(e.app)} cannot name an image: the folder name ${show(bad)} is not a repository name; ` +

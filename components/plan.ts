@@ -133,7 +133,7 @@ export function planChain(config: StackConfig, projectRoot: string): ChainPlan {
  * already took that name. Validation (catalog.ts) has checked each segment makes a valid name.
  */
 function imageName(app: string, taken: ReadonlySet<string>): string {
-  const segments = app.split(/[\\/]+/).filter((s) => s !== "" && s !== ".");
+  const segments = app.split(/[\\/]+/);
   const short = segments[segments.length - 1].toLowerCase();
   return taken.has(short) ? segments.join("-").toLowerCase() : short;
 }

@@ -77,16 +77,18 @@ const MIN_CONCURRENCY = 4;
  * How many calls go to one downstream at once; the others wait their turn, in order, within
  * their own bound. The limit starts at `max`, halves (down to MIN_CONCURRENCY) each time a
  * call that went out times out, and grows back by one with each answer (additive increase,
- * multiplicative decrease). While the last call that went out timed out (no answer since),
- * the newest waiting call goes first: the oldest has the least time left, so it would open a
- * connection only to close it moments later (under a steady stream, about three times as many
- * calls went out in order: tests/apps/gate.test.ts); the newest holds its slot for its whole
- * bound and has the most time to get an answer if the downstream recovers. A call that times out on a connection must close it (HTTP/1.1
+ * multiplicative decrease). A call that times out on a connection must close it (HTTP/1.1
  * has no other way to cancel a request), so against a hung downstream every waiting request
  * opened and closed a connection each DOWNSTREAM_TIMEOUT_MS, and that churn took the CPU a
  * `/health` probe needed (docs/benchmarks.md). With the gate, a few connections churn; a
  * call that times out waiting answers 504 without ever opening one. A healthy downstream
  * never meets the limit unless `max` calls are in flight.
+ *
+ * While the last call that went out timed out (no answer since), the newest waiting call goes
+ * first: the oldest has the least time left, so it would open a connection only to close it
+ * moments later (under a steady stream, about three times as many calls went out in order:
+ * tests/apps/gate.test.ts); the newest holds its slot for its whole bound and has the most
+ * time to get an answer if the downstream recovers.
  */
 export class Gate {
   private running = 0;
