@@ -164,7 +164,8 @@ export function createApp(config: Config, log: Logger): App {
         ownMs <= 0
           ? `request budget spent: ${TIMEOUT_HEADER} ${budget} leaves no time for a downstream call (${DEADLINE_MARGIN_MS} ms margin)`
           : "shutting down: no time left for a downstream call";
-      sendJson(res, 504, { service, error, failed: downstreams[0].shown }, reqId);
+      // No `failed`: it names the downstream that failed, and none was called.
+      sendJson(res, 504, { service, error }, reqId);
       log.info({ reqId, method: req.method, path: "/", status: 504, budget, error }, "request");
       return;
     }
