@@ -60,6 +60,36 @@ describe("apps: failures", function () {
     assert.ok(reply.ms < 1000, `502 came after ${reply.ms} ms`);
   });
 
+  it("a client that hangs up before the answer: every call it made is cancelled at once, and the request is logged as such", async function () {
+    const one = await hangingServer();
+    const two = await hangingServer();
+    const a = await startService("service-a", {
+      DOWNSTREAM_URLS: `${one.url},${two.url}`,
+      DOWNSTREAM_TIMEOUT_MS: "5000",
+    });
+    const client = net.connect(a.port, "127.0.0.1");
+    client.on("error", () => undefined);
+    client.write("GET / HTTP/1.1\r\nhost: a\r\nx-request-id: gone-1\r\n\r\n");
+    const calls = await Promise.all([one.nthRequest(1), two.nthRequest(1)]);
+    const hungUp = Date.now();
+    const closed = calls.map(
+      (req) => new Promise<number>((resolve) => req.socket.once("close", () => resolve(Date.now()))),
+    );
+    client.destroy();
+    const line = await a.waitForLog((l) => l.reqId === "gone-1", "a line about gone-1");
+    assert.equal(line.msg, "client closed the connection before the answer");
+    assert.equal(line.path, "/");
+    assert.ok(typeof line.ms === "number" && line.ms < 5000, `logged ms ${String(line.ms)}`);
+    for (const at of await Promise.all(closed)) assert.ok(at - hungUp < 1000, `a call ran on for ${at - hungUp} ms`);
+    // Nothing else about it: no answer was attempted, so no "request" or "downstream failed" line.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.deepEqual(
+      a.logs.filter((l) => l.reqId === "gone-1").map((l) => l.msg),
+      ["client closed the connection before the answer"],
+    );
+    assert.equal((await get(`${a.url}/health`)).status, 200);
+  });
+
   it("an error at the end of the chain propagates up: C refused -> B 502 -> A 502 naming B", async function () {
     const dead = await refusedUrl();
     const b = await startService("service-b", { DOWNSTREAM_URLS: dead });
