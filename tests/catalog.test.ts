@@ -72,16 +72,27 @@ describe("catalog: defaults", () => {
     assert.deepStrictEqual(["300", 300, "10", 3600].map(timeout), [300, 300, 10, 3600]);
   });
 
-  it("Pulumi.yaml declares `rolloutTimeoutSeconds` and `networkPolicies` with the parser's defaults", () => {
+  it("Pulumi.yaml declares every flat key, each with a default that the parser reads as its own default", () => {
     const project = YAML.parse(fs.readFileSync(path.join(__dirname, "..", "Pulumi.yaml"), "utf8"));
-    assert.deepStrictEqual(
-      { type: project.config.rolloutTimeoutSeconds.type, default: project.config.rolloutTimeoutSeconds.default },
-      { type: "integer", default: ROLLOUT_TIMEOUT_SECONDS.default },
+    const declared = Object.fromEntries(
+      Object.entries(project.config as Record<string, { type: string; default: unknown }>).map(([key, decl]) => [
+        key,
+        [decl.type, decl.default],
+      ]),
     );
-    assert.deepStrictEqual(
-      { type: project.config.networkPolicies.type, default: project.config.networkPolicies.default },
-      { type: "boolean", default: true },
-    );
+    // A declared key without a default is one Pulumi requires: the keys that mean something
+    // when unset default to "", which the parser reads as unset.
+    assert.deepStrictEqual(declared, {
+      namespace: ["string", "default"],
+      registry: ["string", ""],
+      imageTag: ["string", ""],
+      clusterDomain: ["string", "cluster.local"],
+      renderDir: ["string", ""],
+      rolloutTimeoutSeconds: ["integer", ROLLOUT_TIMEOUT_SECONDS.default],
+      networkPolicies: ["boolean", true],
+    });
+    const defaults = Object.fromEntries(Object.entries(declared).map(([key, [, value]]) => [key, value]));
+    assert.deepStrictEqual(parse({ ...defaults, services: seedServices() }), parse({ services: seedServices() }));
   });
 
   it("accepts the seed's system", () => {
