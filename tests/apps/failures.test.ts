@@ -90,6 +90,32 @@ describe("apps: failures", function () {
     assert.equal((await get(`${a.url}/health`)).status, 200);
   });
 
+  it("a call that times out or is cancelled closes its connection and opens no other (undici reconnects after an abort)", async function () {
+    const hang = await hangingServer();
+    const a = await startService("service-a", { DOWNSTREAM_URLS: hang.url, DOWNSTREAM_TIMEOUT_MS: "300" });
+    // Timed out: 10 calls went out (under DOWNSTREAM_CONCURRENCY), each on its own connection.
+    const replies = await Promise.all(Array.from({ length: 10 }, () => get(`${a.url}/`)));
+    assert.deepEqual(
+      replies.map((r) => r.status),
+      replies.map(() => 504),
+    );
+    // Cancelled: a client that hangs up while its call is out.
+    const client = net.connect(a.port, "127.0.0.1");
+    client.on("error", () => undefined);
+    client.write("GET / HTTP/1.1\r\nhost: a\r\n\r\n");
+    await hang.nthRequest(11);
+    client.destroy();
+    await a.waitForLog((l) => l.msg === "client closed the connection before the answer", "the hang-up logged");
+    // Long enough for a reconnect to land (undici's comes at once), short of its 4 s idle timeout.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.deepEqual({ accepted: hang.connections, open: hang.open }, { accepted: 11, open: 0 });
+    // The next call still gets a connection of its own.
+    const after = get(`${a.url}/`);
+    await hang.nthRequest(12);
+    assert.equal((await after).status, 504);
+    assert.equal(hang.connections, 12);
+  });
+
   it("an error at the end of the chain propagates up: C refused -> B 502 -> A 502 naming B", async function () {
     const dead = await refusedUrl();
     const b = await startService("service-b", { DOWNSTREAM_URLS: dead });

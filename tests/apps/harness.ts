@@ -169,6 +169,8 @@ interface FakeServer {
   readonly requests: http.IncomingMessage[];
   /** TCP connections accepted so far. */
   connections: number;
+  /** TCP connections open now. */
+  open: number;
   /** Resolves when the n-th request has arrived. */
   nthRequest(n: number): Promise<http.IncomingMessage>;
   close(): Promise<void>;
@@ -189,6 +191,7 @@ export async function fakeServer(
     port: 0,
     requests,
     connections: 0,
+    open: 0,
     nthRequest: (n) =>
       requests.length >= n ? Promise.resolve(requests[n - 1]) : new Promise((resolve) => waiters.push({ n, resolve })),
     close: () =>
@@ -197,7 +200,11 @@ export async function fakeServer(
         server.close(() => resolve());
       }),
   };
-  server.on("connection", () => fake.connections++);
+  server.on("connection", (socket: net.Socket) => {
+    fake.connections++;
+    fake.open++;
+    socket.once("close", () => fake.open--);
+  });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as net.AddressInfo).port;
   fakes.add(Object.assign(fake, { port, url: `http://127.0.0.1:${port}/` }));

@@ -3,7 +3,7 @@ import http, { STATUS_CODES } from "node:http";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Config } from "./config";
-import { Call, createDownstreamAgent, downstreamOf, Gate, type CallResult } from "./downstream";
+import { Call, downstreamOf, DownstreamPool, Gate, type CallResult } from "./downstream";
 import type { Logger } from "./logger";
 
 /** A sample service: an HTTP server that is not listening yet, and its shutdown steps. */
@@ -68,7 +68,7 @@ export function pathOf(target: string): string {
 
 /** The app factory: routes, downstream fan-out with deadlines, malformed requests, draining. Never listens. */
 export function createApp(config: Config, log: Logger): App {
-  const agent = createDownstreamAgent();
+  const pool = new DownstreamPool();
   const service = config.serviceName;
   const serviceJson = JSON.stringify(service);
   const downstreams = config.downstreamUrls.map(downstreamOf);
@@ -169,7 +169,7 @@ export function createApp(config: Config, log: Logger): App {
       log.info({ reqId, method: req.method, path: "/", status: 504, budget, error }, "request");
       return;
     }
-    const pending = downstreams.map((target, i) => new Call(agent, target, gates[i], reqId, boundMs));
+    const pending = downstreams.map((target, i) => new Call(pool, target, gates[i], reqId, boundMs));
     for (const call of pending) calls.add(call);
     // Once the answer is decided (or the client has gone), calls still running are cancelled.
     const cancelRest = () => {
@@ -235,7 +235,7 @@ export function createApp(config: Config, log: Logger): App {
       return new Promise<void>((resolve) => {
         // The callback runs once every connection has ended (or at once when never listening).
         server.close(() => {
-          agent.destroy().then(resolve, resolve);
+          pool.destroy().then(resolve, resolve);
         });
         // A connection with no response under way is idle (keep-alive between requests),
         // silent (connected, nothing sent) or part-way through its headers: none of them is

@@ -1,4 +1,4 @@
-import { Agent, type Dispatcher } from "undici";
+import { Agent, buildConnector, type Dispatcher } from "undici";
 import { redactUrl } from "./config";
 
 export { redactUrl };
@@ -58,9 +58,58 @@ export const MAX_BODY_BYTES = 1024 * 1024;
  */
 export const MAX_JSON_DEPTH = 512;
 
-/** Keep-alive connection pool shared by every downstream call of one process. */
-export function createDownstreamAgent(): Agent {
-  return new Agent({ keepAliveTimeout: 4_000, keepAliveMaxTimeout: 60_000 });
+const NO_CALL_WAITING = new Error("no downstream call is waiting for this connection");
+
+/**
+ * The keep-alive connections of every downstream call of one process, opened only while a call
+ * to that origin waits for one. undici 7 reconnects each time a request is aborted mid-call (a
+ * timeout or a cancel must close its connection, and the aborted request is put back as
+ * pending: nodejs/undici#5845; the fix is not in undici 7, and undici 8 needs Node 22). Against
+ * a hung downstream every call that timed out cost a second connection that no call used, its
+ * idle timeout closing them together 4 s later: a burst of closes in the profile of 200 hanging
+ * requests, and twice the connections to a downstream already in trouble.
+ */
+export class DownstreamPool {
+  private readonly agent: Agent;
+  /** Per origin: calls handed to the agent whose request is not yet written on a connection. */
+  private readonly waiting = new Map<string, number>();
+
+  constructor() {
+    const connect = buildConnector({});
+    this.agent = new Agent({
+      keepAliveTimeout: 4_000,
+      keepAliveMaxTimeout: 60_000,
+      connect: (options, callback) => {
+        // undici asks from inside its socket's close handler; decided once that has run, so a
+        // refusal never re-enters it, and from the count as it is then.
+        queueMicrotask(() => {
+          if ((this.waiting.get(`${options.protocol}//${options.host}`) ?? 0) > 0) connect(options, callback);
+          else callback(NO_CALL_WAITING, null);
+        });
+      },
+    });
+  }
+
+  /** Hands `handler`'s request to a connection; `written(origin)` must follow, once. */
+  send(options: Dispatcher.DispatchOptions & { origin: string }, handler: Dispatcher.DispatchHandler): void {
+    this.count(options.origin, 1);
+    this.agent.dispatch(options, handler);
+  }
+
+  /** The request is on a connection, or its call is over: it no longer needs one. */
+  written(origin: string): void {
+    this.count(origin, -1);
+  }
+
+  destroy(): Promise<void> {
+    return this.agent.destroy();
+  }
+
+  private count(origin: string, by: number): void {
+    const n = (this.waiting.get(origin) ?? 0) + by;
+    if (n === 0) this.waiting.delete(origin);
+    else this.waiting.set(origin, n);
+  }
 }
 
 /**
@@ -237,14 +286,16 @@ export class Call implements Dispatcher.DispatchHandler {
   private size = 0;
   private timer: NodeJS.Timeout;
   private readonly started = performance.now();
-  /** Handed to the agent (it had its turn at the gate). */
+  /** Handed to the pool (it had its turn at the gate). */
   private dispatched = false;
+  /** Handed to the pool and not yet written on a connection. */
+  private awaitingConnection = false;
   private readonly headers: Record<string, string>;
   /** When the call times out, on performance.now()'s clock. */
   private endsAt: number;
 
   constructor(
-    private readonly agent: Dispatcher,
+    private readonly pool: DownstreamPool,
     private readonly target: Downstream,
     private readonly gate: Gate,
     requestId: string,
@@ -266,9 +317,10 @@ export class Call implements Dispatcher.DispatchHandler {
   /** Its turn at the gate: sends the request, with the time it has left as the callee's budget. */
   start(): void {
     this.dispatched = true;
+    this.awaitingConnection = true;
     const left = Math.min(this.timeoutMs, Math.max(1, Math.round(this.endsAt - performance.now())));
     this.headers["x-request-timeout-ms"] = String(left);
-    this.agent.dispatch({ origin: this.target.origin, path: "/", method: "GET", headers: this.headers }, this);
+    this.pool.send({ origin: this.target.origin, path: "/", method: "GET", headers: this.headers }, this);
   }
 
   /** Stops waiting at `at` (performance.now()'s clock) if that is sooner than planned. */
@@ -304,6 +356,7 @@ export class Call implements Dispatcher.DispatchHandler {
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
+    this.connected();
     // Settled while still queued for a connection: nothing more to send.
     if (this.settled) controller.abort(CANCELLED);
   }
@@ -367,7 +420,15 @@ export class Call implements Dispatcher.DispatchHandler {
     this.settled = true;
     clearTimeout(this.timer);
     this.resolve(result);
+    this.connected();
     if (this.dispatched) this.gate.leave();
+  }
+
+  /** No longer waiting for a connection (written on one, or over). */
+  private connected(): void {
+    if (!this.awaitingConnection) return;
+    this.awaitingConnection = false;
+    this.pool.written(this.target.origin);
   }
 
   private ms(): number {

@@ -2,8 +2,8 @@ export { budgetOf, createApp, DEADLINE_MARGIN_MS, pathOf, requestIdOf, TIMEOUT_H
 export { loadConfig, LOG_LEVELS, redactUrl, type Config } from "./config";
 export {
   Call,
-  createDownstreamAgent,
   downstreamOf,
+  DownstreamPool,
   jsonProblem,
   MAX_BODY_BYTES,
   MAX_JSON_DEPTH,
