@@ -80,8 +80,9 @@ export class DownstreamPool {
       keepAliveTimeout: 4_000,
       keepAliveMaxTimeout: 60_000,
       connect: (options, callback) => {
-        // undici asks from inside its socket's close handler; decided once that has run, so a
-        // refusal never re-enters it, and from the count as it is then.
+        // undici asks from inside its own handlers (a dispatch, or the close of an aborted
+        // call's socket): answered a microtask later, so a refusal never re-enters them, and
+        // from the count as it is then.
         queueMicrotask(() => {
           if ((this.waiting.get(`${options.protocol}//${options.host}`) ?? 0) > 0) connect(options, callback);
           else callback(NO_CALL_WAITING, null);
