@@ -25,7 +25,7 @@ const PROBE_RATE = 200;
 /**
  * `BENCH_HEALTH_REPEATS=N`: only the /health-while-hanging probe, for ours and the 504 timer,
  * N times over with fresh servers, judged on the median of the N pooled ratios. One run's
- * ratio moves by about ±0.2 from run to run here (the p99 without the load alone does: 1.3-2.1 ms
+ * ratio moves by about ±0.2 from run to run here (the p99 without the load alone does: 1.1-2.1 ms
  * between identical runs), so one run cannot say whether a server within 0.2 of the target meets it.
  */
 const HEALTH_REPEATS = Number(process.env.BENCH_HEALTH_REPEATS ?? "0");
