@@ -269,8 +269,8 @@ interface HangServer extends HangFigures {
 /**
  * /health of each kind alone and while HANGING `/` requests wait on a dead downstream (each
  * server its own): the fixed-rate probe in ROUNDS rounds, the kinds in turn within each round
- * and each alone then hanging (so a busy neighbour on the machine hurts them alike), then wrk
- * with 10 connections once each. The bare node:http server is the floor: what timed-out calls
+ * and each alone then hanging (so a busy neighbour on the machine hurts them alike), then, with
+ * `wrkRuns`, wrk with 10 connections once each. The bare node:http server is the floor: what timed-out calls
  * cost any Node server here, with nothing of ours in the way; the 504 timer is below it (no
  * calls at all, only the answers). Results in the order of `kinds`.
  */
