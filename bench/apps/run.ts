@@ -28,7 +28,7 @@ const PROBE_RATE = 200;
  * ratio moves by about ±0.2 from run to run here (the p99 without the load alone does: 1.1-2.1 ms
  * between identical runs), so one run cannot say whether a server within 0.2 of the target meets it.
  */
-const HEALTH_REPEATS = Number(process.env.BENCH_HEALTH_REPEATS ?? "0");
+const HEALTH_REPEATS = Number(process.env.BENCH_HEALTH_REPEATS);
 const PYTHON = "/usr/bin/python3"; // Debian's, with python3-flask (not a pyenv or venv one)
 
 const children = new Children();
@@ -430,7 +430,12 @@ async function main(): Promise<void> {
       `median of ${ROUNDS} rounds (the /health-while-hanging probe: ${ROUNDS} rounds; its 10-connection wrk runs: 1), loopback\n`,
   );
 
-  if (HEALTH_REPEATS > 0) {
+  if (process.env.BENCH_HEALTH_REPEATS !== undefined) {
+    if (!Number.isInteger(HEALTH_REPEATS) || HEALTH_REPEATS < 1) {
+      throw new Error(
+        `BENCH_HEALTH_REPEATS is "${process.env.BENCH_HEALTH_REPEATS}": set it to a whole number of runs, 1 or more (for example 6), or unset it for the whole bench`,
+      );
+    }
     await repeatHealth(HEALTH_REPEATS);
     return;
   }
