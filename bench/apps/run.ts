@@ -28,7 +28,7 @@ const PROBE_RATE = 200;
  * ratio moves by about ±0.2 from run to run here (the p99 without the load alone does: 1.1-2.1 ms
  * between identical runs), so one run cannot say whether a server within 0.2 of the target meets it.
  */
-const HEALTH_REPEATS = Number(process.env.BENCH_HEALTH_REPEATS);
+const HEALTH_REPEATS = process.env.BENCH_HEALTH_REPEATS;
 const PYTHON = "/usr/bin/python3"; // Debian's, with python3-flask (not a pyenv or venv one)
 
 const children = new Children();
@@ -212,8 +212,8 @@ interface HangFigures {
 }
 
 interface HangResult extends HangFigures {
-  /** wrk's 10-connection runs, alone then while hanging (not in BENCH_HEALTH_REPEATS runs). */
-  wrk?: { alone: WrkResult; health: WrkResult };
+  /** wrk's 10-connection runs, alone then while hanging. */
+  wrk: { alone: WrkResult; health: WrkResult };
 }
 
 /** wrk holding `connections` `/` requests open until stopped (each one answered 504 is sent again at once). */
@@ -274,7 +274,9 @@ interface HangServer extends HangFigures {
  * cost any Node server here, with nothing of ours in the way; the 504 timer is below it (no
  * calls at all, only the answers). Results in the order of `kinds`.
  */
-async function healthWhileHanging(kinds: Kind[], wrkRuns = true): Promise<HangResult[]> {
+async function healthWhileHanging(kinds: Kind[], wrkRuns: true): Promise<HangResult[]>;
+async function healthWhileHanging(kinds: Kind[], wrkRuns: false): Promise<HangFigures[]>;
+async function healthWhileHanging(kinds: Kind[], wrkRuns: boolean): Promise<(HangFigures & Partial<HangResult>)[]> {
   const deads: HangServer["dead"][] = [];
   try {
     const servers: HangServer[] = [];
@@ -303,9 +305,9 @@ async function healthWhileHanging(kinds: Kind[], wrkRuns = true): Promise<HangRe
         server.probeHanging.push(await whileHanging(server, () => probe(`${server.url}health`, SECONDS)));
       }
     }
-    const results: HangResult[] = [];
+    const results: (HangFigures & Partial<HangResult>)[] = [];
     for (const server of servers) {
-      let wrkRun: HangResult["wrk"];
+      let wrkRun: HangResult["wrk"] | undefined;
       if (wrkRuns) {
         const alone = await wrk(`${server.url}health`, 10, SECONDS);
         const health = await whileHanging(server, () => wrk(`${server.url}health`, 10, SECONDS));
@@ -430,13 +432,14 @@ async function main(): Promise<void> {
       `median of ${ROUNDS} rounds (the /health-while-hanging probe: ${ROUNDS} rounds; its 10-connection wrk runs: 1), loopback\n`,
   );
 
-  if (process.env.BENCH_HEALTH_REPEATS !== undefined) {
-    if (!Number.isInteger(HEALTH_REPEATS) || HEALTH_REPEATS < 1) {
+  if (HEALTH_REPEATS !== undefined) {
+    const times = Number(HEALTH_REPEATS);
+    if (!Number.isInteger(times) || times < 1) {
       throw new Error(
-        `BENCH_HEALTH_REPEATS is "${process.env.BENCH_HEALTH_REPEATS}": set it to a whole number of runs, 1 or more (for example 6), or unset it for the whole bench`,
+        `BENCH_HEALTH_REPEATS is "${HEALTH_REPEATS}": set it to a whole number of runs, 1 or more (for example 6), or unset it for the whole bench`,
       );
     }
-    await repeatHealth(HEALTH_REPEATS);
+    await repeatHealth(times);
     return;
   }
   // The three kinds run side by side and are measured in turn, ROUNDS times, so that a busy
@@ -455,7 +458,7 @@ async function main(): Promise<void> {
     kinds.forEach((kind, i) => (results[`${kind} ${what}`] = medianRun(rounds[i])));
     await stopAll();
   }
-  const [hangOurs, hangBare, hangFlask, hangTimer] = await healthWhileHanging(["ours", "bare", "flask", "timer"]);
+  const [hangOurs, hangBare, hangFlask, hangTimer] = await healthWhileHanging(["ours", "bare", "flask", "timer"], true);
 
   console.log(
     `| run (${CONNECTIONS} connections unless noted) | req/s | p50 ms | p99 ms | server CPU µs/req | errors |`,
@@ -467,19 +470,17 @@ async function main(): Promise<void> {
   console.log(row("`GET /` A -> B -> C, ours", results["ours chain"]));
   console.log(row("`GET /` A -> B -> C, bare node:http", results["bare chain"]));
   console.log(row("`GET /` A -> B -> C, Flask dev server", results["flask chain"]));
-  console.log(row("`GET /health` (10 conn.) alone, ours", hangOurs.wrk!.alone));
-  console.log(row(`\`GET /health\` (10 conn.) while ${hangOurs.hangingSeen} \`/\` hang, ours`, hangOurs.wrk!.health));
-  console.log(row("`GET /health` (10 conn.) alone, bare node:http", hangBare.wrk!.alone));
+  console.log(row("`GET /health` (10 conn.) alone, ours", hangOurs.wrk.alone));
+  console.log(row(`\`GET /health\` (10 conn.) while ${hangOurs.hangingSeen} \`/\` hang, ours`, hangOurs.wrk.health));
+  console.log(row("`GET /health` (10 conn.) alone, bare node:http", hangBare.wrk.alone));
   console.log(
-    row(`\`GET /health\` (10 conn.) while ${hangBare.hangingSeen} \`/\` hang, bare node:http`, hangBare.wrk!.health),
+    row(`\`GET /health\` (10 conn.) while ${hangBare.hangingSeen} \`/\` hang, bare node:http`, hangBare.wrk.health),
   );
-  console.log(row("`GET /health` (10 conn.) alone, Flask", hangFlask.wrk!.alone));
+  console.log(row("`GET /health` (10 conn.) alone, Flask", hangFlask.wrk.alone));
+  console.log(row(`\`GET /health\` (10 conn.) while ${hangFlask.hangingSeen} \`/\` hang, Flask`, hangFlask.wrk.health));
+  console.log(row("`GET /health` (10 conn.) alone, 504 timer", hangTimer.wrk.alone));
   console.log(
-    row(`\`GET /health\` (10 conn.) while ${hangFlask.hangingSeen} \`/\` hang, Flask`, hangFlask.wrk!.health),
-  );
-  console.log(row("`GET /health` (10 conn.) alone, 504 timer", hangTimer.wrk!.alone));
-  console.log(
-    row(`\`GET /health\` (10 conn.) while ${hangTimer.hangingSeen} \`/\` hang, 504 timer`, hangTimer.wrk!.health),
+    row(`\`GET /health\` (10 conn.) while ${hangTimer.hangingSeen} \`/\` hang, 504 timer`, hangTimer.wrk.health),
   );
   const ratio = (a: string, b: string) => f(results[a].rps / results[b].rps, 3);
   console.log("");
@@ -538,8 +539,8 @@ async function main(): Promise<void> {
       `per round ${timer.rounds}; ours / the 504 timer: ${f(ours.ratio / timer.ratio, 3)}`,
   );
   console.log(
-    `- at full load with 10 connections (wrk, one run each): ours p99 ${f(hangOurs.wrk!.health.p99)} ms while hanging, ${f(hangOurs.wrk!.alone.p99)} ms alone ` +
-      `(ratio ${f(hangOurs.wrk!.health.p99 / hangOurs.wrk!.alone.p99)}); Flask probe p99 ${f(median(hangFlask.probeHanging.map((p) => p.p99)))} ms while hanging, ` +
+    `- at full load with 10 connections (wrk, one run each): ours p99 ${f(hangOurs.wrk.health.p99)} ms while hanging, ${f(hangOurs.wrk.alone.p99)} ms alone ` +
+      `(ratio ${f(hangOurs.wrk.health.p99 / hangOurs.wrk.alone.p99)}); Flask probe p99 ${f(median(hangFlask.probeHanging.map((p) => p.p99)))} ms while hanging, ` +
       `${f(median(hangFlask.probeAlone.map((p) => p.p99)))} ms alone`,
   );
   console.log(
