@@ -4,7 +4,7 @@ import eslint from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["**/node_modules/", "**/dist/"] },
+  { ignores: ["**/node_modules/", "**/dist/", "vendor/"] },
   eslint.configs.recommended,
   tseslint.configs.recommended,
 );

@@ -23,6 +23,16 @@ export interface AppImageArgs {
    */
   registry?: string;
   /**
+   * The network of the build's `RUN` steps (`host` for a Docker engine with no bridge network).
+   * @default Docker's default
+   */
+  network?: "default" | "host" | "none";
+  /**
+   * The platform to build for, e.g. `linux/amd64`: the cluster's nodes'.
+   * @default the Docker engine's own (the provider warns that it is unset)
+   */
+  platform?: string;
+  /**
    * Build during `pulumi preview` too. Off by default so previews stay fast; the preview
    * then shows the image reference as unknown until `pulumi up`.
    * @default false
@@ -58,7 +68,13 @@ export class AppImage extends pulumi.ComponentResource {
       `${name}-image`,
       {
         imageName,
-        build: { context: args.context, dockerfile: args.dockerfile, args: args.args ?? {} },
+        build: {
+          context: args.context,
+          dockerfile: args.dockerfile,
+          args: args.args ?? {},
+          network: args.network,
+          platform: args.platform,
+        },
         skipPush: !pushed,
         buildOnPreview: args.buildOnPreview ?? false,
       },

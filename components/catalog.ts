@@ -126,6 +126,26 @@ export interface EgressRule {
   protocol: "TCP" | "UDP";
 }
 
+/** How the stack builds every app image, the same for each. */
+export interface BuildSettings {
+  /**
+   * Build args for every image (`NODE_IMAGE` picks the apps' base image: a mirror, or a
+   * locally tagged copy on a machine without Docker Hub). Part of each image's tag digest.
+   * @default {}
+   */
+  args: Record<string, string>;
+  /** The network of the builds' `RUN` steps (`host` where the Docker engine has no bridge network). Unset: Docker's default. */
+  network?: "default" | "host" | "none";
+  /** The platform the images are built for. @default `linux/` and the architecture of the machine running `pulumi` */
+  platform: string;
+}
+
+/** `linux/amd64` or `linux/arm64`...: the platform of the machine running the program, the default `buildPlatform`. */
+export function hostPlatform(arch: string = process.arch): string {
+  const names: Record<string, string> = { x64: "amd64", ia32: "386", arm: "arm", ppc64: "ppc64le" };
+  return `linux/${names[arch] ?? arch}`;
+}
+
 /** The stack config, validated, with defaults resolved. */
 export interface StackConfig {
   /** @default "default" */
@@ -134,6 +154,8 @@ export interface StackConfig {
   registry?: string;
   /** Tag for built images; unset means a digest of each app's build inputs (image-tag.ts). */
   imageTag?: string;
+  /** How app images are built (`buildArgs`, `buildNetwork`, `buildPlatform`). */
+  build: BuildSettings;
   /** @default "cluster.local" */
   clusterDomain: string;
   /** Render manifests to this directory instead of talking to a cluster. */
@@ -154,6 +176,9 @@ const CONFIG_KEYS = [
   "namespace",
   "registry",
   "imageTag",
+  "buildArgs",
+  "buildNetwork",
+  "buildPlatform",
   "clusterDomain",
   "renderDir",
   "rolloutTimeoutSeconds",
@@ -495,6 +520,7 @@ export function parseStackConfig(raw: RawStackConfig, ctx: ParseContext): StackC
     'use a Docker tag other than "latest": up to 128 letters, digits, `_`, `.` or `-`',
     /^(?!latest$)[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/,
   );
+  const build = parseBuildSettings(problems, raw);
   const clusterDomain =
     optionalString(
       problems,
@@ -535,7 +561,59 @@ export function parseStackConfig(raw: RawStackConfig, ctx: ParseContext): StackC
   if (problems.length > 0) {
     throw new ConfigError(problems);
   }
-  return { namespace, registry, imageTag, clusterDomain, renderDir, rolloutTimeoutSeconds, networkPolicies, services };
+  return {
+    namespace,
+    registry,
+    imageTag,
+    build,
+    clusterDomain,
+    renderDir,
+    rolloutTimeoutSeconds,
+    networkPolicies,
+    services,
+  };
+}
+
+const buildArgsSchema = stringMap(
+  "build args",
+  /^[A-Za-z_][A-Za-z0-9_]*$/,
+  "a build arg is a letter or `_`, then letters, digits or `_` (as a Dockerfile's ARG names it)",
+);
+
+/** `buildArgs`, `buildNetwork` and `buildPlatform`, with their defaults. */
+function parseBuildSettings(problems: string[], raw: RawStackConfig): BuildSettings {
+  let args: Record<string, string> = {};
+  if (raw.buildArgs !== undefined && raw.buildArgs !== null && raw.buildArgs !== "") {
+    const parsed = buildArgsSchema.safeParse(raw.buildArgs);
+    if (!parsed.success) {
+      for (const issue of parsed.error.issues) {
+        problems.push(`${fieldPath("buildArgs", issue.path)}: ${issue.message}`);
+      }
+    } else {
+      args = parsed.data;
+      if ("REVISION" in args) {
+        problems.push(
+          "buildArgs.REVISION: set by the stack (the last commit that touched the app's build inputs); remove it, or set `imageTag` to name the images yourself",
+        );
+      }
+    }
+  }
+  const network = optionalString(
+    problems,
+    "buildNetwork",
+    raw.buildNetwork,
+    'use "default", "host" (a Docker engine without a bridge network) or "none"',
+    /^(default|host|none)$/,
+  ) as BuildSettings["network"];
+  const platform =
+    optionalString(
+      problems,
+      "buildPlatform",
+      raw.buildPlatform,
+      'use an OS and architecture such as "linux/amd64" or "linux/arm64" (the cluster\'s nodes\')',
+      /^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/,
+    ) ?? hostPlatform();
+  return { args, network, platform };
 }
 
 function parseEntry(name: string, value: unknown, problems: string[], ctx: ParseContext): ServiceConfig | undefined {

@@ -20,6 +20,26 @@ export interface ChainOptions {
    * inputs (a digest of them, or the configured `imageTag`).
    */
   versionFor?: (inputs: BuildInputs) => Promise<ImageVersion & { args?: Record<string, string> }>;
+  /** The cluster and how to reach it; see {@link ChainCluster}. Ignored in render mode (`renderDir`). */
+  cluster?: ChainCluster;
+}
+
+/**
+ * The cluster to deploy to, and how to reach it. The stack's own program passes what stack
+ * config says (`kubernetes:*`, see config.ts) and no provider: the default kubernetes provider
+ * reads the same keys. A program that creates its own cluster (pulumi-eks, GKE) passes its
+ * provider and the kubeconfig (and context, cluster) it gave that provider: the rollout watch
+ * talks to the cluster through them, as the provider does. Nothing set: the ambient kubeconfig.
+ */
+export interface ChainCluster {
+  /** The kubernetes provider for every object; the default provider when absent. */
+  provider?: k8s.Provider;
+  /** The kubeconfig that provider uses: a path or the contents (pass it as a secret). */
+  kubeconfig?: pulumi.Input<string | undefined>;
+  /** Its context; the kubeconfig's current context when absent. */
+  context?: string;
+  /** Its cluster, overriding the context's. */
+  cluster?: string;
 }
 
 export interface ChainOutputs {
@@ -52,12 +72,29 @@ export function deployChain(config: StackConfig, opts: ChainOptions): ChainOutpu
     }
   }
 
-  // Rendering to a folder instead of a cluster (used by the engine tests and for review).
-  const provider =
-    config.renderDir !== undefined
-      ? new k8s.Provider("render", { renderYamlToDirectory: config.renderDir })
-      : undefined;
+  // Render mode (`renderDir`): YAML files in a folder instead of a cluster (the engine tests,
+  // and review), so nothing watches a rollout or keeps a port. It is a setting of its own: a
+  // program's own provider talks to a live cluster.
+  const render = config.renderDir !== undefined;
+  if (render && opts.cluster?.provider !== undefined) {
+    throw new Error(
+      "deployChain: k8s-chain:renderDir is set and a kubernetes provider was passed; render mode makes its own provider, so pass one or the other",
+    );
+  }
+  const provider = render
+    ? new k8s.Provider("render", { renderYamlToDirectory: config.renderDir })
+    : opts.cluster?.provider;
   const resourceOpts = provider ? { provider } : {};
+  // What the rollout watch needs to reach the provider's cluster (secret: it may hold credentials).
+  const connection = render
+    ? undefined
+    : pulumi.secret(
+        pulumi.output(opts.cluster?.kubeconfig).apply((kubeconfig) => ({
+          kubeconfig,
+          context: opts.cluster?.context,
+          cluster: opts.cluster?.cluster,
+        })),
+      );
 
   // The stack owns its namespace unless it is `default`, which every cluster already has;
   // it carries the Pod Security "restricted" labels.
@@ -81,7 +118,12 @@ export function deployChain(config: StackConfig, opts: ChainOptions): ChainOutpu
   const imageOf = (build: AppBuild) => {
     let image = images.get(build);
     if (image === undefined) {
-      const version = versionFor({ context: build.context, dockerfile: build.dockerfile });
+      const version = versionFor({
+        context: build.context,
+        dockerfile: build.dockerfile,
+        args: config.build.args,
+        platform: config.build.platform,
+      });
       // Loaded here, not at the top: @pulumi/docker costs load time that a catalog of
       // prebuilt images never needs. A synchronous require, not import(): the resource must be
       // registered now, outside any callback, for previews to show it.
@@ -92,6 +134,8 @@ export function deployChain(config: StackConfig, opts: ChainOptions): ChainOutpu
         dockerfile: build.dockerfile,
         repository: build.name,
         registry: config.registry,
+        network: config.build.network,
+        platform: config.build.platform,
         tag: version.then((v) => v.tag),
         args: version.then((v) => v.args ?? {}),
       });
@@ -116,7 +160,7 @@ export function deployChain(config: StackConfig, opts: ChainOptions): ChainOutpu
         networkPolicy: plan.networkPolicies,
         placement: plan.placement,
         image,
-        liveCluster: provider === undefined,
+        connection,
         waitFor: [
           ...(namespace ? [namespace] : []),
           ...(defaultDeny ? [defaultDeny] : []),

@@ -24,6 +24,8 @@ export interface BuildInputs {
   dockerfile: string;
   /** Build args, revision included. @default {} */
   args?: Record<string, string>;
+  /** The platform built for (`linux/amd64`): another platform is another image. */
+  platform?: string;
 }
 
 /**
@@ -142,6 +144,9 @@ export async function hashBuildInputs(inputs: BuildInputs, files?: string[]): Pr
   hash.update(`dockerfile ${dockerfile.length}\0`).update(dockerfile);
   for (const [k, v] of Object.entries(inputs.args ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     hash.update(`arg ${k}=${v}\0`);
+  }
+  if (inputs.platform !== undefined) {
+    hash.update(`platform ${inputs.platform}\0`);
   }
   return hash.digest("hex");
 }

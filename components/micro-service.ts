@@ -1,7 +1,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { ServicePlan } from "./plan";
-import { Rollout } from "./rollout";
+import { ClusterConnection, Rollout } from "./rollout";
 import {
   AWAIT_TIMEOUT_ANNOTATION,
   deploymentSpec,
@@ -28,12 +28,12 @@ export interface MicroServiceArgs {
    */
   waitFor: pulumi.Resource[];
   /**
-   * The provider talks to a live cluster (false when it renders YAML to a folder): the
-   * stack then watches each rollout itself ({@link Rollout}) and keeps a changed port's
-   * predecessor until the callers have moved ({@link servicePortKeeperSpec}); neither
-   * means anything for files.
+   * How to reach the live cluster the provider deploys to (absent in render mode, when the
+   * provider writes YAML to a folder): the stack then watches each rollout itself
+   * ({@link Rollout}) through it and keeps a changed port's predecessor until the callers
+   * have moved ({@link servicePortKeeperSpec}); neither means anything for files.
    */
-  liveCluster: boolean;
+  connection?: pulumi.Input<ClusterConnection>;
 }
 
 /**
@@ -65,7 +65,8 @@ export class MicroService extends pulumi.ComponentResource {
    */
   constructor(name: string, args: MicroServiceArgs, opts?: pulumi.ComponentResourceOptions) {
     super("k8s-chain:components:MicroService", name, {}, opts);
-    const { plan, placement, image, waitFor, liveCluster: live } = args;
+    const { plan, placement, image, waitFor, connection } = args;
+    const live = connection !== undefined;
     const svc = plan.service;
 
     // The Service goes first and the provider does not wait for it (it would add a fixed
@@ -129,6 +130,7 @@ export class MicroService extends pulumi.ComponentResource {
           deployment: this.deployment.metadata.name,
           generation: this.deployment.metadata.generation,
           timeoutSeconds: placement.rolloutTimeoutSeconds,
+          connection,
         },
         { parent: this, dependsOn: [this.deployment] },
       );

@@ -14,6 +14,8 @@ export interface RolloutInputs {
   generation: number;
   /** How long the release may take to become ready (`rolloutTimeoutSeconds`). */
   timeoutSeconds: number;
+  /** The cluster to watch: the one the stack's kubernetes provider uses. Not kept in the outputs. */
+  connection?: ClusterConnection;
 }
 
 /** Where a Deployment's rollout stands, from its status and its pods. */
@@ -23,7 +25,7 @@ export type RolloutVerdict =
   | { state: "failed"; why: string }
   | { state: "overridden"; why: string };
 
-/** The parts of a Deployment this module reads (as `kubectl get -o json` returns them). */
+/** The parts of a Deployment this module reads (as the API server returns them). */
 interface DeploymentJson {
   metadata: { generation: number; uid: string; annotations?: Record<string, string> };
   spec: { replicas?: number; selector: { matchLabels?: Record<string, string> } };
@@ -44,6 +46,8 @@ interface PodJson {
     conditions?: Array<{ type: string; status: string }>;
     containerStatuses?: Array<{
       name: string;
+      /** The image the container runs, as the pod names it. */
+      image?: string;
       ready: boolean;
       restartCount?: number;
       state?: { waiting?: { reason?: string; message?: string }; terminated?: { reason?: string; exitCode?: number } };
@@ -83,6 +87,10 @@ export function judgeRollout(
   if (progressing?.status === "False" && progressing.reason === "ProgressDeadlineExceeded") {
     return { state: "failed", why: podTrouble(pods) ?? progressing.message ?? "its progress deadline passed" };
   }
+  const unpullable = pullFailure(pods);
+  if (unpullable !== undefined) {
+    return { state: "failed", why: unpullable };
+  }
   const updated = status.updatedReplicas ?? 0;
   const available = status.availableReplicas ?? 0;
   const total = status.replicas ?? 0;
@@ -99,6 +107,44 @@ export function judgeRollout(
     return { state: "waiting", why: `${terminating} old pod(s) still draining` };
   }
   return { state: "ready" };
+}
+
+/** The reasons a container waits on its image. */
+const PULL_REASONS = new Set(["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"]);
+/**
+ * What the container runtime says when pulling again cannot help: the image or tag does not
+ * exist, or the registry refuses the credentials. A registry that cannot be reached (refused,
+ * a timeout, DNS) may come back, so the release keeps its `rolloutTimeoutSeconds` for it.
+ */
+const PERMANENT_PULL_ERROR =
+  /not found|manifest unknown|unauthorized|forbidden|denied|insufficient_scope|invalid reference|\b40[13]\b/i;
+
+/**
+ * A pod of the release whose image cannot be pulled, named with the image and the runtime's
+ * reason, or undefined. Such a release can never become ready, so it fails now rather than
+ * after `rolloutTimeoutSeconds`.
+ */
+export function pullFailure(pods: PodJson[]): string | undefined {
+  for (const pod of pods) {
+    if (pod.metadata.deletionTimestamp !== undefined) {
+      continue;
+    }
+    for (const c of pod.status?.containerStatuses ?? []) {
+      const waiting = c.state?.waiting;
+      if (waiting?.reason === undefined || !PULL_REASONS.has(waiting.reason)) {
+        continue;
+      }
+      const permanent =
+        waiting.reason === "InvalidImageName" ||
+        waiting.reason === "ErrImageNeverPull" ||
+        PERMANENT_PULL_ERROR.test(waiting.message ?? "");
+      if (permanent) {
+        const image = c.image ? ` "${c.image}"` : "";
+        return `pod ${pod.metadata.name} cannot pull its image${image} (${waiting.reason}: ${waiting.message ?? "no message"})`;
+      }
+    }
+  }
+  return undefined;
 }
 
 /** The first thing wrong with a pod that is not ready (a container waiting, crashed or not ready). */
@@ -130,7 +176,7 @@ export function podTrouble(pods: PodJson[]): string | undefined {
   return undefined;
 }
 
-/** `a=b,c=d`: a label selector for kubectl. */
+/** `a=b,c=d`: a label selector (`labelSelector=`). */
 export function selectorArg(matchLabels: Record<string, string> | undefined): string {
   return Object.entries(matchLabels ?? {})
     .map(([k, v]) => `${k}=${v}`)
@@ -138,16 +184,82 @@ export function selectorArg(matchLabels: Record<string, string> | undefined): st
 }
 
 /**
+ * The cluster the stack's kubernetes provider talks to, as the provider was told: the
+ * `kubernetes:kubeconfig` (a path, or the contents), `kubernetes:context` and
+ * `kubernetes:cluster` of stack config, or what a program gave its own provider. All unset:
+ * the ambient kubeconfig (`KUBECONFIG`, else `~/.kube/config`) and its current context, as
+ * the default provider does.
+ */
+export interface ClusterConnection {
+  kubeconfig?: string;
+  context?: string;
+  cluster?: string;
+}
+
+/** One request to the API server, as the rollout watch makes it. */
+interface ApiClient {
+  /** `the cluster at <server> (context "<name>")`, for errors. */
+  describe: string;
+  /** Sends a request; resolves with the parsed JSON body, rejects with an {@link ApiError}. */
+  request<T>(method: "GET" | "PATCH", apiPath: string, patch?: unknown): Promise<T>;
+}
+
+/** A failed request to the API server: `fatal` when looking again cannot help (refused credentials, RBAC, a bad kubeconfig). */
+export class ApiError extends Error {
+  constructor(
+    message: string,
+    readonly fatal: boolean,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The text of a failed API request, and whether it is worth trying again: credentials the
+ * cluster refuses (401) and RBAC (403) are final; a refused or dropped connection, a timeout
+ * and a 5xx may be the API server blinking. Pure, for tests.
+ */
+export function apiFailure(what: string, failure: { status?: number; body?: string; error?: string }): ApiError {
+  if (failure.status === undefined) {
+    return new ApiError(`${what}: ${failure.error ?? "no answer"}`, false);
+  }
+  let reason = "";
+  try {
+    reason = (JSON.parse(failure.body ?? "") as { message?: string }).message ?? "";
+  } catch {
+    reason = (failure.body ?? "").trim().slice(0, 200);
+  }
+  const detail = reason ? `: ${reason}` : "";
+  if (failure.status === 401) {
+    return new ApiError(
+      `${what}: HTTP 401 Unauthorized${detail}: the cluster refused the credentials; check the user of the kubeconfig the stack uses (kubernetes:kubeconfig, else KUBECONFIG)`,
+      true,
+    );
+  }
+  if (failure.status === 403) {
+    return new ApiError(
+      `${what}: HTTP 403 Forbidden${detail}: the stack's user may not read this; it needs get, list and patch on deployments, and get and list on replicasets and pods, in the stack's namespace`,
+      true,
+    );
+  }
+  return new ApiError(`${what}: HTTP ${failure.status}${detail}`, failure.status < 500 && failure.status !== 429);
+}
+
+/**
  * The dynamic provider: watches the rollout the program just applied, and when it fails,
- * puts the Deployment back on its last good release (`kubectl rollout undo`, which the old
- * pods never stopped serving) before failing `up` with the service's name and the reason.
+ * puts the Deployment back on its last good release (as `kubectl rollout undo` would, which
+ * the old pods never stopped serving) before failing `up` with the service's name and the
+ * reason.
  *
- * It talks to the cluster with `kubectl`, using the same ambient kubeconfig (`KUBECONFIG`, the
- * current context) as the stack's default kubernetes provider. The engine serializes this
- * object into its own process, so everything it uses is required inside the methods.
+ * It talks to the API server itself (`@kubernetes/client-node` reads the kubeconfig: client
+ * certificates, tokens and exec plugins), through the same connection as the stack's
+ * kubernetes provider ({@link ClusterConnection}); nothing on PATH is needed. The engine
+ * serializes this object into its own process, so everything it uses is required inside the
+ * functions.
  */
 const rolloutProvider: pulumi.dynamic.ResourceProvider = {
   async diff(_id: string, olds: RolloutInputs, news: RolloutInputs): Promise<pulumi.dynamic.DiffResult> {
+    // The connection is not compared: new credentials for the same cluster are not a new release.
     const keys = ["service", "namespace", "deployment", "generation", "timeoutSeconds"] as const;
     return { changes: keys.some((k) => olds[k] !== news[k]) };
   },
@@ -162,69 +274,184 @@ const rolloutProvider: pulumi.dynamic.ResourceProvider = {
   },
 };
 
-/** Runs kubectl and parses its JSON output, which the caller says the shape of (as the API returns it). */
-async function kubectlJson<T>(args: string[]): Promise<T> {
-  return JSON.parse(await kubectl([...args, "-o", "json"])) as T;
+/**
+ * A client for the cluster a {@link ClusterConnection} names, made once per provider process and
+ * connection (on `globalThis`: this module's own variables are serialized into each resource's
+ * copy of the provider). A kubeconfig that cannot be read, or names no such context, is an
+ * {@link ApiError} marked fatal.
+ */
+function apiClient(conn: ClusterConnection): Promise<ApiClient> {
+  const g = globalThis as { k8sChainApiClients?: Map<string, Promise<ApiClient>> };
+  const clients = (g.k8sChainApiClients ??= new Map());
+  const key = JSON.stringify([conn.kubeconfig, conn.context, conn.cluster]);
+  let client = clients.get(key);
+  if (client === undefined) {
+    client = makeApiClient(conn);
+    clients.set(key, client);
+    client.catch(() => clients.delete(key));
+  }
+  return client;
 }
 
-/** Runs kubectl (bounded to 30 s); its stdout, or an error quoting its stderr. */
-async function kubectl(args: string[]): Promise<string> {
-  // Required here, not imported at the top: the engine serializes the provider's methods into
+async function makeApiClient(conn: ClusterConnection): Promise<ApiClient> {
+  // Required here, not imported at the top: the engine serializes the provider's functions into
   // its own process, and a module-level import would not go with them.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { execFile } = require("child_process") as typeof import("child_process");
-  return new Promise((resolve, reject) => {
-    execFile(
-      "kubectl",
-      args,
-      { maxBuffer: 64 << 20, timeout: 30_000 },
-      (err: Error | null, out: string, errOut: string) => {
-        if (err) {
-          reject(new Error(`kubectl ${args.join(" ")}: ${(errOut || err.message).trim()}`));
-        } else {
-          resolve(out);
-        }
-      },
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const fs = require("fs") as typeof import("fs");
+  const os = require("os") as typeof import("os");
+  const https = require("https") as typeof import("https");
+  const http = require("http") as typeof import("http");
+  const { KubeConfig } = require("@kubernetes/client-node") as typeof import("@kubernetes/client-node");
+  /* eslint-enable @typescript-eslint/no-require-imports */
+  const kc = new KubeConfig();
+  let source = "the ambient kubeconfig (KUBECONFIG, else ~/.kube/config)";
+  try {
+    if (conn.kubeconfig !== undefined && conn.kubeconfig !== "") {
+      // As the kubernetes provider reads it: a leading `~` is the home folder; a path to a file
+      // is read, anything else is the kubeconfig itself.
+      const p = conn.kubeconfig === "~" ? os.homedir() : conn.kubeconfig.replace(/^~\//, `${os.homedir()}/`);
+      if (!p.includes("\n") && fs.existsSync(p)) {
+        kc.loadFromFile(p);
+        source = `kubernetes:kubeconfig (${p})`;
+      } else {
+        kc.loadFromString(conn.kubeconfig);
+        source = "kubernetes:kubeconfig";
+      }
+    } else {
+      kc.loadFromDefault();
+    }
+  } catch (err) {
+    throw new ApiError(`cannot read ${source}: ${(err as Error).message}`, true);
+  }
+  if (conn.context) {
+    if (kc.getContextObject(conn.context) === null) {
+      throw new ApiError(
+        `${source} has no context "${conn.context}" (kubernetes:context); it has ${
+          kc
+            .getContexts()
+            .map((c) => `"${c.name}"`)
+            .join(", ") || "none"
+        }`,
+        true,
+      );
+    }
+    kc.setCurrentContext(conn.context);
+  }
+  const contextName = kc.getCurrentContext();
+  const context = kc.getContextObject(contextName);
+  const clusterName = conn.cluster || context?.cluster;
+  const cluster = clusterName ? kc.getCluster(clusterName) : null;
+  if (cluster === null) {
+    throw new ApiError(
+      `${source}: ${clusterName ? `no cluster "${clusterName}"` : `no current context${contextName ? ` "${contextName}"` : ""}`}; set kubernetes:context (or the kubeconfig's current-context)`,
+      true,
     );
-  });
+  }
+  if (conn.cluster) {
+    // kubernetes:cluster overrides the context's cluster, as it does for the provider.
+    kc.contexts = kc.contexts.map((c) => (c.name === contextName ? { ...c, cluster: conn.cluster! } : c));
+  }
+  const server = new URL(cluster.server);
+  const describe = `the cluster at ${cluster.server}${contextName ? ` (context "${contextName}")` : ""}`;
+  return {
+    describe,
+    async request<T>(method: "GET" | "PATCH", apiPath: string, patch?: unknown): Promise<T> {
+      const body = patch === undefined ? undefined : JSON.stringify(patch);
+      const opts: import("https").RequestOptions = {
+        method,
+        protocol: server.protocol,
+        hostname: server.hostname,
+        port: server.port,
+        path: `${server.pathname.replace(/\/$/, "")}${apiPath}`,
+        headers: {
+          accept: "application/json",
+          ...(body ? { "content-type": "application/json-patch+json" } : {}),
+        },
+        timeout: 10_000,
+      };
+      // Client certificates, CA, bearer tokens, exec plugins: whatever the kubeconfig's user has.
+      await kc.applyToHTTPSOptions(opts);
+      const what = `${method} ${apiPath}`;
+      return new Promise<T>((resolve, reject) => {
+        const req = (server.protocol === "https:" ? https : http).request(opts, (res) => {
+          let text = "";
+          res.setEncoding("utf8");
+          res.on("data", (d: string) => (text += d));
+          res.on("end", () => {
+            const status = res.statusCode ?? 0;
+            if (status >= 200 && status < 300) {
+              try {
+                resolve(JSON.parse(text) as T);
+              } catch (err) {
+                reject(apiFailure(what, { error: `unreadable answer: ${(err as Error).message}` }));
+              }
+            } else {
+              reject(apiFailure(what, { status, body: text }));
+            }
+          });
+          res.on("error", (err) => reject(apiFailure(what, { error: err.message })));
+        });
+        req.on("timeout", () => req.destroy(new Error("no answer within 10 s")));
+        req.on("error", (err) => reject(apiFailure(what, { error: err.message })));
+        req.end(body);
+      });
+    },
+  };
 }
 
 type Listed = DeploymentJson & PodJson & { kind: string; metadata: { name: string; labels?: Record<string, string> } };
 
 /**
- * The stack's Deployments and pods in a namespace, one `kubectl get` shared by every watch in
- * this process that looks within the same 400 ms: all the dynamic resources of an `up` run in
- * one provider process, and 50 services rolling at once would otherwise start 100 kubectl
- * processes a second. The cache lives on `globalThis` because this module's own variables are
- * serialized into each resource's copy of the provider.
+ * The stack's Deployments and pods in a namespace, one pair of requests shared by every watch
+ * in this process that looks within the same 400 ms: all the dynamic resources of an `up` run
+ * in one provider process, and 50 services rolling at once would otherwise make 200 requests a
+ * second. The cache lives on `globalThis` (see {@link apiClient}).
  */
-async function namespaceSnapshot(namespace: string): Promise<Listed[]> {
+async function namespaceSnapshot(api: ApiClient, namespace: string): Promise<Listed[]> {
   const g = globalThis as { k8sChainRolloutSnapshots?: Map<string, { at: number; items: Promise<Listed[]> }> };
   const cache = (g.k8sChainRolloutSnapshots ??= new Map());
-  const hit = cache.get(namespace);
+  const key = `${api.describe}\0${namespace}`;
+  const hit = cache.get(key);
   if (hit && Date.now() - hit.at < 400) {
     return hit.items;
   }
-  const items = kubectlJson<{ items: Listed[] }>([
-    "get",
-    "deployments,pods",
-    "-n",
-    namespace,
-    "-l",
-    "app.kubernetes.io/part-of=k8s-chain",
-  ]).then((list) => list.items);
-  cache.set(namespace, { at: Date.now(), items });
+  const selector = `labelSelector=${encodeURIComponent("app.kubernetes.io/part-of=k8s-chain")}`;
+  const ns = encodeURIComponent(namespace);
+  const list = (apiPath: string, kind: string) =>
+    api.request<{ items: Listed[] }>("GET", `${apiPath}?${selector}`).then((l) => l.items.map((o) => ({ ...o, kind })));
+  const items = Promise.all([
+    list(`/apis/apps/v1/namespaces/${ns}/deployments`, "Deployment"),
+    list(`/api/v1/namespaces/${ns}/pods`, "Pod"),
+  ]).then(([deps, pods]) => [...deps, ...pods]);
+  cache.set(key, { at: Date.now(), items });
   // A failed call is not cached: the next look tries again.
   items.catch(() => {
-    if (cache.get(namespace)?.items === items) cache.delete(namespace);
+    if (cache.get(key)?.items === items) cache.delete(key);
   });
   return items;
 }
 
+/**
+ * How long the watch keeps looking while the API server does not answer (a refused or dropped
+ * connection, a timeout, a 5xx): long enough for an API server restart, short enough that a
+ * cluster that cannot be reached fails `up` within 15 s of its first look.
+ */
+const UNREACHABLE_LIMIT_MS = 10_000;
+
 /** Polls until the release is ready, or fails (after a rollback when there is a release to go back to). */
 async function watchRollout(inputs: RolloutInputs): Promise<Record<string, unknown>> {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const started = Date.now();
+  const cannotWatch = (err: unknown, where: string) =>
+    new Error(`${inputs.service}: could not watch its rollout on ${where}: ${(err as Error).message}`);
+  let api: ApiClient;
+  try {
+    api = await apiClient(inputs.connection ?? {});
+  } catch (err) {
+    throw cannotWatch(err, "the cluster the stack's kubernetes provider uses");
+  }
   const look = async (generation: number, drained = true) => {
-    const items = (await namespaceSnapshot(inputs.namespace)).filter(
+    const items = (await namespaceSnapshot(api, inputs.namespace)).filter(
       (o) => o.metadata.labels?.["app.kubernetes.io/name"] === inputs.service,
     );
     const dep = items.find((o) => o.kind === "Deployment" && o.metadata.name === inputs.deployment);
@@ -234,29 +461,37 @@ async function watchRollout(inputs: RolloutInputs): Promise<Record<string, unkno
     const pods = items.filter((o) => o.kind === "Pod");
     return { dep, verdict: judgeRollout({ ...inputs, generation }, dep, pods, drained) };
   };
-  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-  const started = Date.now();
   // A little past the progress deadline, so the controller's own verdict (with its reason)
   // usually comes first.
   const deadline = started + (inputs.timeoutSeconds + 5) * 1000;
   let last = "";
+  let failingSince: number | undefined;
   for (;;) {
     let seen: Awaited<ReturnType<typeof look>>;
     try {
       seen = await look(inputs.generation);
+      failingSince = undefined;
     } catch (err) {
-      // The API server may blink (or kubectl time out) under load: look again until the deadline.
-      if (Date.now() > deadline) {
-        throw new Error(`${inputs.service}: could not watch its rollout: ${(err as Error).message}`);
+      if (!(err instanceof ApiError)) {
+        throw err;
+      }
+      // The API server may blink under load or restart: look again for a few seconds, but
+      // refused credentials, RBAC and a server that stays away end the watch now.
+      failingSince ??= Date.now();
+      if (err.fatal || Date.now() - failingSince >= UNREACHABLE_LIMIT_MS || Date.now() > deadline) {
+        throw cannotWatch(err, api.describe);
       }
       await sleep(1000);
       continue;
     }
     const { dep, verdict } = seen;
     if (verdict.state === "ready") {
-      // The inputs stay in the outputs: the next diff compares against them.
+      // The inputs stay in the outputs (the next diff compares against them), but not the
+      // connection, which may hold credentials.
+      const kept: Record<string, unknown> = { ...inputs };
+      delete kept.connection;
       return {
-        ...inputs,
+        ...kept,
         revision: dep.metadata.annotations?.["deployment.kubernetes.io/revision"] ?? "",
         seconds: (Date.now() - started) / 1000,
       };
@@ -268,64 +503,76 @@ async function watchRollout(inputs: RolloutInputs): Promise<Record<string, unkno
     }
     last = verdict.why;
     if (verdict.state === "failed" || Date.now() > deadline) {
+      let undone: string;
+      try {
+        undone = await rollBack(api, inputs, dep, look);
+      } catch (err) {
+        undone = `Rolling it back failed (${(err as Error).message}); its pods are left as they are.`;
+      }
       throw new Error(
         `${inputs.service}: its release did not become ready within ${inputs.timeoutSeconds}s ` +
-          `(rolloutTimeoutSeconds): ${last}. ${await rollBack(inputs, dep, look)}`,
+          `(rolloutTimeoutSeconds): ${last}. ${undone}`,
       );
     }
     await sleep(500);
   }
 }
 
-/** Puts the Deployment back on the release before this one, if there is one; says what it did. */
+/**
+ * Puts the Deployment back on the release before this one, if there is one, the way `kubectl
+ * rollout undo --to-revision` does (the Deployment's pod template replaced by that ReplicaSet's,
+ * less its `pod-template-hash` label); says what it did.
+ */
 async function rollBack(
+  api: ApiClient,
   inputs: RolloutInputs,
   dep: DeploymentJson,
   look: (generation: number, drained?: boolean) => Promise<{ dep: DeploymentJson; verdict: RolloutVerdict }>,
 ): Promise<string> {
   const current = Number(dep.metadata.annotations?.["deployment.kubernetes.io/revision"] ?? 0);
-  type ReplicaSets = {
-    items: Array<{ metadata: { ownerReferences?: Array<{ uid: string }>; annotations?: Record<string, string> } }>;
+  type ReplicaSet = {
+    metadata: { ownerReferences?: Array<{ uid: string }>; annotations?: Record<string, string> };
+    spec: { template: { metadata?: { labels?: Record<string, string> } } & Record<string, unknown> };
   };
+  const ns = encodeURIComponent(inputs.namespace);
   const sets = (
-    await kubectlJson<ReplicaSets>([
-      "get",
-      "replicasets",
-      "-n",
-      inputs.namespace,
-      "-l",
-      selectorArg(dep.spec.selector.matchLabels),
-    ])
+    await api.request<{ items: ReplicaSet[] }>(
+      "GET",
+      `/apis/apps/v1/namespaces/${ns}/replicasets?labelSelector=${encodeURIComponent(selectorArg(dep.spec.selector.matchLabels))}`,
+    )
   ).items;
+  const revisionOf = (rs: ReplicaSet) => Number(rs.metadata.annotations?.["deployment.kubernetes.io/revision"] ?? 0);
   const earlier = sets
     .filter((rs) => rs.metadata.ownerReferences?.some((o) => o.uid === dep.metadata.uid))
-    .map((rs) => Number(rs.metadata.annotations?.["deployment.kubernetes.io/revision"] ?? 0))
-    .filter((r) => r > 0 && r < current);
+    .filter((rs) => revisionOf(rs) > 0 && revisionOf(rs) < current)
+    .sort((a, b) => revisionOf(b) - revisionOf(a));
   if (earlier.length === 0) {
     return "It has no earlier release to go back to; its pods are left as they are for you to inspect. Fix the release and run `pulumi up` again.";
   }
-  const target = Math.max(...earlier);
-  await kubectl([
-    "rollout",
-    "undo",
-    `deployment/${inputs.deployment}`,
-    "-n",
-    inputs.namespace,
-    `--to-revision=${target}`,
-  ]);
+  const target = earlier[0];
+  const template = structuredClone(target.spec.template);
+  delete template.metadata?.labels?.["pod-template-hash"];
+  const undone = await api.request<DeploymentJson>(
+    "PATCH",
+    `/apis/apps/v1/namespaces/${ns}/deployments/${encodeURIComponent(inputs.deployment)}`,
+    [
+      // Only the Deployment this watch saw: a replaced one has another uid.
+      { op: "test", path: "/metadata/uid", value: dep.metadata.uid },
+      { op: "replace", path: "/spec/template", value: template },
+    ],
+  );
   // The old pods never stopped serving; wait (bounded) until the Deployment is back on them
   // (the failed pods may still be terminating: they never served).
-  const undone = await kubectlJson<DeploymentJson>(["get", "deployment", inputs.deployment, "-n", inputs.namespace]);
   const until = Date.now() + inputs.timeoutSeconds * 1000;
   let settled = false;
   while (!settled && Date.now() < until) {
-    settled = (await look(undone.metadata.generation, false)).verdict.state === "ready";
+    settled = (await look(undone.metadata.generation, false).catch(() => undefined))?.verdict.state === "ready";
     if (!settled) {
       await new Promise((r) => setTimeout(r, 500));
     }
   }
   return (
-    `Rolled it back to its last good release (revision ${target}), which kept serving throughout` +
+    `Rolled it back to its last good release (revision ${revisionOf(target)}), which kept serving throughout` +
     `${settled ? "" : " (its pods were not all settled when this gave up waiting)"}. ` +
     "Fix the release and run `pulumi up` again."
   );

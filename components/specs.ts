@@ -18,8 +18,11 @@ type NetworkPolicy = k8s.types.input.networking.v1.NetworkPolicy;
 type Service = k8s.types.input.core.v1.Service;
 type ServicePatch = k8s.core.v1.ServicePatchArgs;
 type PodDisruptionBudget = k8s.types.input.policy.v1.PodDisruptionBudget;
-/** One container env var. */
-export type EnvVar = { name: string; value: string };
+/**
+ * One container env var. An empty value is written without `value`: the API server drops an
+ * empty `value` (omitempty), so writing it would show as a change in every preview.
+ */
+export type EnvVar = { name: string; value?: string };
 
 /**
  * Stack-wide settings every service's objects share: where they live, how callers reach
@@ -183,7 +186,7 @@ export function containerEnv(
   for (const [name, value] of Object.entries(svc.env)) {
     env.push({ name, value });
   }
-  return env;
+  return env.map((e) => (e.value === "" ? { name: e.name } : e));
 }
 
 /** The three probes of a service's container (see {@link PROBE_TIMING}). */

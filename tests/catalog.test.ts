@@ -7,6 +7,7 @@ import {
   APP_DOWNSTREAM_TIMEOUT_DEFAULT_MS,
   APP_SHUTDOWN_TIMEOUT_DEFAULT_MS,
   ConfigError,
+  hostPlatform,
   imagePinProblem,
   parseStackConfig,
   ROLLOUT_TIMEOUT_SECONDS,
@@ -24,6 +25,8 @@ describe("catalog: defaults", () => {
       namespace: "default",
       registry: undefined,
       imageTag: undefined,
+      // The platform defaults to the machine running the program's (hostPlatform).
+      build: { args: {}, network: undefined, platform: hostPlatform() },
       clusterDomain: "cluster.local",
       renderDir: undefined,
       rolloutTimeoutSeconds: 120,
@@ -86,6 +89,8 @@ describe("catalog: defaults", () => {
       namespace: ["string", "default"],
       registry: ["string", ""],
       imageTag: ["string", ""],
+      buildNetwork: ["string", ""],
+      buildPlatform: ["string", ""],
       clusterDomain: ["string", "cluster.local"],
       renderDir: ["string", ""],
       rolloutTimeoutSeconds: ["integer", ROLLOUT_TIMEOUT_SECONDS.default],
@@ -343,7 +348,7 @@ describe("catalog: validation messages", () => {
 
   it("a config key that is not ours (a typo would otherwise be ignored)", () => {
     assert.deepStrictEqual(problemsOf({ namspace: "chain", services: { c: { image: "nginx:1.27.3" } } }), [
-      "namspace: unknown config key `k8s-chain:namspace`; valid keys are namespace, registry, imageTag, clusterDomain, renderDir, rolloutTimeoutSeconds, networkPolicies, services",
+      "namspace: unknown config key `k8s-chain:namspace`; valid keys are namespace, registry, imageTag, buildArgs, buildNetwork, buildPlatform, clusterDomain, renderDir, rolloutTimeoutSeconds, networkPolicies, services",
     ]);
   });
 
@@ -668,7 +673,7 @@ describe("catalog: as strict as the API server, the runtime and the apps", () =>
     assert.deepStrictEqual(
       problemsOf({ namespace: "Bad NS", namspace: "x", rolloutTimeoutSeconds: "5", services: "oops" }),
       [
-        "namspace: unknown config key `k8s-chain:namspace`; valid keys are namespace, registry, imageTag, clusterDomain, renderDir, rolloutTimeoutSeconds, networkPolicies, services",
+        "namspace: unknown config key `k8s-chain:namspace`; valid keys are namespace, registry, imageTag, buildArgs, buildNetwork, buildPlatform, clusterDomain, renderDir, rolloutTimeoutSeconds, networkPolicies, services",
         'namespace: "Bad NS" is not valid; use a DNS-1123 label such as "k8s-chain" (lower-case letters, digits and `-`, at most 63)',
         "rolloutTimeoutSeconds: 5 is not a valid rollout timeout in seconds; use an integer from 10 to 3600",
         'services: "oops" is not a map; use {"<name>": {"app": "apps/<name>"}}',
@@ -694,5 +699,48 @@ describe("catalog: helpers", () => {
 
   it("derives the URL env name", () => {
     assert.strictEqual(urlEnvName("service-b"), "SERVICE_B_URL");
+  });
+});
+
+describe("catalog: how images are built (buildArgs, buildNetwork, buildPlatform)", () => {
+  const services = { "service-c": { app: "apps/chain-service" } };
+
+  it("reads them, and defaults the platform to the machine's", () => {
+    const cfg = parse({
+      services,
+      buildArgs: { NODE_IMAGE: "mirror.example/node:20.20.2-bookworm-slim" },
+      buildNetwork: "host",
+      buildPlatform: "linux/arm64",
+    });
+    assert.deepStrictEqual(cfg.build, {
+      args: { NODE_IMAGE: "mirror.example/node:20.20.2-bookworm-slim" },
+      network: "host",
+      platform: "linux/arm64",
+    });
+    assert.strictEqual(hostPlatform("x64"), "linux/amd64");
+    assert.strictEqual(hostPlatform("arm64"), "linux/arm64");
+  });
+
+  it("names the key, the value and the fix, every problem at once", () => {
+    assert.deepStrictEqual(
+      problemsOf({
+        services,
+        buildArgs: { "NODE-IMAGE": "x", REVISION: "abc", N: 5 },
+        buildNetwork: "bridge",
+        buildPlatform: "amd64",
+      }),
+      [
+        'buildArgs.NODE-IMAGE: "NODE-IMAGE" is not a valid key; a build arg is a letter or `_`, then letters, digits or `_` (as a Dockerfile\'s ARG names it)',
+        'buildArgs.N: 5 is not a string; quote it ("5")',
+        'buildNetwork: "bridge" is not valid; use "default", "host" (a Docker engine without a bridge network) or "none"',
+        'buildPlatform: "amd64" is not valid; use an OS and architecture such as "linux/amd64" or "linux/arm64" (the cluster\'s nodes\')',
+      ],
+    );
+    assert.deepStrictEqual(problemsOf({ services, buildArgs: { REVISION: "abc" } }), [
+      "buildArgs.REVISION: set by the stack (the last commit that touched the app's build inputs); remove it, or set `imageTag` to name the images yourself",
+    ]);
+    assert.deepStrictEqual(problemsOf({ services, buildArgs: "NODE_IMAGE=x" }), [
+      'buildArgs: "NODE_IMAGE=x" is not a map of build args; use {"KEY": "value"}',
+    ]);
   });
 });

@@ -42,7 +42,7 @@ describe("reading the stack config", () => {
       },
       [
         "k8s-chain config has 1 problem; nothing was created:",
-        "  - registy: unknown config key `k8s-chain:registy`; valid keys are namespace, registry, imageTag, clusterDomain, renderDir, rolloutTimeoutSeconds, networkPolicies, services",
+        "  - registy: unknown config key `k8s-chain:registy`; valid keys are namespace, registry, imageTag, buildArgs, buildNetwork, buildPlatform, clusterDomain, renderDir, rolloutTimeoutSeconds, networkPolicies, services",
       ],
     );
   });

@@ -1,6 +1,6 @@
 import * as assert from "assert";
 import type { IContainerState } from "kubernetes-models/v1/ContainerState";
-import { judgeRollout, podTrouble, RolloutInputs, selectorArg } from "../components/rollout";
+import { apiFailure, judgeRollout, podTrouble, pullFailure, RolloutInputs, selectorArg } from "../components/rollout";
 
 /** A Deployment as `kubectl get -o json` shows it, in the parts the judgement reads. */
 type DeploymentJson = Parameters<typeof judgeRollout>[1];
@@ -135,7 +135,69 @@ describe("rollout judgement (the stack's own wait for a release)", () => {
     assert.strictEqual(podTrouble([pod("ok")]), undefined);
   });
 
-  it("writes a kubectl label selector", () => {
+  it("fails at once on an image that can never be pulled (not found, refused), naming the image; waits out a registry that may come back", () => {
+    const pulling = (reason: string, message: string) =>
+      pod("service-b-new", {
+        status: {
+          conditions: [{ type: "Ready", status: "False" }],
+          containerStatuses: [
+            { name: "app", image: "chain-service:inputs-1", ready: false, state: { waiting: { reason, message } } },
+          ],
+        },
+      });
+    const notFound =
+      'failed to pull and unpack image "docker.io/library/chain-service:inputs-1": failed to resolve reference "docker.io/library/chain-service:inputs-1": docker.io/library/chain-service:inputs-1: not found';
+    const rolling = dep({ updatedReplicas: 1, replicas: 3, availableReplicas: 2 });
+    assert.deepStrictEqual(judgeRollout(INPUTS, rolling, [pod("p1"), pod("p2"), pulling("ErrImagePull", notFound)]), {
+      state: "failed",
+      why: `pod service-b-new cannot pull its image "chain-service:inputs-1" (ErrImagePull: ${notFound})`,
+    });
+    const denied = `Back-off pulling image "chain-service:inputs-1": ErrImagePull: pull access denied, repository does not exist or may require authorization`;
+    assert.strictEqual(
+      pullFailure([pulling("ImagePullBackOff", denied)]),
+      `pod service-b-new cannot pull its image "chain-service:inputs-1" (ImagePullBackOff: ${denied})`,
+    );
+    assert.match(pullFailure([pulling("InvalidImageName", "bad")])!, /\(InvalidImageName: bad\)$/);
+    // A registry that refuses connections or times out may recover: the release keeps its timeout.
+    const refused =
+      'failed to do request: Head "https://localhost:5001/v2/x/manifests/1": dial tcp 127.0.0.1:5001: connect: connection refused';
+    assert.strictEqual(pullFailure([pulling("ErrImagePull", refused)]), undefined);
+    assert.strictEqual(judgeRollout(INPUTS, rolling, [pulling("ErrImagePull", refused)]).state, "waiting");
+    // An old pod on its way out does not count.
+    const leaving = pulling("ErrImagePull", notFound);
+    leaving.metadata.deletionTimestamp = "2026-12-06T00:00:00Z";
+    assert.strictEqual(pullFailure([leaving]), undefined);
+  });
+
+  it("words a failed request to the API server, final or worth trying again", () => {
+    const unauthorized = apiFailure("GET /api/v1/namespaces/chain/pods", {
+      status: 401,
+      body: '{"kind":"Status","message":"Unauthorized"}',
+    });
+    assert.deepStrictEqual(
+      [unauthorized.message, unauthorized.fatal],
+      [
+        "GET /api/v1/namespaces/chain/pods: HTTP 401 Unauthorized: Unauthorized: the cluster refused the credentials; check the user of the kubeconfig the stack uses (kubernetes:kubeconfig, else KUBECONFIG)",
+        true,
+      ],
+    );
+    const forbidden = apiFailure("GET /api/v1/namespaces/chain/pods", {
+      status: 403,
+      body: '{"message":"pods is forbidden: User \\"ci\\" cannot list resource \\"pods\\" in API group \\"\\" in the namespace \\"chain\\""}',
+    });
+    assert.strictEqual(forbidden.fatal, true);
+    assert.strictEqual(
+      forbidden.message,
+      'GET /api/v1/namespaces/chain/pods: HTTP 403 Forbidden: pods is forbidden: User "ci" cannot list resource "pods" in API group "" in the namespace "chain": the stack\'s user may not read this; it needs get, list and patch on deployments, and get and list on replicasets and pods, in the stack\'s namespace',
+    );
+    const refused = apiFailure("GET /x", { error: "connect ECONNREFUSED 127.0.0.1:6443" });
+    assert.deepStrictEqual([refused.message, refused.fatal], ["GET /x: connect ECONNREFUSED 127.0.0.1:6443", false]);
+    assert.strictEqual(apiFailure("GET /x", { status: 503, body: "busy" }).fatal, false);
+    assert.strictEqual(apiFailure("GET /x", { status: 429, body: "" }).fatal, false);
+    assert.strictEqual(apiFailure("GET /x", { status: 404, body: "" }).fatal, true);
+  });
+
+  it("writes a label selector", () => {
     assert.strictEqual(selectorArg({ a: "b", "app.kubernetes.io/name": "x" }), "a=b,app.kubernetes.io/name=x");
     assert.strictEqual(selectorArg(undefined), "");
   });

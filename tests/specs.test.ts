@@ -55,7 +55,7 @@ describe("specs", () => {
     assert.deepStrictEqual(containerEnv(c, [], where), [
       { name: "SERVICE_NAME", value: "c" },
       { name: "PORT", value: "8080" },
-      { name: "DOWNSTREAM_URLS", value: "" },
+      { name: "DOWNSTREAM_URLS" },
       { name: "SHUTDOWN_DELAY_MS", value: "5000" },
     ]);
   });

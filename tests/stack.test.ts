@@ -4,6 +4,7 @@ import * as fs from "fs";
 import * as os from "os";
 import { execFileSync } from "child_process";
 import * as YAML from "yaml";
+import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { byType, childUrn, find, installMocks, Recorded, settle, valueOf } from "./support/mocks";
 import { containerOf } from "./support/objects";
@@ -13,6 +14,7 @@ import { AppImage } from "../components/app-image";
 import { MicroService } from "../components/micro-service";
 import { NodePorts } from "../components/node-ports";
 import { planChain } from "../components/plan";
+import { hostPlatform } from "../components/catalog";
 
 const DEP = "kubernetes:apps/v1:Deployment";
 const SVC = "kubernetes:core/v1:Service";
@@ -143,7 +145,7 @@ describe("stack (Pulumi mocks)", function () {
     const placement = { namespace: "default", clusterDomain: "cluster.local", rolloutTimeoutSeconds: 120 };
     new MicroService(
       "c",
-      { plan: planOf(cfg, "c"), networkPolicy: true, placement, image: PINNED, waitFor: [], liveCluster: true },
+      { plan: planOf(cfg, "c"), networkPolicy: true, placement, image: PINNED, waitFor: [], connection: {} },
       {
         transformations: [
           (a) => {
@@ -167,7 +169,7 @@ describe("stack (Pulumi mocks)", function () {
       placement,
       image: PINNED,
       waitFor: [],
-      liveCluster: true,
+      connection: {},
     });
     const ports = planChain(cfg, ROOT).pinnedPorts;
     const opts: Record<string, pulumi.CustomResourceOptions> = {};
@@ -394,6 +396,7 @@ describe("stack (Pulumi mocks)", function () {
       context: path.join(ROOT, "apps"),
       dockerfile: path.join(ROOT, "apps/chain-service/Dockerfile"),
       args: { REVISION: "c0ffee" },
+      platform: hostPlatform(),
     });
     const digestRef = String(img.state.repoDigest);
     assert.match(digestRef, /^localhost:5001\/chain-service@sha256:[0-9a-f]{64}$/);
@@ -625,6 +628,68 @@ describe("stack (Pulumi mocks)", function () {
       "pulumi.com/patchForce": "true",
       "pulumi.com/timeoutSeconds": "120",
     });
+  });
+
+  it("talks to the cluster a program's own provider names: every object through it, each rollout watched over its kubeconfig", async () => {
+    recorded = installMocks();
+    const cfg = parse({ services: { c: { image: PINNED, replicas: 1 } } });
+    const provider = new k8s.Provider("own-cluster", { kubeconfig: "apiVersion: v1\nkind: Config\n", context: "ctx" });
+    deployChain(cfg, {
+      projectRoot: ROOT,
+      cluster: { provider, kubeconfig: pulumi.secret("apiVersion: v1\nkind: Config\n"), context: "ctx" },
+    });
+    await settle(recorded, expectedCount(cfg.services) + 1);
+    // A provider of the program's own is a live cluster, not render mode: the watch and the keeper are there.
+    const rollout = find(recorded, ROLLOUT, "c-rollout");
+    // Sent to the engine as a secret (it may hold credentials): Pulumi's secret signature.
+    assert.deepStrictEqual(rollout.inputs.connection, {
+      [pulumi.runtime.specialSigKey]: pulumi.runtime.specialSecretSig,
+      value: { kubeconfig: "apiVersion: v1\nkind: Config\n", context: "ctx" },
+    });
+    assert.strictEqual(byType(recorded, KEEPER).length, 1);
+    for (const r of recorded.filter((r) => r.type.startsWith("kubernetes:"))) {
+      assert.match(String(r.provider), /::own-cluster::/, `${r.type} ${r.name} goes through the program's provider`);
+    }
+    assert.throws(
+      () =>
+        deployChain(parse({ renderDir: "/tmp/r", services: { d: { image: PINNED } } }), {
+          projectRoot: ROOT,
+          cluster: { provider },
+        }),
+      {
+        message:
+          "deployChain: k8s-chain:renderDir is set and a kubernetes provider was passed; render mode makes its own provider, so pass one or the other",
+      },
+    );
+  });
+
+  it("builds with the configured buildArgs, buildNetwork and buildPlatform, which are part of the tag's digest", async () => {
+    recorded = installMocks();
+    const services = { "service-c": { app: "apps/chain-service" } };
+    const base = { services, registry: "localhost:5001" };
+    const tagWith = async (extra: Record<string, unknown>) => {
+      recorded = installMocks();
+      const cfg = parse({ ...base, ...extra });
+      deployChain(cfg, { projectRoot: ROOT });
+      await settle(recorded, expectedCount(cfg.services));
+      return find(recorded, IMG, "chain-service-image").inputs;
+    };
+    const plain = await tagWith({});
+    const built = await tagWith({
+      buildArgs: { NODE_IMAGE: "localhost:5001/node:20" },
+      buildNetwork: "host",
+      buildPlatform: "linux/arm64",
+    });
+    assert.strictEqual(built.build?.network, "host");
+    assert.strictEqual(built.build?.platform, "linux/arm64");
+    assert.strictEqual((built.build?.args as Record<string, string>).NODE_IMAGE, "localhost:5001/node:20");
+    assert.strictEqual(plain.build?.network, undefined);
+    assert.strictEqual(plain.build?.platform, hostPlatform());
+    // Another base image or platform is another image: another tag.
+    assert.notStrictEqual(built.imageName, plain.imageName);
+    const onlyPlatform = await tagWith({ buildPlatform: "linux/arm64" });
+    assert.notStrictEqual(onlyPlatform.imageName, plain.imageName);
+    assert.strictEqual((await tagWith({ buildNetwork: "host" })).imageName, plain.imageName);
   });
 
   it("AppImage alone: local tag without a registry, digest with one", async () => {

@@ -15,7 +15,8 @@ function stackEnv(name: string, services = seedServices()): Record<string, strin
     svc.calls.map((c) => by.get(c)!),
     { namespace: "default", clusterDomain: "cluster.local" },
   );
-  return Object.fromEntries(env.map((e) => [e.name, e.value]));
+  // As the container sees it: an env var without a value is set, empty.
+  return Object.fromEntries(env.map((e) => [e.name, e.value ?? ""]));
 }
 
 /** A stand-in for service-c that answers warm-up requests and never answers the one under test. */

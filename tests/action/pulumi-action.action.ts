@@ -1,6 +1,6 @@
 /**
  * The Pulumi steps of preview.yml and deploy.yml, run through the real Pulumi GitHub Action
- * (pulumi/actions v7, built from ../shared/vendor) by the runner stand-in (./runner.ts), with
+ * (pulumi/actions v7, built from vendor/pulumi-actions-v7) by the runner stand-in (./runner.ts), with
  * the real engine (scripts/engine.sh) in render mode, and GitHub's REST API stood in for on
  * loopback (./github-api.ts). Run with `npm run test:action`; see the README, CI/CD.
  *

@@ -3,7 +3,7 @@
  * as written in `.github/workflows/*.yml`, one at a time, the way the runner runs them.
  *
  * - `uses: pulumi/actions@<commit SHA> # vN.x.y` (or `@vN`) runs the real action, built once from the vendored source
- *   (`../shared/vendor/pulumi-actions-v7`, see {@link buildAction}) and started as a runner
+ *   (`vendor/pulumi-actions-v7`, see {@link buildAction}) and started as a runner
  *   starts a node action: `node dist/index.js` with every input as `INPUT_<NAME>` (action.yml's
  *   defaults, then the step's `with:`), the `GITHUB_*` variables, and the files they name
  *   created beforehand.
@@ -32,17 +32,8 @@ import { evaluateTemplate } from "../support/expressions";
 // ---------------------------------------------------------------------------------------------
 // Building the action once.
 
-/**
- * The vendored pulumi/actions source (read-only; copied before building): `K8S_CHAIN_ACTION_SOURCE`,
- * else `shared/vendor` beside the checkout, else the workplace's `/work/shared/vendor` (a clone
- * made elsewhere on this machine, as CI's may be, has no `../shared`).
- */
-const ACTION_SOURCE =
-  process.env.K8S_CHAIN_ACTION_SOURCE ??
-  [path.resolve(REPO, "..", "shared", "vendor", "pulumi-actions-v7"), "/work/shared/vendor/pulumi-actions-v7"].find(
-    (dir) => fs.existsSync(path.join(dir, "action.yml")),
-  ) ??
-  path.resolve(REPO, "..", "shared", "vendor", "pulumi-actions-v7");
+/** The vendored pulumi/actions source (read-only; copied before building): `K8S_CHAIN_ACTION_SOURCE`, else the repo's `vendor/`. */
+const ACTION_SOURCE = process.env.K8S_CHAIN_ACTION_SOURCE ?? path.join(REPO, "vendor", "pulumi-actions-v7");
 
 const CACHE_ROOT = process.env.K8S_CHAIN_ACTION_CACHE ?? path.join(os.homedir(), ".cache", "k8s-chain", "action");
 
@@ -115,7 +106,7 @@ function actionKey(): string {
 export function buildAction(log: (line: string) => void = () => {}): BuiltAction {
   if (!fs.existsSync(path.join(ACTION_SOURCE, "action.yml"))) {
     throw new Error(
-      `no pulumi/actions source at ${ACTION_SOURCE} nor /work/shared/vendor/pulumi-actions-v7 (set K8S_CHAIN_ACTION_SOURCE)`,
+      `no pulumi/actions source at ${ACTION_SOURCE}: vendor/pulumi-actions-v7 is part of the repo (or set K8S_CHAIN_ACTION_SOURCE)`,
     );
   }
   const key = actionKey();

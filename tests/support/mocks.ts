@@ -30,6 +30,8 @@ export interface Recorded<I = Record<string, unknown>> {
   type: string;
   name: string;
   inputs: I;
+  /** The provider reference it was registered with (`urn::id`), when not the default. */
+  provider?: string;
   /** The state the mock answered with (empty until answered). */
   state: Record<string, unknown>;
   /** Order numbers: registration seen by the mock, and answered. */
@@ -60,6 +62,7 @@ export function installMocks(opts: { readyDelayMs?: number; preview?: boolean } 
           type: args.type,
           name: args.name,
           inputs: args.inputs,
+          provider: args.provider,
           state: {},
           started: ++clock,
           finished: 0,
