@@ -22,7 +22,7 @@ export interface RolloutInputs {
 export type RolloutVerdict =
   | { state: "ready" }
   | { state: "waiting"; why: string }
-  | { state: "failed"; why: string }
+  | { state: "failed"; why: string; early?: boolean }
   | { state: "overridden"; why: string };
 
 /** The parts of a Deployment this module reads (as the API server returns them). */
@@ -89,7 +89,7 @@ export function judgeRollout(
   }
   const unpullable = pullFailure(pods);
   if (unpullable !== undefined) {
-    return { state: "failed", why: unpullable };
+    return { state: "failed", why: unpullable, early: true };
   }
   const updated = status.updatedReplicas ?? 0;
   const available = status.availableReplicas ?? 0;
@@ -109,35 +109,33 @@ export function judgeRollout(
   return { state: "ready" };
 }
 
-/** The reasons a container waits on its image. */
-const PULL_REASONS = new Set(["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"]);
-/**
- * What the container runtime says when pulling again cannot help: the image or tag does not
- * exist, or the registry refuses the credentials. A registry that cannot be reached (refused,
- * a timeout, DNS) may come back, so the release keeps its `rolloutTimeoutSeconds` for it.
- */
-const PERMANENT_PULL_ERROR =
-  /not found|manifest unknown|unauthorized|forbidden|denied|insufficient_scope|invalid reference|\b40[13]\b/i;
-
 /**
  * A pod of the release whose image cannot be pulled, named with the image and the runtime's
  * reason, or undefined. Such a release can never become ready, so it fails now rather than
  * after `rolloutTimeoutSeconds`.
  */
 export function pullFailure(pods: PodJson[]): string | undefined {
+  // Inside the function: the engine serializes the provider's functions with what they
+  // capture, and a captured Set does not survive that.
+  const pullReasons = ["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"];
+  // What the container runtime says when pulling again cannot help: the image or tag does not
+  // exist, or the registry refuses the credentials. A registry that cannot be reached (refused,
+  // a timeout, DNS) may come back, so the release keeps its `rolloutTimeoutSeconds` for it.
+  const permanentPullError =
+    /not found|manifest unknown|unauthorized|forbidden|denied|insufficient_scope|invalid reference|\b40[13]\b/i;
   for (const pod of pods) {
     if (pod.metadata.deletionTimestamp !== undefined) {
       continue;
     }
     for (const c of pod.status?.containerStatuses ?? []) {
       const waiting = c.state?.waiting;
-      if (waiting?.reason === undefined || !PULL_REASONS.has(waiting.reason)) {
+      if (waiting?.reason === undefined || !pullReasons.includes(waiting.reason)) {
         continue;
       }
       const permanent =
         waiting.reason === "InvalidImageName" ||
         waiting.reason === "ErrImageNeverPull" ||
-        PERMANENT_PULL_ERROR.test(waiting.message ?? "");
+        permanentPullError.test(waiting.message ?? "");
       if (permanent) {
         const image = c.image ? ` "${c.image}"` : "";
         return `pod ${pod.metadata.name} cannot pull its image${image} (${waiting.reason}: ${waiting.message ?? "no message"})`;
@@ -204,14 +202,19 @@ interface ApiClient {
   request<T>(method: "GET" | "PATCH", apiPath: string, patch?: unknown): Promise<T>;
 }
 
-/** A failed request to the API server: `fatal` when looking again cannot help (refused credentials, RBAC, a bad kubeconfig). */
-export class ApiError extends Error {
-  constructor(
-    message: string,
-    readonly fatal: boolean,
-  ) {
-    super(message);
-  }
+/**
+ * A failed request to the API server: `fatal` when looking again cannot help (refused
+ * credentials, RBAC, a bad kubeconfig). A plain Error with a flag, not a subclass: the engine
+ * serializes the provider's functions, and a serialized Error subclass loses its message.
+ */
+export type ApiError = Error & { fatal: boolean };
+
+function apiError(message: string, fatal: boolean): ApiError {
+  return Object.assign(new Error(message), { fatal });
+}
+
+function isApiError(err: unknown): err is ApiError {
+  return err instanceof Error && typeof (err as Partial<ApiError>).fatal === "boolean";
 }
 
 /**
@@ -221,7 +224,7 @@ export class ApiError extends Error {
  */
 export function apiFailure(what: string, failure: { status?: number; body?: string; error?: string }): ApiError {
   if (failure.status === undefined) {
-    return new ApiError(`${what}: ${failure.error ?? "no answer"}`, false);
+    return apiError(`${what}: ${failure.error ?? "no answer"}`, false);
   }
   let reason = "";
   try {
@@ -231,18 +234,18 @@ export function apiFailure(what: string, failure: { status?: number; body?: stri
   }
   const detail = reason ? `: ${reason}` : "";
   if (failure.status === 401) {
-    return new ApiError(
+    return apiError(
       `${what}: HTTP 401 Unauthorized${detail}: the cluster refused the credentials; check the user of the kubeconfig the stack uses (kubernetes:kubeconfig, else KUBECONFIG)`,
       true,
     );
   }
   if (failure.status === 403) {
-    return new ApiError(
+    return apiError(
       `${what}: HTTP 403 Forbidden${detail}: the stack's user may not read this; it needs get, list and patch on deployments, and get and list on replicasets and pods, in the stack's namespace`,
       true,
     );
   }
-  return new ApiError(`${what}: HTTP ${failure.status}${detail}`, failure.status < 500 && failure.status !== 429);
+  return apiError(`${what}: HTTP ${failure.status}${detail}`, failure.status < 500 && failure.status !== 429);
 }
 
 /**
@@ -321,11 +324,11 @@ async function makeApiClient(conn: ClusterConnection): Promise<ApiClient> {
       kc.loadFromDefault();
     }
   } catch (err) {
-    throw new ApiError(`cannot read ${source}: ${(err as Error).message}`, true);
+    throw apiError(`cannot read ${source}: ${(err as Error).message}`, true);
   }
   if (conn.context) {
     if (kc.getContextObject(conn.context) === null) {
-      throw new ApiError(
+      throw apiError(
         `${source} has no context "${conn.context}" (kubernetes:context); it has ${
           kc
             .getContexts()
@@ -342,7 +345,7 @@ async function makeApiClient(conn: ClusterConnection): Promise<ApiClient> {
   const clusterName = conn.cluster || context?.cluster;
   const cluster = clusterName ? kc.getCluster(clusterName) : null;
   if (cluster === null) {
-    throw new ApiError(
+    throw apiError(
       `${source}: ${clusterName ? `no cluster "${clusterName}"` : `no current context${contextName ? ` "${contextName}"` : ""}`}; set kubernetes:context (or the kubeconfig's current-context)`,
       true,
     );
@@ -403,16 +406,17 @@ type Listed = DeploymentJson & PodJson & { kind: string; metadata: { name: strin
 
 /**
  * The stack's Deployments and pods in a namespace, one pair of requests shared by every watch
- * in this process that looks within the same 400 ms: all the dynamic resources of an `up` run
- * in one provider process, and 50 services rolling at once would otherwise make 200 requests a
- * second. The cache lives on `globalThis` (see {@link apiClient}).
+ * in this process that looks within the same 400 ms (and began before it was taken): all the
+ * dynamic resources of an `up` run in one provider process, and 50 services rolling at once
+ * would otherwise make 200 requests a second. The cache lives on `globalThis` (see {@link apiClient}).
  */
-async function namespaceSnapshot(api: ApiClient, namespace: string): Promise<Listed[]> {
+async function namespaceSnapshot(api: ApiClient, namespace: string, notBefore: number): Promise<Listed[]> {
   const g = globalThis as { k8sChainRolloutSnapshots?: Map<string, { at: number; items: Promise<Listed[]> }> };
   const cache = (g.k8sChainRolloutSnapshots ??= new Map());
   const key = `${api.describe}\0${namespace}`;
   const hit = cache.get(key);
-  if (hit && Date.now() - hit.at < 400) {
+  // Never a look taken before the caller's watch began: it may predate the Deployment.
+  if (hit && hit.at >= notBefore && Date.now() - hit.at < 400) {
     return hit.items;
   }
   const selector = `labelSelector=${encodeURIComponent("app.kubernetes.io/part-of=k8s-chain")}`;
@@ -451,7 +455,7 @@ async function watchRollout(inputs: RolloutInputs): Promise<Record<string, unkno
     throw cannotWatch(err, "the cluster the stack's kubernetes provider uses");
   }
   const look = async (generation: number, drained = true) => {
-    const items = (await namespaceSnapshot(api, inputs.namespace)).filter(
+    const items = (await namespaceSnapshot(api, inputs.namespace, started)).filter(
       (o) => o.metadata.labels?.["app.kubernetes.io/name"] === inputs.service,
     );
     const dep = items.find((o) => o.kind === "Deployment" && o.metadata.name === inputs.deployment);
@@ -472,7 +476,7 @@ async function watchRollout(inputs: RolloutInputs): Promise<Record<string, unkno
       seen = await look(inputs.generation);
       failingSince = undefined;
     } catch (err) {
-      if (!(err instanceof ApiError)) {
+      if (!isApiError(err)) {
         throw err;
       }
       // The API server may blink under load or restart: look again for a few seconds, but
@@ -510,8 +514,10 @@ async function watchRollout(inputs: RolloutInputs): Promise<Record<string, unkno
         undone = `Rolling it back failed (${(err as Error).message}); its pods are left as they are.`;
       }
       throw new Error(
-        `${inputs.service}: its release did not become ready within ${inputs.timeoutSeconds}s ` +
-          `(rolloutTimeoutSeconds): ${last}. ${undone}`,
+        verdict.state === "failed" && verdict.early
+          ? `${inputs.service}: its release can never become ready: ${last}. ${undone}`
+          : `${inputs.service}: its release did not become ready within ${inputs.timeoutSeconds}s ` +
+              `(rolloutTimeoutSeconds): ${last}. ${undone}`,
       );
     }
     await sleep(500);

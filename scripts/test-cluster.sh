@@ -2,10 +2,11 @@
 # `npm run test:cluster`: the real program, driven by the real Pulumi engine, against a real
 # Kubernetes cluster on this machine (scripts/cluster.sh).
 #
-# 1. builds (or reuses) the engine (scripts/engine.sh) and the cluster binaries;
-# 2. starts a private dockerd and a registry on loopback, builds the one app image from
-#    apps/chain-service (and a second variant of it, for rollouts) and pushes them: the node's
-#    containerd pulls them from that registry by digest;
+# 1. builds (or reuses) the engine (scripts/engine.sh), the cluster binaries and the docker
+#    provider (scripts/docker-provider.sh);
+# 2. starts a private dockerd and a registry on loopback, builds two prebuilt variants of the
+#    app image from apps/chain-service (for the rollout scenarios; the dev catalog itself is
+#    built by the stack) and pushes them: the node's containerd pulls from that registry;
 # 3. starts the cluster with every registry pointed at that one;
 # 4. runs tests/cluster/*.cluster.ts (mocha);
 # 5. stops the cluster, dockerd and the registry and removes the temp dir on every exit path
@@ -52,11 +53,13 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# --- 1. engine and cluster binaries (cached; cold: about 25 and 20 min) --------------------
+# --- 1. engine, cluster binaries, docker provider (cached; cold: about 25, 20 and 13 min) ----
 log "engine: building or reusing"
 step_to "$WORK/engine" bash "$ROOT/scripts/engine.sh" build
 log "cluster binaries: building or reusing"
 step_to "$WORK/cluster-bin" bash "$ROOT/scripts/cluster.sh" build
+log "docker provider: building or reusing"
+step_to "$WORK/docker-provider" bash "$ROOT/scripts/docker-provider.sh" build
 
 # --- 2. images --------------------------------------------------------------------------------
 start_dockerd
@@ -103,6 +106,10 @@ set -a; . "$WORK/cluster.env"; set +a
 
 # --- 4. the tests -----------------------------------------------------------------------------
 export K8S_CHAIN_CLUSTER_IMAGES="$WORK/images.json"
+# The stack builds the dev catalog's image itself (AppImage, the real docker provider) with
+# this dockerd (DOCKER_HOST), from the local base image, pushing to the registry.
+export K8S_CHAIN_DOCKER_PROVIDER="$(tail -n 1 "$WORK/docker-provider")"
+export K8S_CHAIN_CLUSTER_BASE_IMAGE="$BASE_IMAGE"
 cd "$ROOT"
 grep_args=()
 [ -n "${K8S_CHAIN_CLUSTER_GREP:-}" ] && grep_args=(--grep "$K8S_CHAIN_CLUSTER_GREP")

@@ -151,6 +151,7 @@ describe("rollout judgement (the stack's own wait for a release)", () => {
     assert.deepStrictEqual(judgeRollout(INPUTS, rolling, [pod("p1"), pod("p2"), pulling("ErrImagePull", notFound)]), {
       state: "failed",
       why: `pod service-b-new cannot pull its image "chain-service:inputs-1" (ErrImagePull: ${notFound})`,
+      early: true,
     });
     const denied = `Back-off pulling image "chain-service:inputs-1": ErrImagePull: pull access denied, repository does not exist or may require authorization`;
     assert.strictEqual(

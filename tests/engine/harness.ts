@@ -74,7 +74,8 @@ export class EngineStack {
   /** The `pulumi` executable. */
   readonly cli: string;
   private readonly providerBinary: string;
-  private readonly env: NodeJS.ProcessEnv;
+  /** The environment every `pulumi` command runs with; a scenario may change it (KUBECONFIG, PATH). */
+  readonly env: NodeJS.ProcessEnv;
   private readonly configFile: string;
 
   /**
@@ -82,7 +83,12 @@ export class EngineStack {
    *   `cli`: the `pulumi` to run
    * @param programDir the Pulumi project to run (default: the repo root)
    */
-  constructor(engine: { bin: string; cli: string }, programDir: string = REPO) {
+  constructor(
+    engine: { bin: string; cli: string },
+    programDir: string = REPO,
+    /** Extra entries of the project folder: name -> what it links to (a program outside the repo's root needs `node_modules`). */
+    links: Record<string, string> = {},
+  ) {
     const bin = engine.bin;
     this.root = tempDir("k8s-chain-engine-");
     this.renderDir = path.join(this.root, "rendered");
@@ -95,6 +101,9 @@ export class EngineStack {
         continue;
       }
       fs.symlinkSync(path.join(programDir, entry), path.join(this.projectDir, entry));
+    }
+    for (const [name, target] of Object.entries(links)) {
+      fs.symlinkSync(target, path.join(this.projectDir, name));
     }
     this.configFile = path.join(this.projectDir, `Pulumi.${this.stack}.yaml`);
     const home = path.join(this.root, "pulumi-home");
@@ -185,14 +194,26 @@ export class EngineStack {
     );
     const version = sdk.version;
     this.ok(["plugin", "install", "resource", "kubernetes", version, "--file", this.providerBinary]);
+    // The docker provider, when the suite built it (scripts/docker-provider.sh): the stack's
+    // AppImage builds with it. Without it, only catalogs of prebuilt images run.
+    const dockerProvider = process.env.K8S_CHAIN_DOCKER_PROVIDER;
+    if (dockerProvider) {
+      const docker: { version: string } = JSON.parse(
+        fs.readFileSync(path.join(REPO, "node_modules", "@pulumi", "docker", "package.json"), "utf8"),
+      );
+      this.ok(["plugin", "install", "resource", "docker", docker.version, "--file", dockerProvider]);
+    }
     this.ok(["stack", "init", this.stack, "--secrets-provider", "passphrase"]);
     this.setConfig(config);
   }
 
-  /** Replaces the stack's `k8s-chain:*` config (keeps the secrets salt Pulumi wrote). */
-  setConfig(config: Record<string, unknown>): void {
+  /**
+   * Replaces the stack's config (keeps the secrets salt Pulumi wrote): `config` as `k8s-chain:*`
+   * keys, `other` as full keys of other namespaces (`kubernetes:kubeconfig`).
+   */
+  setConfig(config: Record<string, unknown>, other: Record<string, unknown> = {}): void {
     const doc = fs.existsSync(this.configFile) ? (YAML.parse(fs.readFileSync(this.configFile, "utf8")) ?? {}) : {};
-    doc.config = Object.fromEntries(Object.entries(config).map(([k, v]) => [`k8s-chain:${k}`, v]));
+    doc.config = { ...Object.fromEntries(Object.entries(config).map(([k, v]) => [`k8s-chain:${k}`, v])), ...other };
     fs.writeFileSync(this.configFile, YAML.stringify(doc));
   }
 

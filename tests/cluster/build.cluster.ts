@@ -1,0 +1,174 @@
+// The stack's own image build (AppImage on the real docker provider, built from vendor/) as a
+// user meets it: previews across commits in a git checkout, and a stack with no `registry` on a
+// cluster that cannot see the local Docker engine. Run with `npm run test:cluster`.
+import * as assert from "assert";
+import { execFileSync } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import { EngineStack, engineBin, PreviewStep, REPO, urnName, urnType } from "../engine/harness";
+import { tempDir } from "../support/process";
+import { cluster, kubectlJson, pushedImages } from "./harness";
+import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
+import type { KubeList } from "../support/objects";
+
+/** How the stack builds on this machine (see stack.cluster.ts: no Docker Hub, no bridge network). */
+function buildConfig(registry: boolean): Record<string, unknown> {
+  return {
+    ...(registry ? { registry: pushedImages().registry } : {}),
+    buildArgs: { NODE_IMAGE: process.env.K8S_CHAIN_CLUSTER_BASE_IMAGE },
+    buildNetwork: "host",
+  };
+}
+
+/**
+ * A checkout of the program in a git repo of its own (index.ts, components/, apps/ without
+ * build output, the project files) with node_modules linked, committed once: what a user's
+ * clone is, for the revision and the tag digest.
+ */
+function checkout(dir: string): string {
+  fs.mkdirSync(dir, { recursive: true });
+  for (const entry of [
+    "index.ts",
+    "components",
+    "apps",
+    "Pulumi.yaml",
+    "package.json",
+    "tsconfig.json",
+    "tsconfig.pulumi.json",
+  ]) {
+    fs.cpSync(path.join(REPO, entry), path.join(dir, entry), {
+      recursive: true,
+      filter: (src) => !/(^|\/)(node_modules|dist)(\/|$)/.test(path.relative(REPO, src)),
+    });
+  }
+  fs.symlinkSync(path.join(REPO, "node_modules"), path.join(dir, "node_modules"));
+  const git = (...args: string[]) =>
+    execFileSync("git", ["-c", "user.name=k8s-chain", "-c", "user.email=k8s-chain@localhost", ...args], { cwd: dir });
+  git("init", "-q", ".");
+  fs.writeFileSync(path.join(dir, ".gitignore"), "node_modules\n");
+  git("add", "-A");
+  git("commit", "-q", "-m", "the program");
+  return dir;
+}
+
+/** The steps of a preview that change something, as `<type token> <name>: <op>`. */
+function changes(steps: PreviewStep[] | undefined): string[] {
+  return (steps ?? [])
+    .filter((s) => s.op !== "same")
+    .map((s) => `${urnType(s.urn)} ${urnName(s.urn)}: ${s.op}`)
+    .sort();
+}
+
+describe("the stack's own image build on the real docker provider", function () {
+  this.timeout(0);
+  const work = tempDir("k8s-chain-build-");
+  const stacks: EngineStack[] = [];
+
+  before(function () {
+    if (!cluster.realNode) this.skip();
+  });
+
+  after(async function () {
+    for (const stack of stacks) {
+      // A scenario that failed half-way leaves its objects: take them down (a no-op after a destroy).
+      await stack.pulumiAsync(["destroy", "--yes", "--skip-preview"], "destroy (cleanup)");
+      console.log("      timings:");
+      for (const t of stack.timings) {
+        console.log(`        ${t.what.padEnd(60)} ${t.seconds.toFixed(1).padStart(6)} s  exit ${t.code}`);
+      }
+      stack.dispose();
+    }
+    fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  it("a commit that touches no build input previews no change; an edit under the app rebuilds its image and rolls only its Deployments", async function () {
+    const dir = checkout(path.join(work, "checkout"));
+    const stack = new EngineStack(engineBin(), dir);
+    stacks.push(stack);
+    stack.env.KUBECONFIG = cluster.kubeconfig;
+    const images = pushedImages();
+    // service-b is built from the app folder; service-c runs a prebuilt image.
+    const config = {
+      namespace: "build-e2e",
+      rolloutTimeoutSeconds: 30,
+      ...buildConfig(true),
+      services: {
+        "service-b": { app: "apps/chain-service", calls: ["service-c"], replicas: 1 },
+        "service-c": { image: images["service-c"], replicas: 1 },
+      },
+    };
+    stack.init(config);
+    const first = await stack.pulumiAsync(["up", "--yes", "--skip-preview"], "up (built service-b)");
+    assert.strictEqual(first.code, 0, first.stdout + first.stderr);
+    const deps = async () =>
+      Object.fromEntries(
+        (await kubectlJson<KubeList<IDeployment>>("get", "deployments", "-n", "build-e2e")).items.map((d) => [
+          d.metadata!.labels!["app.kubernetes.io/name"],
+          { generation: d.metadata!.generation, image: d.spec!.template.spec!.containers[0].image },
+        ]),
+      );
+    const before = await deps();
+    assert.match(before["service-b"].image!, /\/chain-service@sha256:[0-9a-f]{64}$/);
+
+    // A commit that touches nothing the build reads.
+    execFileSync(
+      "git",
+      ["-c", "user.name=k", "-c", "user.email=k@localhost", "commit", "-q", "--allow-empty", "-m", "empty"],
+      {
+        cwd: dir,
+      },
+    );
+    const same = stack.previewJson("preview (empty commit)");
+    assert.strictEqual(same.result.code, 0, same.result.stderr);
+    assert.deepStrictEqual(changes(same.json.steps), []);
+
+    // An edit of the app's source: its image, and the Deployment built from it (and its watch).
+    const server = path.join(dir, "apps", "chain-service", "src", "server.ts");
+    fs.appendFileSync(server, "\n// an edit\n");
+    execFileSync("git", ["-c", "user.name=k", "-c", "user.email=k@localhost", "commit", "-q", "-am", "edit"], {
+      cwd: dir,
+    });
+    const edited = stack.previewJson("preview (app source edited)");
+    assert.strictEqual(edited.result.code, 0, edited.result.stderr);
+    assert.deepStrictEqual(changes(edited.json.steps), [
+      "docker:index/image:Image chain-service-image: update",
+      "kubernetes:apps/v1:Deployment service-b-deployment: update",
+      "pulumi-nodejs:dynamic/k8s-chain:Rollout service-b-rollout: update",
+    ]);
+    const up = await stack.pulumiAsync(["up", "--yes", "--skip-preview"], "up (app source edited)");
+    assert.strictEqual(up.code, 0, up.stdout + up.stderr);
+    const after = await deps();
+    assert.notStrictEqual(after["service-b"].image, before["service-b"].image);
+    assert.deepStrictEqual(after["service-c"], before["service-c"], "service-c (prebuilt) must not change");
+    const down = await stack.pulumiAsync(["destroy", "--yes", "--skip-preview"], "destroy");
+    assert.strictEqual(down.code, 0, down.stdout + down.stderr);
+  });
+
+  it("with no registry, on a cluster that cannot see the local engine, the release fails within seconds, naming the image", async function () {
+    const stack = new EngineStack(engineBin(), REPO);
+    stacks.push(stack);
+    stack.env.KUBECONFIG = cluster.kubeconfig;
+    stack.init({
+      namespace: "build-local",
+      rolloutTimeoutSeconds: 120,
+      ...buildConfig(false),
+      services: { "service-c": { app: "apps/chain-service", replicas: 1 } },
+    });
+    const t0 = Date.now();
+    const r = await stack.pulumiAsync(["up", "--yes", "--skip-preview"], "up (no registry)");
+    const s = (Date.now() - t0) / 1000;
+    const errors = (r.stdout + r.stderr)
+      .split("\n")
+      .filter((l) => /error:/.test(l))
+      .join("\n");
+    console.log(`      no registry: up failed after ${s.toFixed(1)} s (rolloutTimeoutSeconds 120 s)\n${errors}`);
+    assert.notStrictEqual(r.code, 0);
+    assert.ok(s < 60, `up took ${s} s: an image the node cannot pull must not wait out the 120 s rollout`);
+    assert.match(
+      r.stdout + r.stderr,
+      /service-c: its release can never become ready: pod service-c-\S+ cannot pull its image "(docker\.io\/library\/)?chain-service:inputs-[0-9a-f]{32}" \((ErrImagePull|ImagePullBackOff): [^)]*not found\)\. It has no earlier release to go back to/,
+    );
+    const down = await stack.pulumiAsync(["destroy", "--yes", "--skip-preview"], "destroy");
+    assert.strictEqual(down.code, 0, down.stdout + down.stderr);
+  });
+});
