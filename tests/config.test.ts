@@ -33,6 +33,24 @@ describe("reading the stack config", () => {
     );
   });
 
+  it("a `services` or `buildArgs` that is not JSON is listed with every other problem (Pulumi's getObject would throw alone)", () => {
+    expectRunError(
+      {
+        "k8s-chain:namespace": "Bad NS",
+        "k8s-chain:imageTag": "latest",
+        "k8s-chain:buildArgs": "NODE_IMAGE=x",
+        "k8s-chain:services": "service-a",
+      },
+      [
+        "k8s-chain config has 4 problems; nothing was created:",
+        '  - namespace: "Bad NS" is not valid; use a DNS-1123 label such as "k8s-chain" (lower-case letters, digits and `-`, at most 63)',
+        '  - imageTag: "latest" is not valid; use a Docker tag other than "latest": up to 128 letters, digits, `_`, `.` or `-`',
+        '  - buildArgs: "NODE_IMAGE=x" is not a map of build args; use {"KEY": "value"}',
+        '  - services: "service-a" is not a map; use {"<name>": {"app": "apps/<name>"}}',
+      ],
+    );
+  });
+
   it("reports a misspelt key of the namespace, and ignores other namespaces", () => {
     expectRunError(
       {

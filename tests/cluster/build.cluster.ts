@@ -6,8 +6,8 @@ import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { EngineStack, engineBin, PreviewStep, REPO, urnName, urnType } from "../engine/harness";
-import { tempDir } from "../support/process";
-import { cluster, kubectlJson, pushedImages } from "./harness";
+import { run, tempDir } from "../support/process";
+import { cluster, eventually, get, kubectlJson, pushedImages } from "./harness";
 import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
 import type { KubeList } from "../support/objects";
 
@@ -32,6 +32,7 @@ function checkout(dir: string): string {
     "components",
     "apps",
     "Pulumi.yaml",
+    "Pulumi.dev.yaml",
     "package.json",
     "tsconfig.json",
     "tsconfig.pulumi.json",
@@ -142,6 +143,76 @@ describe("the stack's own image build on the real docker provider", function () 
     assert.deepStrictEqual(after["service-c"], before["service-c"], "service-c (prebuilt) must not change");
     const down = await stack.pulumiAsync(["destroy", "--yes", "--skip-preview"], "destroy");
     assert.strictEqual(down.code, 0, down.stdout + down.stderr);
+  });
+
+  it("the README's quick start with a registry, as written, deploys the dev stack and the chain answers", async function () {
+    // The commands as the README has them (the block after "With a registry"), run by bash in
+    // a checkout of the program, with a HOME of its own (so `pulumi login --local` keeps its
+    // state there) and the engine's `pulumi` and providers first on PATH. What differs, and
+    // why: `npm ci` is left out (node_modules is linked from the repo, where it already ran);
+    // the registry is the suite's (not localhost:5001); two config keys this machine needs
+    // (no Docker Hub, no bridge network) are set before `pulumi up`; PULUMI_SKIP_CONFIRMATIONS
+    // answers `up`'s prompt, as a terminal user would.
+    const readme = fs.readFileSync(path.join(REPO, "README.md"), "utf8");
+    const block = /With a registry the cluster pulls from[^\n]*\n\n```bash\n([\s\S]*?)```/.exec(readme);
+    assert.ok(block, "the README has no quick start with a registry");
+    const [first, second] = block[1].trim().split("\n");
+    assert.match(first, /^npm ci && pulumi login --local && pulumi stack select dev --create$/);
+    assert.match(second, /^pulumi config set k8s-chain:registry localhost:5001 && pulumi up$/);
+    const dir = checkout(path.join(work, "quick-start"));
+    const home = path.join(work, "quick-start-home");
+    const bin = path.join(work, "quick-start-bin");
+    fs.mkdirSync(home);
+    fs.mkdirSync(bin);
+    const engine = engineBin();
+    for (const name of fs.readdirSync(engine.bin)) {
+      fs.symlinkSync(path.join(engine.bin, name), path.join(bin, name));
+    }
+    fs.symlinkSync(process.env.K8S_CHAIN_DOCKER_PROVIDER!, path.join(bin, "pulumi-resource-docker"));
+    const script = [
+      "set -euo pipefail",
+      first.replace(/^npm ci && /, ""),
+      `pulumi config set --path 'k8s-chain:buildArgs.NODE_IMAGE' '${process.env.K8S_CHAIN_CLUSTER_BASE_IMAGE}'`,
+      "pulumi config set k8s-chain:buildNetwork host",
+      second.replace("localhost:5001", pushedImages().registry),
+      "pulumi stack output images --json",
+    ].join("\n");
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      HOME: home,
+      PATH: `${path.dirname(engine.cli)}${path.delimiter}${bin}${path.delimiter}${process.env.PATH}`,
+      KUBECONFIG: cluster.kubeconfig,
+      PULUMI_CONFIG_PASSPHRASE: "k8s-chain-quick-start",
+      PULUMI_SKIP_CONFIRMATIONS: "true",
+      PULUMI_SKIP_UPDATE_CHECK: "true",
+      PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+      PULUMI_DIY_BACKEND_NO_LEGACY_WARNING: "true",
+      // The nodejs host built here predates reading Pulumi.yaml's runtime.options (see the engine harness).
+      PULUMI_NODEJS_TSCONFIG_PATH: "tsconfig.pulumi.json",
+    };
+    delete env.PULUMI_HOME;
+    delete env.PULUMI_ACCESS_TOKEN;
+    delete env.PULUMI_BACKEND_URL;
+    const r = await run("bash", ["-c", script], { cwd: dir, env });
+    console.log(`      the quick start: ${r.seconds.toFixed(1)} s, exit ${r.code}`);
+    try {
+      assert.strictEqual(r.code, 0, r.stdout + r.stderr);
+      const images = JSON.parse(r.stdout.slice(r.stdout.lastIndexOf("{\n"))) as Record<string, string>;
+      assert.deepStrictEqual(Object.keys(images).sort(), ["sample-app", "service-a", "service-b", "service-c"]);
+      assert.strictEqual(new Set(Object.values(images)).size, 1, "one image for the four");
+      const answer = await eventually(10_000, async () => {
+        const res = await get("http://127.0.0.1:30081/");
+        assert.strictEqual(res.status, 200, res.body);
+        return JSON.parse(res.body);
+      });
+      assert.deepStrictEqual(answer, {
+        service: "service-a",
+        downstream: [{ service: "service-b", downstream: [{ service: "service-c", downstream: [] }] }],
+      });
+    } finally {
+      const down = await run("bash", ["-c", "pulumi destroy --yes --skip-preview"], { cwd: dir, env });
+      assert.strictEqual(down.code, 0, down.stdout + down.stderr);
+    }
   });
 
   it("with no registry, on a cluster that cannot see the local engine, the release fails within seconds, naming the image", async function () {
