@@ -6,7 +6,7 @@ import * as fs from "fs";
 import * as path from "path";
 import type { AppImage } from "./app-image";
 import { formatProblems, StackConfig } from "./catalog";
-import { BuildInputs, ImageVersion, imageVersion, REVISION_ANNOTATION } from "./image-tag";
+import { BuildInputs, ImageVersion, imageVersion } from "./image-tag";
 import { MicroService } from "./micro-service";
 import { NodePorts } from "./node-ports";
 import { AppBuild, planChain } from "./plan";
@@ -161,13 +161,14 @@ export function deployChain(config: StackConfig, opts: ChainOptions): ChainOutpu
         placement: plan.placement,
         image,
         connection,
+        revision,
         waitFor: [
           ...(namespace ? [namespace] : []),
           ...(defaultDeny ? [defaultDeny] : []),
           ...planned.callees.map((c) => services[c.name]),
         ],
       },
-      revision ? { ...resourceOpts, transformations: [revisionAnnotation(revision)] } : resourceOpts,
+      resourceOpts,
     );
     services[name] = ms;
     outputs.urls[name] = ms.url;
@@ -188,24 +189,6 @@ export function deployChain(config: StackConfig, opts: ChainOptions): ChainOutpu
     Object.assign(outputs.nodePorts, outputs.pinnedPorts.nodePorts);
   }
   return outputs;
-}
-
-/**
- * Adds {@link REVISION_ANNOTATION} to a Deployment's own metadata (never its pod template, so a
- * revision alone rolls no pod); a no-op for every other resource and when the revision is unknown.
- */
-function revisionAnnotation(revision: pulumi.Output<string | undefined>): pulumi.ResourceTransformation {
-  return ({ type, props, opts }) => {
-    if (type !== "kubernetes:apps/v1:Deployment") {
-      return undefined;
-    }
-    const metadata = pulumi
-      .all([props.metadata, revision])
-      .apply(([meta, rev]) =>
-        rev === undefined ? meta : { ...meta, annotations: { ...meta?.annotations, [REVISION_ANNOTATION]: rev } },
-      );
-    return { props: { ...props, metadata }, opts };
-  };
 }
 
 /**

@@ -11,8 +11,6 @@ import { createHash } from "crypto";
 import { promises as fsp } from "fs";
 import * as path from "path";
 
-/** The annotation on each Deployment (its metadata, not the pod template) naming the image's revision. */
-export const REVISION_ANNOTATION = "k8s-chain.dev/revision";
 /** The build arg the Dockerfiles turn into the `org.opencontainers.image.revision` label. */
 const REVISION_BUILD_ARG = "REVISION";
 

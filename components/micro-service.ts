@@ -3,14 +3,12 @@ import * as pulumi from "@pulumi/pulumi";
 import type { ServicePlan } from "./plan";
 import { ClusterConnection, Rollout } from "./rollout";
 import {
-  AWAIT_TIMEOUT_ANNOTATION,
   deploymentSpec,
   networkPolicySpec,
   Placement,
   podDisruptionBudgetSpec,
   servicePortKeeperSpec,
   serviceSpec,
-  SKIP_AWAIT_ANNOTATION,
 } from "./specs";
 
 export interface MicroServiceArgs {
@@ -34,6 +32,8 @@ export interface MicroServiceArgs {
    * have moved ({@link servicePortKeeperSpec}); neither means anything for files.
    */
   connection?: pulumi.Input<ClusterConnection>;
+  /** The built image's revision, annotated on the Deployment (absent for a prebuilt image). */
+  revision?: pulumi.Input<string | undefined>;
 }
 
 /**
@@ -71,8 +71,8 @@ export class MicroService extends pulumi.ComponentResource {
 
     // The Service goes first and the provider does not wait for it (it would add a fixed
     // 10 s settle per level): it sends traffic only to Ready pods anyway. The Deployment
-    // comes after it, and its rollout (every new pod Ready, which the provider waits for)
-    // is what the callers wait for; by then the Ready pods are the Service's endpoints.
+    // comes after it, and its rollout (every new pod Ready, which the stack's Rollout watch
+    // waits for) is what the callers wait for; by then the Ready pods are the Service's endpoints.
     // A fixed name, but no pinned node port (NodePorts holds those), so Pulumi's default
     // replacement order is right: a replacement in the same namespace can only be
     // delete-before-replace, and the provider says so itself for a named object; a
@@ -104,19 +104,12 @@ export class MicroService extends pulumi.ComponentResource {
       );
     }
 
-    const spec = deploymentSpec(plan, placement, image);
-    if (live) {
-      // The Rollout below does the waiting: the provider's await can neither roll a failed
-      // release back nor be trusted to wait for Ready pods (see rollout.ts).
-      // (deploymentSpec returns plain values; the casts only undo its Input<> typing.)
-      const meta = spec.metadata as k8s.types.input.meta.v1.ObjectMeta;
-      const annotations: Record<string, string> = {
-        ...(meta.annotations as Record<string, string>),
-        [SKIP_AWAIT_ANNOTATION]: "true",
-      };
-      delete annotations[AWAIT_TIMEOUT_ANNOTATION];
-      spec.metadata = { ...meta, annotations };
-    }
+    // Against a cluster the Rollout below does the waiting: the provider's await can neither
+    // roll a failed release back nor be trusted to wait for Ready pods (see rollout.ts).
+    const spec = deploymentSpec(plan, placement, image, {
+      wait: live ? "watched" : "bounded",
+      revision: args.revision,
+    });
     this.deployment = new k8s.apps.v1.Deployment(`${name}-deployment`, spec, {
       parent: this,
       dependsOn: [...waitFor, this.service, ...(this.networkPolicy ? [this.networkPolicy] : [])],

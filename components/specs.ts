@@ -3,7 +3,7 @@
 // Everything the cluster will see is decided here, so it can be tested (and validated
 // against the Kubernetes schema) without Pulumi. The components only register these.
 import type * as k8s from "@pulumi/kubernetes";
-import type * as pulumi from "@pulumi/pulumi";
+import * as pulumi from "@pulumi/pulumi";
 import {
   DEFAULT_DENY_POLICY_NAME,
   ServiceConfig,
@@ -53,12 +53,22 @@ const PATCH_FORCE_ANNOTATION = "pulumi.com/patchForce";
  * Tells the provider not to wait for a Service. Its wait for endpoints ends with a fixed 10 s
  * "settle" after every change to them (measured: 10 s per level of the chain, 30 of the dev
  * stack's 56 s first `up`). The stack does not need it: a service's Service is created before
- * its Deployment, whose rollout the provider does wait for (every new pod Ready), and
- * endpoints follow Ready pods; the cluster suite checks from the cluster's own watches that
+ * its Deployment, whose rollout the stack's own watch waits for (every new pod Ready; the
+ * provider's await is skipped too, see {@link RolloutWait}), and endpoints follow Ready pods; the cluster suite checks from the cluster's own watches that
  * every caller is created after its callees have ready endpoints. A `LoadBalancer` keeps the
  * wait, bounded by the timeout: it is how an address that never comes fails `up`.
  */
 export const SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait";
+
+/** The annotation on each Deployment (its metadata, not the pod template) naming the image's revision. */
+export const REVISION_ANNOTATION = "k8s-chain.dev/revision";
+
+/**
+ * Who waits for a Deployment's rollout: the stack's own watch (`watched`: the provider skips
+ * its await, see rollout.ts), or the provider within `rolloutTimeoutSeconds` (`bounded`: render
+ * mode, where there is no cluster to watch).
+ */
+export type RolloutWait = "watched" | "bounded";
 
 /** The provider annotations of one object: forced apply; a bounded wait, or none for a Service that needs none. */
 function providerAnnotations(where: Placement, wait: "bounded" | "none" = "bounded"): Record<string, string> {
@@ -218,13 +228,30 @@ export function deploymentSpec(
   planned: { service: ServiceConfig; env: EnvVar[] },
   where: Placement,
   image: pulumi.Input<string>,
+  opts: {
+    /** @default "bounded" */
+    wait?: RolloutWait;
+    /** The built image's revision, as {@link REVISION_ANNOTATION} (none when unknown or prebuilt). */
+    revision?: pulumi.Input<string | undefined>;
+  } = {},
 ): Deployment {
   const svc = planned.service;
   const labels = objectLabels(svc);
+  const annotations = providerAnnotations(where, opts.wait === "watched" ? "none" : "bounded");
   return {
     apiVersion: "apps/v1",
     kind: "Deployment",
-    metadata: { namespace: where.namespace, labels, annotations: providerAnnotations(where) },
+    metadata: {
+      namespace: where.namespace,
+      labels,
+      // On the Deployment's own metadata, never its pod template: a revision alone rolls no pod.
+      annotations:
+        opts.revision === undefined
+          ? annotations
+          : pulumi
+              .output(opts.revision)
+              .apply((rev) => (rev === undefined ? annotations : { ...annotations, [REVISION_ANNOTATION]: rev })),
+    },
     spec: {
       replicas: svc.replicas,
       progressDeadlineSeconds: where.rolloutTimeoutSeconds,
