@@ -75,7 +75,10 @@ const APP_ENV_INTS = {
 export const APP_SHUTDOWN_TIMEOUT_DEFAULT_MS = 10_000;
 /** The apps' default `DOWNSTREAM_TIMEOUT_MS` (apps/shared/src/config.ts): the budget of a request with no `x-request-timeout-ms`. */
 export const APP_DOWNSTREAM_TIMEOUT_DEFAULT_MS = 2000;
-/** What each hop keeps out of the budget it forwards (apps/shared/src/app.ts `DEADLINE_MARGIN_MS`). */
+/**
+ * The apps' deadline margin (apps/shared/src/app.ts `DEADLINE_MARGIN_MS`): a hop bounds its calls
+ * by its budget less this, and forwards that bound less this again.
+ */
 export const APP_DEADLINE_MARGIN_MS = 50;
 /** The least a caller at the end of a chain must still have for its downstream call, once every hop above kept its margin. */
 const MIN_CALL_BUDGET_MS = 100;
@@ -846,8 +849,9 @@ function appEnvProblems(svc: ServiceConfig, at: string): { problems: string[]; t
 
 /**
  * Deadlines down every chain of apps built here: a request entering at `k` (no header) has
- * k's DOWNSTREAM_TIMEOUT_MS, and each hop below keeps the apps' margin out of what it forwards,
- * so the caller `hops` levels down has that budget less `hops` margins for its own call. For
+ * k's DOWNSTREAM_TIMEOUT_MS, and each hop forwards its bound less the apps' margin, then bounds
+ * its own calls by that less the margin again, so the caller `hops` levels down has that budget
+ * less 2 x `hops` margins for its own call. For
  * each such `k`, the longest run of callers below it must leave MIN_CALL_BUDGET_MS (an entry
  * lower in the chain with a smaller budget is checked as its own `k`). Services with a prebuilt
  * image end a run: whether they honour the header is unknown.
@@ -887,7 +891,8 @@ function deadlineProblems(services: ServiceConfig[], timings: Map<string, AppTim
       continue;
     }
     const path = below(svc.name);
-    const left = budget - path.length * APP_DEADLINE_MARGIN_MS;
+    const kept = 2 * APP_DEADLINE_MARGIN_MS;
+    const left = budget - path.length * kept;
     if (path.length > 0 && left < MIN_CALL_BUDGET_MS) {
       const chain = [svc.name, ...path];
       const shown = chain.length > 6 ? [...chain.slice(0, 2), "...", ...chain.slice(-2)] : chain;
@@ -897,9 +902,9 @@ function deadlineProblems(services: ServiceConfig[], timings: Map<string, AppTim
           : "";
       problems.push(
         `services.${svc.name}.env.DOWNSTREAM_TIMEOUT_MS: ${budget} ms${set} is the budget of a request entering at ${svc.name}; ` +
-          `the ${path.length} caller${path.length === 1 ? "" : "s"} below it (${shown.join(" -> ")}) ${path.length === 1 ? "keeps" : "each keep"} the ${APP_DEADLINE_MARGIN_MS} ms deadline margin, ` +
+          `the ${path.length} caller${path.length === 1 ? "" : "s"} below it (${shown.join(" -> ")}) ${path.length === 1 ? "gets" : "each get"} ${kept} ms less than ${path.length === 1 ? "its caller" : "their caller"} (the apps' ${APP_DEADLINE_MARGIN_MS} ms deadline margin, for the answer back, at both ends of a call), ` +
           `leaving ${path[path.length - 1]} ${left} ms for its call, under the ${MIN_CALL_BUDGET_MS} ms a call needs; ` +
-          `set it to at least ${MIN_CALL_BUDGET_MS + path.length * APP_DEADLINE_MARGIN_MS} or shorten the chain`,
+          `set it to at least ${MIN_CALL_BUDGET_MS + path.length * kept} or shorten the chain`,
       );
     }
   }

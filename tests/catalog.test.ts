@@ -634,17 +634,21 @@ describe("catalog: as strict as the API server, the runtime and the apps", () =>
   });
 
   it("deadlines down a chain of any depth: each entry's budget must outlast the margins of the callers below it", () => {
-    // 41 services in a row, each calling the next: entering at s0, the caller 39 hops down
-    // (s39) has 2000 - 39 x 50 = 50 ms left; s1 leaves s39 100 ms, the least that fits.
+    // 21 services in a row, each calling the next: entering at s0, the caller 19 hops down
+    // (s19) has 2000 - 19 x 2 x 50 = 100 ms left, the least that fits; one more hop does not.
     const chain: Record<string, unknown> = {};
-    for (let i = 0; i <= 40; i++) {
-      chain[`s${i}`] = { app: "apps/chain-service", ...(i < 40 ? { calls: [`s${i + 1}`] } : {}) };
+    for (let i = 0; i <= 21; i++) {
+      chain[`s${i}`] = { app: "apps/chain-service", ...(i < 21 ? { calls: [`s${i + 1}`] } : {}) };
     }
     assert.deepStrictEqual(one(chain), [
-      "services.s0.env.DOWNSTREAM_TIMEOUT_MS: 2000 ms (the apps' default) is the budget of a request entering at s0; the 39 callers below it (s0 -> s1 -> ... -> s38 -> s39) each keep the 50 ms deadline margin, leaving s39 50 ms for its call, under the 100 ms a call needs; set it to at least 2050 or shorten the chain",
+      "services.s0.env.DOWNSTREAM_TIMEOUT_MS: 2000 ms (the apps' default) is the budget of a request entering at s0; the 20 callers below it (s0 -> s1 -> ... -> s19 -> s20) each get 100 ms less than their caller (the apps' 50 ms deadline margin, for the answer back, at both ends of a call), leaving s20 0 ms for its call, under the 100 ms a call needs; set it to at least 2100 or shorten the chain",
     ]);
-    (chain.s0 as { env?: Record<string, string> }).env = { DOWNSTREAM_TIMEOUT_MS: "2050" };
-    assert.strictEqual(parse({ services: chain }).services.length, 41);
+    (chain.s0 as { env?: Record<string, string> }).env = { DOWNSTREAM_TIMEOUT_MS: "2100" };
+    assert.strictEqual(parse({ services: chain }).services.length, 22);
+    delete chain.s21;
+    (chain.s20 as { calls?: string[] }).calls = undefined;
+    delete (chain.s0 as { env?: Record<string, string> }).env;
+    assert.strictEqual(parse({ services: chain }).services.length, 21);
     // A short budget further down is checked as its own entry (and a prebuilt image ends the run).
     assert.deepStrictEqual(
       one({
@@ -655,7 +659,7 @@ describe("catalog: as strict as the API server, the runtime and the apps", () =>
         x: { image: "x:1", calls: ["c"] },
       }),
       [
-        "services.b.env.DOWNSTREAM_TIMEOUT_MS: 120 ms is the budget of a request entering at b; the 1 caller below it (b -> c) keeps the 50 ms deadline margin, leaving c 70 ms for its call, under the 100 ms a call needs; set it to at least 150 or shorten the chain",
+        "services.b.env.DOWNSTREAM_TIMEOUT_MS: 120 ms is the budget of a request entering at b; the 1 caller below it (b -> c) gets 100 ms less than its caller (the apps' 50 ms deadline margin, for the answer back, at both ends of a call), leaving c 20 ms for its call, under the 100 ms a call needs; set it to at least 200 or shorten the chain",
       ],
     );
   });

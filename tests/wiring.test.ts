@@ -60,9 +60,10 @@ describe("stack wiring on the real apps", function () {
     });
     await warm(procA);
     const reply = await get(`${procA.url}/`, { "x-request-id": "hang" });
-    // A has the apps' 2000 ms and forwards it; B keeps its 50 ms margin and waits 1950 ms.
+    // A has the apps' 2000 ms and forwards 50 ms less (its margin for B's answer); B keeps
+    // its own 50 ms margin and waits 1900 ms.
     assert.strictEqual(reply.status, 504);
-    assert.strictEqual(reply.body, `{"service":"service-b","error":"timed out after 1950 ms","failed":"${hang.url}"}`);
+    assert.strictEqual(reply.body, `{"service":"service-b","error":"timed out after 1900 ms","failed":"${hang.url}"}`);
     assert.ok(reply.ms < 2000, `answered after ${Math.round(reply.ms)} ms, within A's 2000 ms budget`);
   });
 
@@ -84,7 +85,8 @@ describe("stack wiring on the real apps", function () {
     await warm(procA);
     const reply = await get(`${procA.url}/`, { "x-request-id": "hang" });
     assert.strictEqual(reply.status, 504);
-    assert.strictEqual(reply.body, `{"service":"service-b","error":"timed out after 750 ms","failed":"${hang.url}"}`);
+    // A waits 800 ms and forwards 750; B waits 700.
+    assert.strictEqual(reply.body, `{"service":"service-b","error":"timed out after 700 ms","failed":"${hang.url}"}`);
     assert.ok(reply.ms < 800, `answered after ${Math.round(reply.ms)} ms`);
   });
 });

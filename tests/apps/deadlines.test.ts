@@ -1,7 +1,7 @@
 // Deadlines (`x-request-timeout-ms`) on real processes: what each hop forwards, a hang at the
 // end of a long chain reported by the hop that saw it, a spent budget, and the drain's bound.
 import assert from "node:assert/strict";
-import { fakeServer, get, hangingServer, startService, stopAll, type Service } from "./harness";
+import { fakeServer, get, hangingServer, slowLink, startService, stopAll, type Service } from "./harness";
 
 /** apps/shared/src/app.ts DEADLINE_MARGIN_MS: what each hop keeps out of the budget it forwards. */
 const MARGIN = 50;
@@ -9,17 +9,19 @@ const MARGIN = 50;
 describe("apps: deadlines (x-request-timeout-ms)", function () {
   afterEach(stopAll);
 
-  it("bounds each call by min(DOWNSTREAM_TIMEOUT_MS, budget - margin) and forwards that; no header or a bad one: its own budget", async function () {
+  it("bounds each call by min(DOWNSTREAM_TIMEOUT_MS, budget - margin) and forwards that less the margin; no header or a bad one: its own budget", async function () {
     const downstream = await fakeServer((_req, res) => res.end('{"service":"d"}'));
     const a = await startService("service-a", { DOWNSTREAM_URLS: downstream.url, DOWNSTREAM_TIMEOUT_MS: "3000" });
+    // Forwarded: the bound less the margin again, the time the callee's answer needs to come back.
     const sent: [Record<string, string>, string][] = [
-      [{}, "3000"],
-      [{ "x-request-timeout-ms": "1000" }, String(1000 - MARGIN)],
-      // A bound shorter than the gate's 50 ms floor for calls that waited still goes out.
-      [{ "x-request-timeout-ms": "80" }, String(80 - MARGIN)],
-      [{ "x-request-timeout-ms": "60000" }, "3000"],
-      [{ "x-request-timeout-ms": "soon" }, "3000"],
-      [{ "x-request-timeout-ms": "-5" }, "3000"],
+      [{}, String(3000 - MARGIN)],
+      [{ "x-request-timeout-ms": "1000" }, String(1000 - 2 * MARGIN)],
+      // A bound shorter than the gate's 50 ms floor for calls that waited still goes out, with
+      // no time for the callee to call further (a callee without downstreams answers as usual).
+      [{ "x-request-timeout-ms": "80" }, "0"],
+      [{ "x-request-timeout-ms": "60000" }, String(3000 - MARGIN)],
+      [{ "x-request-timeout-ms": "soon" }, String(3000 - MARGIN)],
+      [{ "x-request-timeout-ms": "-5" }, String(3000 - MARGIN)],
     ];
     for (const [headers, forwarded] of sent) {
       const reply = await get(`${a.url}/`, headers);
@@ -51,8 +53,9 @@ describe("apps: deadlines (x-request-timeout-ms)", function () {
     // can take longer per hop than the 50 ms margin; that is start-up, not the deadline logic).
     for (let i = 0; i < 3; i++) assert.equal((await get(`${hops[0].url}/`)).status, 200);
     const reply = await get(`${hops[0].url}/`, { "x-request-id": "deep-hang" });
-    // s1 has no header: it waits `budget` and forwards it; each hop below keeps 50 ms.
-    const lastBound = budget - 4 * MARGIN;
+    // s1 has no header: it waits `budget` and forwards 50 ms less; each hop below keeps 50 ms
+    // for its own answer and forwards 50 ms less again.
+    const lastBound = budget - 2 * 4 * MARGIN;
     assert.equal(reply.status, 504);
     assert.equal(reply.body, `{"service":"s5","error":"timed out after ${lastBound} ms","failed":"${hang.url}"}`);
     assert.ok(
@@ -70,11 +73,34 @@ describe("apps: deadlines (x-request-timeout-ms)", function () {
         (l) => l.msg === "downstream failed" && l.reqId === "deep-hang",
         "downstream failed",
       );
-      assert.equal(warn.boundMs, i === 0 ? budget : budget - i * MARGIN, `s${i + 1}'s bound`);
+      assert.equal(warn.boundMs, budget - 2 * i * MARGIN, `s${i + 1}'s bound`);
     }
     // The end of the chain saw the call with the last hop's bound.
     const call = hang.requests.find((r) => r.headers["x-request-id"] === "deep-hang");
-    assert.equal(call?.headers["x-request-timeout-ms"], String(lastBound));
+    assert.equal(call?.headers["x-request-timeout-ms"], String(lastBound - MARGIN));
+  });
+
+  it("a hang is reported by the hop that saw it even with 25 ms of transit each way per hop: A -> B -> C -> a hang, x-request-timeout-ms 1200 at A", async function () {
+    // Loopback has no transit; a real network has some. With 25 ms each way on A -> B and
+    // B -> C, a margin that covers one way only (50 ms for the request and the answer) lets
+    // B's timer, then A's, fire before C's 504 comes back: A answered `timed out after 1150 ms`
+    // naming B. Keeping the margin for the answer too leaves each hop 50 ms to spare.
+    const hang = await hangingServer();
+    const c = await startService("service-c", { DOWNSTREAM_URLS: hang.url });
+    const toC = await slowLink(c.url, 25);
+    const b = await startService("service-b", { DOWNSTREAM_URLS: toC.url });
+    const toB = await slowLink(b.url, 25);
+    const a = await startService("service-a", { DOWNSTREAM_URLS: toB.url });
+    const reply = await get(`${a.url}/`, { "x-request-timeout-ms": "1200", "x-request-id": "slow-hang" });
+    // Each hop waits the margin less than it was given, and forwards the margin less again
+    // (time for its callee's answer to come back): C waits at most 1200 - 5 x 50 (less what
+    // B spent before its call went out).
+    assert.equal(reply.status, 504);
+    const body = JSON.parse(reply.body);
+    assert.deepEqual([body.service, body.failed], ["service-c", hang.url], reply.body);
+    const waited = Number(/^timed out after (\d+) ms$/.exec(body.error)?.[1]);
+    assert.ok(waited <= 1200 - 5 * MARGIN && waited > 1200 - 6 * MARGIN, reply.body);
+    assert.ok(reply.ms < 1200, `A answered after ${Math.round(reply.ms)} ms (budget 1200 ms)`);
   });
 
   it("a spent budget answers 504 at once without calling any downstream", async function () {

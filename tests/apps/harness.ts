@@ -220,3 +220,45 @@ export function hangingServer(): Promise<FakeServer> {
 export async function refusedUrl(): Promise<string> {
   return `http://127.0.0.1:${await freePort()}/`;
 }
+
+/**
+ * A TCP proxy on loopback in front of `target` that delays every chunk by `delayMs` each way:
+ * the network transit between two hops, which loopback does not have. Order is kept (equal
+ * delays fire in order). Closed by {@link stopAll}.
+ */
+export async function slowLink(target: string, delayMs: number): Promise<{ url: string }> {
+  const to = new URL(target);
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(to.port), to.hostname);
+    for (const [from, into] of [
+      [client, upstream],
+      [upstream, client],
+    ] as const) {
+      sockets.add(from);
+      from.on("data", (chunk) => setTimeout(() => into.write(chunk), delayMs));
+      from.on("end", () => setTimeout(() => into.end(), delayMs));
+      from.on("error", () => into.destroy());
+      from.on("close", () => {
+        sockets.delete(from);
+        setTimeout(() => into.destroy(), delayMs);
+      });
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  fakes.add({
+    url: "",
+    port,
+    requests: [],
+    connections: 0,
+    open: 0,
+    nthRequest: () => new Promise(() => undefined),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  });
+  return { url: `http://127.0.0.1:${port}/` };
+}

@@ -27,9 +27,11 @@ export interface App {
 /** The header that carries a request's remaining budget, in ms, relative (app contract). */
 export const TIMEOUT_HEADER = "x-request-timeout-ms";
 /**
- * What a hop keeps for itself out of the budget it was given: each downstream call is bounded
- * by the budget less this, so a callee's timeout fires before its caller's, and its 504 has
- * time to travel back up. Over a chain of n hops the last one waits n x 50 ms less than the first.
+ * The time an answer needs to travel back one hop. A hop keeps it twice out of the budget it
+ * was given: its downstream calls are bounded by the budget less this (so its own answer reaches
+ * its caller in time), and each call forwards its bound less this again (so the callee's answer,
+ * a 504 of its own included, reaches this hop before this hop's timer fires). A hang deep in a
+ * chain is then reported by the hop that saw it: each hop waits 2 x 50 ms less than its caller.
  */
 export const DEADLINE_MARGIN_MS = 50;
 
@@ -169,7 +171,9 @@ export function createApp(config: Config, log: Logger): App {
       log.info({ reqId, method: req.method, path: "/", status: 504, budget, error }, "request");
       return;
     }
-    const pending = downstreams.map((target, i) => new Call(pool, target, gates[i], reqId, boundMs));
+    const pending = downstreams.map(
+      (target, i) => new Call(pool, target, gates[i], reqId, boundMs, DEADLINE_MARGIN_MS),
+    );
     for (const call of pending) calls.add(call);
     // Once the answer is decided (or the client has gone), calls still running are cancelled.
     const cancelRest = () => {

@@ -269,8 +269,9 @@ const TIMED_OUT = new Error("downstream call timed out");
 
 /**
  * `GET /` on one downstream with `x-request-id` and `x-request-timeout-ms` (what is left of the
- * bound when it goes out, so the callee spends no more than this caller waits), bounded as a
- * whole (its wait at the gate, connect, headers, body) by `timeoutMs`; it goes out when `gate`
+ * bound when it goes out, less `answerMarginMs`: the callee's own failure then has that long to
+ * travel back before this caller gives up on it), bounded as a whole (its wait at the gate,
+ * connect, headers, body) by `timeoutMs`; it goes out when `gate`
  * gives it its turn. It never throws: `result` resolves with a CallResult. `cancel()` ends it
  * early (the caller no longer needs the answer); `shorten(atMs)` brings its end forward.
  *
@@ -301,6 +302,7 @@ export class Call implements Dispatcher.DispatchHandler {
     private readonly gate: Gate,
     requestId: string,
     private timeoutMs: number,
+    private readonly answerMarginMs = 0,
   ) {
     this.result = new Promise((resolve) => (this.resolve = resolve));
     this.endsAt = this.started + timeoutMs;
@@ -315,12 +317,12 @@ export class Call implements Dispatcher.DispatchHandler {
     return !this.settled && this.endsAt - now >= Math.max(MIN_START_MS, this.timeoutMs / 4);
   }
 
-  /** Its turn at the gate: sends the request, with the time it has left as the callee's budget. */
+  /** Its turn at the gate: sends the request, with the time it has left, less the answer's margin, as the callee's budget. */
   start(): void {
     this.dispatched = true;
     this.awaitingConnection = true;
     const left = Math.min(this.timeoutMs, Math.max(1, Math.round(this.endsAt - performance.now())));
-    this.headers["x-request-timeout-ms"] = String(left);
+    this.headers["x-request-timeout-ms"] = String(Math.max(0, left - this.answerMarginMs));
     this.pool.send({ origin: this.target.origin, path: "/", method: "GET", headers: this.headers }, this);
   }
 
