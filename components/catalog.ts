@@ -2,19 +2,19 @@
 //
 // The whole config is checked before any resource is registered, and every problem is
 // reported at once (a user fixing a catalog should not have to run `pulumi preview` once
-// per typo). Each problem names the field, the value and what would be valid.
+// per typo). Each problem names the field, the value and what would be valid. This file is
+// the schema of each key and field; the rules that need the whole catalog are in
+// catalog-rules.ts, the apps' env contract in app-contract.ts, image references in image-ref.ts.
 import * as net from "net";
 import * as path from "path";
 import { z } from "zod";
-import { findCycles } from "./graph";
+import { checkCatalog, NODE_PORT_MAX, NODE_PORT_MIN } from "./catalog-rules";
+import { imagePinProblem, REGISTRY, REPOSITORY_COMPONENT } from "./image-ref";
+import { ConfigError, show } from "./problems";
 
 /** The Service types a catalog entry may ask for. */
 const EXPOSE_TYPES = ["ClusterIP", "NodePort", "LoadBalancer"] as const;
 export type ExposeType = (typeof EXPOSE_TYPES)[number];
-
-/** Kubernetes' NodePort range (the API server's default `--service-node-port-range`). */
-const NODE_PORT_MIN = 30000;
-const NODE_PORT_MAX = 32767;
 
 /**
  * `rolloutTimeoutSeconds`: how long one rollout (and any Service's wait for endpoints or a
@@ -32,8 +32,6 @@ const DNS_1035 = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
 const DNS_1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/;
 /** Names of the Services that hold pinned node ports (`node-port-30080`): no catalog entry may take one. */
 const RESERVED_NAME = /^node-port-[0-9]+$/;
-/** The name of the stack's default-deny NetworkPolicy; a service named so would take its name. */
-export const DEFAULT_DENY_POLICY_NAME = "k8s-chain-default-deny";
 /** Kubernetes' rule for env var names (C identifiers plus `-` and `.`). */
 const ENV_NAME = /^[-._a-zA-Z][-._a-zA-Z0-9]*$/;
 /** Label keys: optional DNS prefix (at most 253 characters, checked apart), then a name of at most 63 characters. */
@@ -43,46 +41,8 @@ const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
 /** An HTTP path the kubelet can probe: `/`, then RFC 3986 path characters; no query, no fragment. */
 const HEALTH_PATH = /^\/([A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2})*$/;
 
-/**
- * The image reference grammar of the distribution project (`reference/regexp.go`), which
- * containerd and the kubelet parse every image with: `[host[:port]/]path[:tag][@digest]`,
- * path components lower-case.
- */
-const REF_PATH_COMPONENT = "[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*";
-const REF_DOMAIN_COMPONENT = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
-const REF_HOST = `(?:${REF_DOMAIN_COMPONENT}(?:\\.${REF_DOMAIN_COMPONENT})*|\\[[a-fA-F0-9:]+\\])`;
-const REF_DOMAIN = `${REF_HOST}(?::([0-9]+))?`;
-const REF_NAME = `(?:(${REF_DOMAIN})/)?${REF_PATH_COMPONENT}(?:/${REF_PATH_COMPONENT})*`;
-const IMAGE_REFERENCE = new RegExp(
-  `^(${REF_NAME})(?::([\\w][\\w.-]{0,127}))?(?:@([A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9A-Fa-f]{32,}))?$`,
-);
-/** One path component of a repository name: what an app folder's name becomes (plan.ts, imageName). */
-const REPOSITORY_COMPONENT = new RegExp(`^${REF_PATH_COMPONENT}$`);
-/** A registry prefix: `host[:port]` and optional path components (what goes before `/<name>`). */
-const REGISTRY = new RegExp(`^(${REF_DOMAIN})(?:/${REF_PATH_COMPONENT})*$`);
-
 /** Namespaces the stack must not own: it would label them and delete them on `destroy`. */
 const KUBE_NAMESPACE = /^kube-/;
-
-/** The env vars the apps in `apps/` parse (apps/shared/src/config.ts), with their ranges. */
-const APP_ENV_INTS = {
-  DOWNSTREAM_TIMEOUT_MS: { min: 1, max: 3_600_000, unit: "milliseconds" },
-  DOWNSTREAM_CONCURRENCY: { min: 1, max: 100_000, unit: "calls at once" },
-  SHUTDOWN_DELAY_MS: { min: 0, max: 3_600_000, unit: "milliseconds" },
-  SHUTDOWN_TIMEOUT_MS: { min: 1, max: 3_600_000, unit: "milliseconds" },
-} as const;
-/** The apps' default `SHUTDOWN_TIMEOUT_MS` (apps/shared/src/config.ts). */
-export const APP_SHUTDOWN_TIMEOUT_DEFAULT_MS = 10_000;
-/** The apps' default `DOWNSTREAM_TIMEOUT_MS` (apps/shared/src/config.ts): the budget of a request with no `x-request-timeout-ms`. */
-export const APP_DOWNSTREAM_TIMEOUT_DEFAULT_MS = 2000;
-/**
- * The apps' deadline margin (apps/shared/src/app.ts `DEADLINE_MARGIN_MS`): a hop bounds its calls
- * by its budget less this, and forwards that bound less this again.
- */
-export const APP_DEADLINE_MARGIN_MS = 50;
-/** The least a caller at the end of a chain must still have for its downstream call, once every hop above kept its margin. */
-const MIN_CALL_BUDGET_MS = 100;
-const APP_LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
 /** One service of the catalog, with every default resolved. */
 export interface ServiceConfig {
@@ -202,31 +162,6 @@ export interface ParseContext {
   projectRoot: string;
   /** Whether a path exists, and whether it is a directory. */
   stat(p: string): "file" | "dir" | undefined;
-}
-
-/** Thrown when the config has problems; `problems` holds one line per problem. */
-export class ConfigError extends Error {
-  constructor(public readonly problems: string[]) {
-    super(formatProblems(problems));
-    this.name = "ConfigError";
-  }
-}
-
-/** The one error text a user reads for config problems: a count, then one line per problem. */
-export function formatProblems(problems: string[]): string {
-  const noun = problems.length === 1 ? "problem" : "problems";
-  return (
-    `k8s-chain config has ${problems.length} ${noun}; nothing was created:\n` +
-    problems.map((p) => `  - ${p}`).join("\n")
-  );
-}
-
-/** Renders a value the way the user wrote it, for messages. */
-export function show(value: unknown): string {
-  if (value === undefined) {
-    return "undefined";
-  }
-  return JSON.stringify(value);
 }
 
 /** An integer field; every way of getting it wrong gets the same message, naming the value. */
@@ -368,47 +303,6 @@ function cidrProblem(cidr: string): string | undefined {
 }
 
 type Entry = { [K in keyof typeof fieldSchemas]?: z.infer<(typeof fieldSchemas)[K]> };
-
-/** Checks that an image reference is pinned: a `sha256` digest or an explicit tag other than `latest`. */
-export function imagePinProblem(image: string): string | undefined {
-  const at = image.indexOf("@");
-  if (at >= 0) {
-    return /^sha256:[a-f0-9]{64}$/.test(image.slice(at + 1))
-      ? imageReferenceProblem(image)
-      : `${show(image)} has a malformed digest; use "name@sha256:<64 hex digits>"`;
-  }
-  const lastSlash = image.lastIndexOf("/");
-  const colon = image.indexOf(":", lastSlash + 1);
-  if (colon < 0) {
-    return `${show(image)} has no tag, so it means "latest" and is not pinned; add an explicit tag or an @sha256: digest`;
-  }
-  const tag = image.slice(colon + 1);
-  if (tag === "latest") {
-    return `${show(image)} is tagged "latest", which is not pinned; use an explicit version tag or an @sha256: digest`;
-  }
-  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag)) {
-    return `${show(image)} has an invalid tag ${show(tag)}; tags are up to 128 letters, digits, \`_\`, \`.\` or \`-\``;
-  }
-  return imageReferenceProblem(image);
-}
-
-/** What the container runtime would refuse in an image reference (the distribution grammar), or undefined. */
-function imageReferenceProblem(image: string): string | undefined {
-  const m = IMAGE_REFERENCE.exec(image);
-  if (!m) {
-    return (
-      `${show(image)} is not a valid image reference; use [registry[:port]/]path[:tag][@sha256:digest] with a lower-case path ` +
-      '(letters, digits, and `.`, `_`, `__` or `-` between them), e.g. "ghcr.io/org/app:1.2.3"'
-    );
-  }
-  if (m[1].length > 255) {
-    return `${show(image)} has a repository name of ${m[1].length} characters; the runtime allows at most 255`;
-  }
-  if (m[3] !== undefined && (Number(m[3]) < 1 || Number(m[3]) > 65535 || m[3].startsWith("0"))) {
-    return `${show(image)} has registry port ${m[3]}; use a port from 1 to 65535`;
-  }
-  return undefined;
-}
 
 /**
  * A list without the items at `bad`, or a map without the keys in `bad`; undefined when a
@@ -750,249 +644,4 @@ function parseEntry(name: string, value: unknown, problems: string[], ctx: Parse
     healthPath,
     livenessPath,
   };
-}
-
-/** Env vars the stack sets from the catalog; `env` may not redefine them. */
-function wiredEnvNames(svc: ServiceConfig): string[] {
-  return ["SERVICE_NAME", "PORT", "DOWNSTREAM_URLS", ...svc.calls.map(urlEnvName)];
-}
-
-/** `service-b` -> `SERVICE_B_URL`. */
-export function urlEnvName(callee: string): string {
-  return `${callee.toUpperCase().replace(/-/g, "_")}_URL`;
-}
-
-/**
- * Why a label key is not the catalog's to set (undefined when it is): the stack's own keys
- * (`app`, `app.kubernetes.io/*`, which select and identify its objects), the keys Kubernetes
- * reserves for its components, and the Deployment controller's `pod-template-hash`.
- */
-function reservedLabelProblem(key: string): string | undefined {
-  const prefix = key.includes("/") ? key.slice(0, key.indexOf("/")) : "";
-  if (key === "app") {
-    return "set by the stack to the service name; remove it or use another key";
-  }
-  if (prefix === "app.kubernetes.io") {
-    return '`app.kubernetes.io/*` keys are set by the stack (its identity labels); remove it or use a prefix of your own such as "example.com/"';
-  }
-  if (/(^|\.)(kubernetes\.io|k8s\.io)$/.test(prefix)) {
-    return `the prefix ${show(prefix)} is reserved for Kubernetes components; use a prefix of your own such as "example.com/"`;
-  }
-  if (key === "pod-template-hash") {
-    return "set by the Deployment controller on every pod; remove it or use another key";
-  }
-  return undefined;
-}
-
-/** The timing an app built here will run with: its env, else the defaults; undefined where the env value is refused (reported apart). */
-interface AppTiming {
-  downstreamTimeoutMs?: number;
-  shutdownDelayMs?: number;
-  shutdownTimeoutMs?: number;
-}
-
-/**
- * The env values an app built from this project parses at start (apps/shared/src/config.ts),
- * checked as the app would, and how its own timing fits together: the drain inside the pod's
- * grace period (else SIGKILL cuts it), and the longest a request waits inside the shutdown
- * timeout (the app answers every request by then, so a longer wait would end in a 504).
- */
-function appEnvProblems(svc: ServiceConfig, at: string): { problems: string[]; timing: AppTiming } {
-  const graceSeconds = TERMINATION_GRACE_SECONDS;
-  const problems: string[] = [];
-  const ints: Record<string, number> = {};
-  for (const [key, range] of Object.entries(APP_ENV_INTS)) {
-    const raw = svc.env[key];
-    if (raw === undefined || raw.trim() === "") {
-      continue;
-    }
-    const value = /^\d+$/.test(raw.trim()) ? Number(raw.trim()) : NaN;
-    if (!Number.isSafeInteger(value) || value < range.min || value > range.max) {
-      problems.push(
-        `${at}.env.${key}: ${show(raw)} is refused by the app at start; use an integer from ${range.min} to ${range.max} (${range.unit})`,
-      );
-    } else {
-      ints[key] = value;
-    }
-  }
-  const level = svc.env.LOG_LEVEL?.trim();
-  if (level !== undefined && level !== "" && !(APP_LOG_LEVELS as readonly string[]).includes(level)) {
-    problems.push(
-      `${at}.env.LOG_LEVEL: ${show(svc.env.LOG_LEVEL)} is refused by the app at start; use one of ${APP_LOG_LEVELS.join(", ")}`,
-    );
-  }
-  const orDefault = (key: keyof typeof APP_ENV_INTS, fallback: number) =>
-    ints[key] ?? (svc.env[key] === undefined || svc.env[key].trim() === "" ? fallback : undefined);
-  const timing: AppTiming = {
-    downstreamTimeoutMs: orDefault("DOWNSTREAM_TIMEOUT_MS", APP_DOWNSTREAM_TIMEOUT_DEFAULT_MS),
-    // The stack's drain delay, else `env`'s (an empty value: the app's 0).
-    shutdownDelayMs: stackDrainDelayMs(svc) ?? orDefault("SHUTDOWN_DELAY_MS", 0),
-    shutdownTimeoutMs: orDefault("SHUTDOWN_TIMEOUT_MS", APP_SHUTDOWN_TIMEOUT_DEFAULT_MS),
-  };
-  const { downstreamTimeoutMs: wait, shutdownDelayMs: delay, shutdownTimeoutMs: timeout } = timing;
-  if (delay !== undefined && timeout !== undefined && delay + timeout >= graceSeconds * 1000) {
-    problems.push(
-      `${at}.env: SHUTDOWN_DELAY_MS (${delay}) + SHUTDOWN_TIMEOUT_MS (${timeout}) = ${delay + timeout} ms does not fit ` +
-        `the pod's ${graceSeconds} s grace period, so Kubernetes would kill the drain; keep the sum under ${graceSeconds * 1000} ms`,
-    );
-  }
-  if (svc.calls.length > 0 && wait !== undefined && timeout !== undefined && wait + APP_DEADLINE_MARGIN_MS > timeout) {
-    problems.push(
-      `${at}.env: DOWNSTREAM_TIMEOUT_MS (${wait}) + the apps' ${APP_DEADLINE_MARGIN_MS} ms deadline margin = ` +
-        `${wait + APP_DEADLINE_MARGIN_MS} ms does not fit SHUTDOWN_TIMEOUT_MS (${timeout}), so a request taken as the drain ends ` +
-        `would be cut short with a 504; keep DOWNSTREAM_TIMEOUT_MS at most ${timeout - APP_DEADLINE_MARGIN_MS} or raise ` +
-        `SHUTDOWN_TIMEOUT_MS to at least ${wait + APP_DEADLINE_MARGIN_MS}`,
-    );
-  }
-  return { problems, timing };
-}
-
-/**
- * Deadlines down every chain of apps built here: a request entering at `k` (no header) has
- * k's DOWNSTREAM_TIMEOUT_MS, and each hop forwards its bound less the apps' margin, then bounds
- * its own calls by that less the margin again, so the caller `hops` levels down has that budget
- * less 2 x `hops` margins for its own call. For
- * each such `k`, the longest run of callers below it must leave MIN_CALL_BUDGET_MS (an entry
- * lower in the chain with a smaller budget is checked as its own `k`). Services with a prebuilt
- * image end a run: whether they honour the header is unknown.
- */
-function deadlineProblems(services: ServiceConfig[], timings: Map<string, AppTiming>): string[] {
-  const byName = new Map(services.map((s) => [s.name, s]));
-  const isAppCaller = (name: string) => timings.has(name) && (byName.get(name)?.calls.length ?? 0) > 0;
-  /** The longest path of app-built callers below `name` (names after it), memoised; cycles are reported elsewhere. */
-  const longest = new Map<string, string[]>();
-  const visiting = new Set<string>();
-  const below = (name: string): string[] => {
-    const known = longest.get(name);
-    if (known !== undefined) {
-      return known;
-    }
-    if (visiting.has(name)) {
-      return [];
-    }
-    visiting.add(name);
-    let best: string[] = [];
-    for (const callee of byName.get(name)?.calls ?? []) {
-      if (callee !== name && isAppCaller(callee)) {
-        const path = [callee, ...below(callee)];
-        if (path.length > best.length) {
-          best = path;
-        }
-      }
-    }
-    visiting.delete(name);
-    longest.set(name, best);
-    return best;
-  };
-  const problems: string[] = [];
-  for (const svc of services) {
-    const budget = timings.get(svc.name)?.downstreamTimeoutMs;
-    if (!isAppCaller(svc.name) || budget === undefined) {
-      continue;
-    }
-    const path = below(svc.name);
-    const kept = 2 * APP_DEADLINE_MARGIN_MS;
-    const left = budget - path.length * kept;
-    if (path.length > 0 && left < MIN_CALL_BUDGET_MS) {
-      const chain = [svc.name, ...path];
-      const shown = chain.length > 6 ? [...chain.slice(0, 2), "...", ...chain.slice(-2)] : chain;
-      const set =
-        svc.env.DOWNSTREAM_TIMEOUT_MS === undefined || svc.env.DOWNSTREAM_TIMEOUT_MS.trim() === ""
-          ? " (the apps' default)"
-          : "";
-      problems.push(
-        `services.${svc.name}.env.DOWNSTREAM_TIMEOUT_MS: ${budget} ms${set} is the budget of a request entering at ${svc.name}; ` +
-          `the ${path.length} caller${path.length === 1 ? "" : "s"} below it (${shown.join(" -> ")}) ${path.length === 1 ? "gets" : "each get"} ${kept} ms less than ${path.length === 1 ? "its caller" : "their caller"} (the apps' ${APP_DEADLINE_MARGIN_MS} ms deadline margin, for the answer back, at both ends of a call), ` +
-          `leaving ${path[path.length - 1]} ${left} ms for its call, under the ${MIN_CALL_BUDGET_MS} ms a call needs; ` +
-          `set it to at least ${MIN_CALL_BUDGET_MS + path.length * kept} or shorten the chain`,
-      );
-    }
-  }
-  return problems;
-}
-
-/** The pod's `terminationGracePeriodSeconds` and the stack's `SHUTDOWN_DELAY_MS` (see specs.ts, which uses these). */
-export const TERMINATION_GRACE_SECONDS = 30;
-const SHUTDOWN_DELAY_MS = 5000;
-
-/** The drain delay the stack puts in a service's env: {@link SHUTDOWN_DELAY_MS}, unless `env` sets its own (then undefined). */
-export function stackDrainDelayMs(svc: Pick<ServiceConfig, "env">): number | undefined {
-  return svc.env.SHUTDOWN_DELAY_MS === undefined ? SHUTDOWN_DELAY_MS : undefined;
-}
-
-/** Rules that need the whole catalog: callees, cycles, shared node ports, env collisions, reserved names. */
-function checkCatalog(services: ServiceConfig[], problems: string[], namespace: string): void {
-  const names = new Set(services.map((s) => s.name));
-  /** The timing of every service built from an app folder here, for the deadline check. */
-  const timings = new Map<string, AppTiming>();
-  const known = [...names].sort();
-  for (const svc of services) {
-    svc.calls.forEach((callee, i) => {
-      if (callee === svc.name) {
-        problems.push(`services.${svc.name}.calls[${i}]: a service cannot call itself; remove ${show(callee)}`);
-      } else if (!names.has(callee)) {
-        const others = known.filter((n) => n !== svc.name);
-        problems.push(
-          `services.${svc.name}.calls: unknown service ${show(callee)} (known: ${others.join(", ") || "none"})`,
-        );
-      }
-    });
-    for (const key of Object.keys(svc.env)) {
-      if (wiredEnvNames(svc).includes(key)) {
-        problems.push(
-          `services.${svc.name}.env.${key}: set by the stack from the catalog; remove it (change \`port\` or \`calls\` instead)`,
-        );
-      }
-    }
-    for (const key of Object.keys(svc.labels)) {
-      const reserved = reservedLabelProblem(key);
-      if (reserved) {
-        problems.push(`services.${svc.name}.labels.${key}: ${reserved}`);
-      } else if (key.includes("/") && key.indexOf("/") > 253) {
-        problems.push(
-          `services.${svc.name}.labels.${key}: the prefix is ${key.indexOf("/")} characters; a label key's DNS prefix has at most 253`,
-        );
-      }
-    }
-    if (svc.source.kind === "app") {
-      const app = appEnvProblems(svc, `services.${svc.name}`);
-      problems.push(...app.problems);
-      timings.set(svc.name, app.timing);
-    }
-    if (svc.name === DEFAULT_DENY_POLICY_NAME) {
-      problems.push(
-        `services.${svc.name}: ${show(svc.name)} is reserved: the stack names its default-deny NetworkPolicy so; rename the service`,
-      );
-    }
-    if (svc.name === "kubernetes" && namespace === "default") {
-      problems.push(
-        `services.${svc.name}: "kubernetes" in namespace "default" is the API server's own Service, which the stack would take over; rename the service or set \`namespace\``,
-      );
-    }
-  }
-  problems.push(
-    ...deadlineProblems(
-      services.map((s) => ({ ...s, calls: s.calls.filter((c) => names.has(c)) })),
-      timings,
-    ),
-  );
-  const graph = new Map(services.map((s) => [s.name, s.calls.filter((c) => c !== s.name && names.has(c))]));
-  for (const cycle of findCycles(graph)) {
-    problems.push(
-      `services.${cycle[0]}.calls: call cycle ${cycle.join(" -> ")}; the chain must end, so remove one of these calls`,
-    );
-  }
-  const byNodePort = new Map<number, string[]>();
-  for (const svc of services) {
-    if (svc.nodePort !== undefined) {
-      byNodePort.set(svc.nodePort, [...(byNodePort.get(svc.nodePort) ?? []), svc.name]);
-    }
-  }
-  for (const [port, users] of byNodePort) {
-    for (const user of users.slice(1)) {
-      problems.push(
-        `services.${user}.nodePort: ${port} is already used by ${users[0]}; node ports are cluster-wide, pick another in ${NODE_PORT_MIN}-${NODE_PORT_MAX}`,
-      );
-    }
-  }
 }

@@ -1,7 +1,8 @@
 // Reads the stack config from Pulumi and the file system, then hands it to the pure parser.
 import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
-import { ConfigError, parseStackConfig, RawStackConfig, StackConfig } from "./catalog";
+import { parseStackConfig, RawStackConfig, StackConfig } from "./catalog";
+import { ConfigError } from "./problems";
 import type { ChainCluster } from "./chain";
 
 /** The keys whose values are objects (Pulumi hands them over as JSON); every other key is flat. */

@@ -4,13 +4,9 @@
 // against the Kubernetes schema) without Pulumi. The components only register these.
 import type * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import {
-  DEFAULT_DENY_POLICY_NAME,
-  ServiceConfig,
-  stackDrainDelayMs,
-  TERMINATION_GRACE_SECONDS,
-  urlEnvName,
-} from "./catalog";
+import { stackDrainDelayMs, TERMINATION_GRACE_SECONDS } from "./app-contract";
+import type { ServiceConfig } from "./catalog";
+import { DEFAULT_DENY_POLICY_NAME, urlEnvName } from "./catalog-rules";
 
 type Deployment = k8s.types.input.apps.v1.Deployment;
 type Namespace = k8s.types.input.core.v1.Namespace;

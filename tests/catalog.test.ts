@@ -6,13 +6,11 @@ import {
   APP_DEADLINE_MARGIN_MS,
   APP_DOWNSTREAM_TIMEOUT_DEFAULT_MS,
   APP_SHUTDOWN_TIMEOUT_DEFAULT_MS,
-  ConfigError,
-  hostPlatform,
-  imagePinProblem,
-  parseStackConfig,
-  ROLLOUT_TIMEOUT_SECONDS,
-  urlEnvName,
-} from "../components/catalog";
+} from "../components/app-contract";
+import { hostPlatform, parseStackConfig, ROLLOUT_TIMEOUT_SECONDS } from "../components/catalog";
+import { urlEnvName } from "../components/catalog-rules";
+import { imagePinProblem } from "../components/image-ref";
+import { ConfigError } from "../components/problems";
 import { nodePortServiceName } from "../components/specs";
 import { DEADLINE_MARGIN_MS } from "../apps/shared/src/app";
 import { loadConfig } from "../apps/shared/src/config";

@@ -1,4 +1,5 @@
-import { ConfigError, parseStackConfig, RawStackConfig, StackConfig } from "../../components/catalog";
+import { parseStackConfig, RawStackConfig, StackConfig } from "../../components/catalog";
+import { ConfigError } from "../../components/problems";
 import { planChain, ServicePlan } from "../../components/plan";
 
 /** A fake file system holding `apps/<name>/Dockerfile` for the given app folders. */

@@ -3,6 +3,7 @@ import http, { STATUS_CODES } from "node:http";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Config } from "./config";
+import { DEADLINE_MARGIN_MS } from "./deadline";
 import { Call, downstreamOf, DownstreamPool, Gate, type CallResult } from "./downstream";
 import type { Logger } from "./logger";
 
@@ -24,16 +25,10 @@ export interface App {
   close(): Promise<void>;
 }
 
+export { DEADLINE_MARGIN_MS };
+
 /** The header that carries a request's remaining budget, in ms, relative (app contract). */
 export const TIMEOUT_HEADER = "x-request-timeout-ms";
-/**
- * The time an answer needs to travel back one hop. A hop keeps it twice out of the budget it
- * was given: its downstream calls are bounded by the budget less this (so its own answer reaches
- * its caller in time), and each call forwards its bound less this again (so the callee's answer,
- * a 504 of its own included, reaches this hop before this hop's timer fires). A hang deep in a
- * chain is then reported by the hop that saw it: each hop waits 2 x 50 ms less than its caller.
- */
-export const DEADLINE_MARGIN_MS = 50;
 
 const HEALTH_OK = Buffer.from('{"status":"ok"}');
 const LIVE = Buffer.from('{"status":"alive"}');

@@ -26,6 +26,18 @@ export interface Config {
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
+/**
+ * The integer env vars, each with its default and the range the app accepts. Exported as data
+ * so the stack validates a catalog's `env` against the app's own contract, not a copy of it.
+ */
+export const INT_ENV = {
+  PORT: { default: 8080, min: 0, max: 65535 },
+  DOWNSTREAM_TIMEOUT_MS: { default: 2000, min: 1, max: 3_600_000 },
+  DOWNSTREAM_CONCURRENCY: { default: 256, min: 1, max: 100_000 },
+  SHUTDOWN_DELAY_MS: { default: 0, min: 0, max: 3_600_000 },
+  SHUTDOWN_TIMEOUT_MS: { default: 10_000, min: 1, max: 3_600_000 },
+} as const;
+
 /** Every `scheme://user:password@` in `text` becomes `scheme://***@` (`http://user:pass@host/x` -> `http://***@host/x`). */
 export function redactUrl(text: string): string {
   return text.replace(/([a-zA-Z][a-zA-Z0-9+.-]*:\/\/)[^\s/?#]*@/g, "$1***@");
@@ -40,7 +52,8 @@ type Env = Readonly<Record<string, string | undefined>>;
 export function loadConfig(env: Env, defaultServiceName: string): Config {
   const problems: string[] = [];
 
-  const integer = (key: string, fallback: number, min: number, max: number): number => {
+  const integer = (key: keyof typeof INT_ENV): number => {
+    const { default: fallback, min, max } = INT_ENV[key];
     const raw = env[key]?.trim() ?? "";
     if (raw === "") return fallback;
     const value = /^\d+$/.test(raw) ? Number(raw) : NaN;
@@ -51,11 +64,11 @@ export function loadConfig(env: Env, defaultServiceName: string): Config {
     return value;
   };
 
-  const port = integer("PORT", 8080, 0, 65535);
-  const downstreamTimeoutMs = integer("DOWNSTREAM_TIMEOUT_MS", 2000, 1, 3_600_000);
-  const downstreamConcurrency = integer("DOWNSTREAM_CONCURRENCY", 256, 1, 100_000);
-  const shutdownDelayMs = integer("SHUTDOWN_DELAY_MS", 0, 0, 3_600_000);
-  const shutdownTimeoutMs = integer("SHUTDOWN_TIMEOUT_MS", 10_000, 1, 3_600_000);
+  const port = integer("PORT");
+  const downstreamTimeoutMs = integer("DOWNSTREAM_TIMEOUT_MS");
+  const downstreamConcurrency = integer("DOWNSTREAM_CONCURRENCY");
+  const shutdownDelayMs = integer("SHUTDOWN_DELAY_MS");
+  const shutdownTimeoutMs = integer("SHUTDOWN_TIMEOUT_MS");
 
   const serviceName = env.SERVICE_NAME?.trim() || defaultServiceName;
 
