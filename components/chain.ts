@@ -21,7 +21,7 @@ export interface ChainOptions {
    * inputs (a digest of them, or the configured `imageTag`).
    */
   versionFor?: (inputs: BuildInputs) => Promise<ImageVersion & { args?: Record<string, string> }>;
-  /** The cluster and how to reach it; see {@link ChainCluster}. Ignored in render mode (`renderDir`). */
+  /** The cluster and how to reach it; see {@link ChainCluster}. In render mode (`renderDir`) it may name no provider. */
   cluster?: ChainCluster;
 }
 
@@ -35,7 +35,7 @@ export interface ChainOptions {
 export interface ChainCluster {
   /** The kubernetes provider for every object; the default provider when absent. */
   provider?: k8s.Provider;
-  /** The kubeconfig that provider uses: a path or the contents (pass it as a secret). */
+  /** The kubeconfig that provider uses: a path or the contents, as a string (pulumi-eks: `cluster.kubeconfigJson`); pass it as a secret. */
   kubeconfig?: pulumi.Input<string | undefined>;
   /** Its context; the kubeconfig's current context when absent. */
   context?: string;
