@@ -194,9 +194,14 @@ function timeline(deploys: WatchEvent<IDeployment>[], slices: WatchEvent<IEndpoi
   return { created, avail, endpoints };
 }
 
-/** Asserts that each caller's Deployment appeared only after its callees were available with endpoints. */
+/**
+ * Asserts that each caller's Deployment appeared only after its callees were available with
+ * endpoints; returns a line per call, then the ordering's cost per call level (median and max
+ * of those gaps: the time the stack adds between a callee ready and its caller created).
+ */
 function assertOrdered(services: RawServices, t: ReturnType<typeof timeline>): string[] {
   const lines: string[] = [];
+  const gaps: number[] = [];
   for (const [name, svc] of Object.entries(services)) {
     // `calls` as the catalog lists them (a list of service names; this catalog is the dev stack's, valid).
     for (const callee of (svc.calls as string[] | undefined) ?? []) {
@@ -209,8 +214,15 @@ function assertOrdered(services: RawServices, t: ReturnType<typeof timeline>): s
         `${name}'s Deployment was created ${ready - created} ms before its callee ${callee} was available with endpoints`,
       );
       lines.push(`${callee} ready -> ${name} created: +${created - ready} ms`);
+      gaps.push(created - ready);
     }
   }
+  gaps.sort((a, b) => a - b);
+  const median =
+    gaps.length % 2 ? gaps[(gaps.length - 1) / 2] : (gaps[gaps.length / 2 - 1] + gaps[gaps.length / 2]) / 2;
+  lines.push(
+    `ordering cost per call level: median ${median} ms, max ${gaps[gaps.length - 1]} ms over ${gaps.length} levels (goal: under 1000 ms)`,
+  );
   return lines;
 }
 
