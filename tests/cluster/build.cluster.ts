@@ -7,7 +7,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { EngineStack, engineBin, PreviewStep, REPO, urnName, urnType } from "../engine/harness";
 import { run, tempDir } from "../support/process";
-import { cluster, eventually, get, kubectlJson, pushedImages } from "./harness";
+import { cluster, eventually, get, kubectlJson, pushedImages, takeDown } from "./harness";
 import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
 import type { KubeList } from "../support/objects";
 
@@ -70,15 +70,7 @@ describe("the stack's own image build on the real docker provider", function () 
   });
 
   after(async function () {
-    for (const stack of stacks) {
-      // A scenario that failed half-way leaves its objects: take them down (a no-op after a destroy).
-      await stack.pulumiAsync(["destroy", "--yes", "--skip-preview"], "destroy (cleanup)");
-      console.log("      timings:");
-      for (const t of stack.timings) {
-        console.log(`        ${t.what.padEnd(60)} ${t.seconds.toFixed(1).padStart(6)} s  exit ${t.code}`);
-      }
-      stack.dispose();
-    }
+    await takeDown(stacks);
     fs.rmSync(work, { recursive: true, force: true });
   });
 

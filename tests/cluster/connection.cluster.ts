@@ -10,7 +10,7 @@ import * as path from "path";
 import * as YAML from "yaml";
 import { EngineStack, engineBin, REPO, RunResult } from "../engine/harness";
 import { tempDir } from "../support/process";
-import { cluster, eventually, get, kubectl, kubectlJson, kubectlStdin, pushedImages } from "./harness";
+import { cluster, eventually, get, kubectl, kubectlJson, kubectlStdin, pushedImages, takeDown } from "./harness";
 import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
 import type { KubeList } from "../support/objects";
 
@@ -83,15 +83,7 @@ describe("the cluster the stack's provider uses, and nothing else", function () 
   });
 
   after(async function () {
-    for (const stack of stacks) {
-      // A scenario that failed half-way leaves its objects: take them down (a no-op after a destroy).
-      await stack.pulumiAsync(["destroy", "--yes", "--skip-preview"], "destroy (cleanup)");
-      console.log("      timings:");
-      for (const t of stack.timings) {
-        console.log(`        ${t.what.padEnd(60)} ${t.seconds.toFixed(1).padStart(6)} s  exit ${t.code}`);
-      }
-      stack.dispose();
-    }
+    await takeDown(stacks);
     fs.rmSync(work, { recursive: true, force: true });
   });
 

@@ -6,6 +6,7 @@ import * as http from "http";
 import * as https from "https";
 import * as path from "path";
 import * as YAML from "yaml";
+import type { EngineStack } from "../engine/harness";
 import type { KubeObject } from "../support/objects";
 import { run } from "../support/process";
 
@@ -157,5 +158,21 @@ export async function eventually<T>(ms: number, f: () => Promise<T>): Promise<T>
       }
       await new Promise((r) => setTimeout(r, 250));
     }
+  }
+}
+
+/**
+ * The end of a file of scenarios that each made a stack: destroys each one (a scenario that
+ * failed half-way leaves its objects; a no-op after its own destroy), prints its timed pulumi
+ * commands, and removes its temp folder.
+ */
+export async function takeDown(stacks: EngineStack[]): Promise<void> {
+  for (const stack of stacks) {
+    await stack.pulumiAsync(["destroy", "--yes", "--skip-preview"], "destroy (cleanup)");
+    console.log("      timings:");
+    for (const t of stack.timings) {
+      console.log(`        ${t.what.padEnd(60)} ${t.seconds.toFixed(1).padStart(6)} s  exit ${t.code}`);
+    }
+    stack.dispose();
   }
 }
