@@ -7,18 +7,19 @@ import * as fs from "fs";
 import * as path from "path";
 import { EngineStack, engineBin, PreviewStep, REPO, urnName, urnType } from "../engine/harness";
 import { run, tempDir } from "../support/process";
-import { cluster, eventually, get, kubectlJson, pushedImages, takeDown } from "./harness";
+import {
+  baseImage,
+  buildConfig,
+  cluster,
+  errorLines,
+  eventually,
+  get,
+  kubectlJson,
+  pushedImages,
+  takeDown,
+} from "./harness";
 import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
 import type { KubeList } from "../support/objects";
-
-/** How the stack builds on this machine (see stack.cluster.ts: no Docker Hub, no bridge network). */
-function buildConfig(registry: boolean): Record<string, unknown> {
-  return {
-    ...(registry ? { registry: pushedImages().registry } : {}),
-    buildArgs: { NODE_IMAGE: process.env.K8S_CHAIN_CLUSTER_BASE_IMAGE },
-    buildNetwork: "host",
-  };
-}
 
 /**
  * A checkout of the program in a git repo of its own (index.ts, components/, apps/ without
@@ -164,7 +165,7 @@ describe("the stack's own image build on the real docker provider", function () 
     const script = [
       "set -euo pipefail",
       first.replace(/^npm ci && /, ""),
-      `pulumi config set --path 'k8s-chain:buildArgs.NODE_IMAGE' '${process.env.K8S_CHAIN_CLUSTER_BASE_IMAGE}'`,
+      `pulumi config set --path 'k8s-chain:buildArgs.NODE_IMAGE' '${baseImage()}'`,
       "pulumi config set k8s-chain:buildNetwork host",
       second.replace("localhost:5001", pushedImages().registry),
       "pulumi stack output images --json",
@@ -220,11 +221,7 @@ describe("the stack's own image build on the real docker provider", function () 
     const t0 = Date.now();
     const r = await stack.pulumiAsync(["up", "--yes", "--skip-preview"], "up (no registry)");
     const s = (Date.now() - t0) / 1000;
-    const errors = (r.stdout + r.stderr)
-      .split("\n")
-      .filter((l) => /error:/.test(l))
-      .join("\n");
-    console.log(`      no registry: up failed after ${s.toFixed(1)} s (rolloutTimeoutSeconds 120 s)\n${errors}`);
+    console.log(`      no registry: up failed after ${s.toFixed(1)} s (rolloutTimeoutSeconds 120 s)\n${errorLines(r)}`);
     assert.notStrictEqual(r.code, 0);
     assert.ok(s < 60, `up took ${s} s: an image the node cannot pull must not wait out the 120 s rollout`);
     assert.match(

@@ -8,9 +8,19 @@ import * as fs from "fs";
 import * as net from "net";
 import * as path from "path";
 import * as YAML from "yaml";
-import { EngineStack, engineBin, REPO, RunResult } from "../engine/harness";
+import { EngineStack, engineBin, REPO } from "../engine/harness";
 import { tempDir } from "../support/process";
-import { cluster, eventually, get, kubectl, kubectlJson, kubectlStdin, pushedImages, takeDown } from "./harness";
+import {
+  cluster,
+  errorLines,
+  eventually,
+  get,
+  kubectl,
+  kubectlJson,
+  kubectlStdin,
+  pushedImages,
+  takeDown,
+} from "./harness";
 import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
 import type { KubeList } from "../support/objects";
 
@@ -49,13 +59,6 @@ function pathWithout(tool: string, dir: string): string {
   }
   return dir;
 }
-
-/** The error lines of a run, for the log. */
-const errorsOf = (r: RunResult): string =>
-  (r.stdout + r.stderr)
-    .split("\n")
-    .filter((l) => /error:/.test(l))
-    .join("\n");
 
 describe("the cluster the stack's provider uses, and nothing else", function () {
   this.timeout(0);
@@ -107,7 +110,7 @@ describe("the cluster the stack's provider uses, and nothing else", function () 
       { "kubernetes:kubeconfig": cluster.kubeconfig },
     );
     const bad = await up(stack, "up (missing image, ambient KUBECONFIG dead)");
-    console.log(errorsOf(bad));
+    console.log(errorLines(bad));
     assert.notStrictEqual(bad.code, 0);
     assert.match(
       bad.stdout + bad.stderr,
@@ -141,7 +144,7 @@ describe("the cluster the stack's provider uses, and nothing else", function () 
     const r = await up(stack, "up (refused credentials)");
     const s = (Date.now() - t0) / 1000;
     console.log(`      refused credentials: up failed after ${s.toFixed(1)} s`);
-    console.log(errorsOf(r));
+    console.log(errorLines(r));
     assert.notStrictEqual(r.code, 0);
     assert.ok(s < 15, `up took ${s} s`);
     // The kubernetes provider meets the refusal first, at the first object (before any watch),
@@ -191,7 +194,7 @@ describe("the cluster the stack's provider uses, and nothing else", function () 
       const r = await up(stack, "up (RBAC: no pods)");
       const s = (Date.now() - t0) / 1000;
       console.log(`      RBAC forbidding pods: up failed after ${s.toFixed(1)} s`);
-      console.log(errorsOf(r));
+      console.log(errorLines(r));
       assert.notStrictEqual(r.code, 0);
       assert.ok(s < 15, `up took ${s} s`);
       const text =

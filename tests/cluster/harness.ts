@@ -6,7 +6,7 @@ import * as http from "http";
 import * as https from "https";
 import * as path from "path";
 import * as YAML from "yaml";
-import type { EngineStack } from "../engine/harness";
+import type { EngineStack, RunResult } from "../engine/harness";
 import type { KubeObject } from "../support/objects";
 import { run } from "../support/process";
 
@@ -27,6 +27,32 @@ export const cluster = {
 /** The pinned references test-cluster.sh pushed: `<app>` and `<app>@v2` -> `registry/app@sha256:...`. */
 export function pushedImages(): Record<string, string> {
   return JSON.parse(fs.readFileSync(required("K8S_CHAIN_CLUSTER_IMAGES"), "utf8"));
+}
+
+/** The base image test-cluster.sh imported into its dockerd (the Dockerfiles' `NODE_IMAGE`; no Docker Hub here). */
+export function baseImage(): string {
+  return required("K8S_CHAIN_CLUSTER_BASE_IMAGE");
+}
+
+/**
+ * How the stack builds on this machine: push to the suite's registry (unless `registry` is
+ * false), the base image from the local engine, and `RUN` steps on the host network (the
+ * suite's dockerd has no bridge).
+ */
+export function buildConfig(registry = true): Record<string, unknown> {
+  return {
+    ...(registry ? { registry: pushedImages().registry } : {}),
+    buildArgs: { NODE_IMAGE: baseImage() },
+    buildNetwork: "host",
+  };
+}
+
+/** The lines of a pulumi run that carry an error, for the log. */
+export function errorLines(r: RunResult): string {
+  return (r.stdout + r.stderr)
+    .split("\n")
+    .filter((l) => /error:/.test(l))
+    .join("\n");
 }
 
 /** `kubectl <args>`; resolves with stdout, rejects with stderr on a non-zero exit. */

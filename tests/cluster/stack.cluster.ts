@@ -14,6 +14,7 @@ import {
   kubectl,
   kubectlJson,
   kubectlStdin,
+  buildConfig,
   pushedImages,
   Watch,
   WatchEvent,
@@ -42,25 +43,6 @@ function devCatalog(): RawServices {
   return structuredClone(
     YAML.parse(fs.readFileSync(path.join(REPO, "Pulumi.dev.yaml"), "utf8")).config["k8s-chain:services"],
   );
-}
-
-/**
- * How the stack builds on this machine: push to the suite's registry, the base image from the
- * local engine (no Docker Hub here), and `RUN` steps on the host network (the suite's dockerd
- * has no bridge).
- */
-function buildConfig(): Record<string, unknown> {
-  return {
-    registry: pushedImages().registry,
-    buildArgs: { NODE_IMAGE: requiredEnv("K8S_CHAIN_CLUSTER_BASE_IMAGE") },
-    buildNetwork: "host",
-  };
-}
-
-function requiredEnv(name: string): string {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set: run this suite with \`npm run test:cluster\``);
-  return v;
 }
 
 const nodePortUrl = (port: number, p = "/") => `http://127.0.0.1:${port}${p}`;
