@@ -50,11 +50,12 @@ const PATCH_FORCE_ANNOTATION = "pulumi.com/patchForce";
  * "settle" after every change to them (measured: 10 s per level of the chain, 30 of the dev
  * stack's 56 s first `up`). The stack does not need it: a service's Service is created before
  * its Deployment, whose rollout the stack's own watch waits for (every new pod Ready; the
- * provider's await is skipped too, see {@link RolloutWait}), and endpoints follow Ready pods; the cluster suite checks from the cluster's own watches that
- * every caller is created after its callees have ready endpoints. A `LoadBalancer` keeps the
- * wait, bounded by the timeout: it is how an address that never comes fails `up`.
+ * provider's await is skipped too, see {@link RolloutWait}), and endpoints follow Ready pods;
+ * the cluster suite checks from the cluster's own watches that every caller is created after
+ * its callees have ready endpoints. A `LoadBalancer` keeps the wait, bounded by the timeout:
+ * it is how an address that never comes fails `up`.
  */
-export const SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait";
+const SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait";
 
 /** The annotation on each Deployment (its metadata, not the pod template) naming the image's revision. */
 export const REVISION_ANNOTATION = "k8s-chain.dev/revision";
