@@ -85,10 +85,13 @@ export class MicroService extends pulumi.ComponentResource {
 
     // Its policy is in place before its pods start, so they never run with only the
     // default deny (no DNS, no callees). The provider does not wait on a NetworkPolicy.
+    // Named after what it allows (see networkPolicySpec): a change creates the new one here
+    // and Pulumi deletes the old one when the `up` ends, after the old pods are gone.
     if (args.networkPolicy) {
+      const policy = networkPolicySpec(svc, plan.callers, plan.callees, placement);
       this.networkPolicy = new k8s.networking.v1.NetworkPolicy(
-        `${name}-network-policy`,
-        networkPolicySpec(svc, plan.callers, plan.callees, placement),
+        `${name}-network-policy-${policy.metadata.name.slice(-8)}`,
+        policy,
         { parent: this, dependsOn: waitFor },
       );
     }

@@ -3,6 +3,7 @@
 // Everything the cluster will see is decided here, so it can be tested (and validated
 // against the Kubernetes schema) without Pulumi. The components only register these.
 import type * as k8s from "@pulumi/kubernetes";
+import { createHash } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { stackDrainDelayMs, TERMINATION_GRACE_SECONDS } from "./app-contract";
 import type { ServiceConfig } from "./catalog";
@@ -196,6 +197,13 @@ export function containerEnv(
   return env.map((e) => (e.value === "" ? { name: e.name } : e));
 }
 
+/**
+ * Seconds a pod stays bound to a node the cluster has found unreachable or not ready before it
+ * is evicted and replaced elsewhere. Short, as these services keep no state on their node; not
+ * zero, so that a node that only missed its deadline by a moment does not lose every pod.
+ */
+export const NODE_LOSS_TOLERATION_SECONDS = 10;
+
 /** The three probes of a service's container (see {@link PROBE_TIMING}). */
 export function probes(svc: ServiceConfig) {
   const on = (path: string, timing: (typeof PROBE_TIMING)[keyof typeof PROBE_TIMING]) => ({
@@ -261,7 +269,31 @@ export function deploymentSpec(
         spec: {
           terminationGracePeriodSeconds: TERMINATION_GRACE_SECONDS,
           automountServiceAccountToken: false,
-          // Replicas on different nodes when there are nodes to spare; on one node they still schedule.
+          // Replicas on different nodes: each release's pods (pod-template-hash) spread with a
+          // skew of at most one over the nodes they may run on (tainted ones, such as a cordoned
+          // or unreachable node, do not count), so with two nodes a release's two pods never
+          // share one; on a single node they still schedule. The preferred anti-affinity
+          // repeats it for schedulers and audits that read only affinity.
+          topologySpreadConstraints: [
+            {
+              maxSkew: 1,
+              topologyKey: "kubernetes.io/hostname",
+              whenUnsatisfiable: "DoNotSchedule",
+              labelSelector: { matchLabels: selectorLabels(svc) },
+              matchLabelKeys: ["pod-template-hash"],
+              nodeTaintsPolicy: "Honor",
+            },
+          ],
+          // A node that stops answering is tainted unreachable (or not-ready) once the cluster
+          // gives up on it (the controller manager's --node-monitor-grace-period, when its pods
+          // also leave the Services' endpoints); its pods are then replaced on the other nodes
+          // after NODE_LOSS_TOLERATION_SECONDS instead of Kubernetes' default 300 s.
+          tolerations: ["node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready"].map((key) => ({
+            key,
+            operator: "Exists",
+            effect: "NoExecute",
+            tolerationSeconds: NODE_LOSS_TOLERATION_SECONDS,
+          })),
           affinity: {
             podAntiAffinity: {
               preferredDuringSchedulingIgnoredDuringExecution: [
@@ -472,13 +504,19 @@ export function defaultDenyPolicySpec(where: Pick<Placement, "namespace">): Netw
  * nothing calls it: the kubelet's probes come from the node, which policies do not cover);
  * egress only to its callees' pods on their container ports (a Service's address is translated
  * to the pod's before policies apply), to DNS ({@link DNS_EGRESS}) and to the catalog's `egress`.
+ *
+ * It is named after what it allows, `<service>-<8 hex digits of its spec>`: a changed graph is a
+ * new policy, created before the pods that need it roll, while the old one is deleted only when
+ * the `up` ends, after every rollout. Policies add up, so during the `up` the old pods keep the
+ * paths they use and the new pods have theirs; an update in place would cut the old pods off
+ * at once (a caller whose `calls` move from C to D would lose C while its old pods still serve).
  */
 export function networkPolicySpec(
   svc: ServiceConfig,
   callers: ReadonlyArray<ServiceConfig>,
   callees: ReadonlyArray<ServiceConfig>,
   where: Pick<Placement, "namespace">,
-): NetworkPolicy {
+): NetworkPolicy & { metadata: { name: string } } {
   const http = [{ protocol: "TCP", port: svc.port }];
   const ingress =
     svc.expose !== "ClusterIP"
@@ -486,32 +524,38 @@ export function networkPolicySpec(
       : callers.length > 0
         ? [{ from: callers.map((c) => ({ podSelector: { matchLabels: selectorLabels(c) } })), ports: http }]
         : [];
+  const spec = {
+    podSelector: { matchLabels: selectorLabels(svc) },
+    policyTypes: ["Ingress", "Egress"],
+    ingress,
+    egress: [
+      ...callees.map((c) => ({
+        to: [{ podSelector: { matchLabels: selectorLabels(c) } }],
+        ports: [{ protocol: "TCP", port: c.port }],
+      })),
+      DNS_EGRESS,
+      ...svc.egress.map((r) => ({
+        to: [{ ipBlock: { cidr: r.cidr } }],
+        ports: [{ protocol: r.protocol, port: r.port }],
+      })),
+    ],
+  };
   return {
     apiVersion: "networking.k8s.io/v1",
     kind: "NetworkPolicy",
     metadata: {
-      name: svc.name,
+      name: `${svc.name}-${specDigest(spec)}`,
       namespace: where.namespace,
       labels: objectLabels(svc),
       annotations: { [PATCH_FORCE_ANNOTATION]: "true" },
     },
-    spec: {
-      podSelector: { matchLabels: selectorLabels(svc) },
-      policyTypes: ["Ingress", "Egress"],
-      ingress,
-      egress: [
-        ...callees.map((c) => ({
-          to: [{ podSelector: { matchLabels: selectorLabels(c) } }],
-          ports: [{ protocol: "TCP", port: c.port }],
-        })),
-        DNS_EGRESS,
-        ...svc.egress.map((r) => ({
-          to: [{ ipBlock: { cidr: r.cidr } }],
-          ports: [{ protocol: r.protocol, port: r.port }],
-        })),
-      ],
-    },
+    spec,
   };
+}
+
+/** 8 hex digits of a spec's SHA-256 (its JSON: the specs here are built in a fixed key order). */
+function specDigest(spec: object): string {
+  return createHash("sha256").update(JSON.stringify(spec)).digest("hex").slice(0, 8);
 }
 
 /** With two or more replicas, a voluntary disruption (node drain) may take only one pod at a time. */

@@ -353,9 +353,23 @@ describe("specs", () => {
     assert.deepStrictEqual(plain<IService>(serviceSpec(labelled, where)).metadata?.labels, expected);
   });
 
-  it("spreads replicas across nodes (preferred host anti-affinity: a single node still schedules them)", () => {
+  it("spreads each release's replicas across the nodes they may run on, and replaces them 10 s after their node is lost", () => {
     const { cfg } = seed();
     const pod = podSpecOf(plain<IDeployment>(deploymentSpec(planOf(cfg, "service-c"), where, PINNED)));
+    assert.deepStrictEqual(pod.topologySpreadConstraints, [
+      {
+        maxSkew: 1,
+        topologyKey: "kubernetes.io/hostname",
+        whenUnsatisfiable: "DoNotSchedule",
+        labelSelector: { matchLabels: { "app.kubernetes.io/name": "service-c" } },
+        matchLabelKeys: ["pod-template-hash"],
+        nodeTaintsPolicy: "Honor",
+      },
+    ]);
+    assert.deepStrictEqual(pod.tolerations, [
+      { key: "node.kubernetes.io/unreachable", operator: "Exists", effect: "NoExecute", tolerationSeconds: 10 },
+      { key: "node.kubernetes.io/not-ready", operator: "Exists", effect: "NoExecute", tolerationSeconds: 10 },
+    ]);
     assert.deepStrictEqual(pod.affinity, {
       podAntiAffinity: {
         preferredDuringSchedulingIgnoredDuringExecution: [
@@ -457,7 +471,30 @@ describe("specs", () => {
     });
     // Exposed: from anywhere, on its port only.
     assert.deepStrictEqual(policyOf(edge, [], [b]).spec?.ingress, [{ ports: [{ protocol: "TCP", port: 8080 }] }]);
-    assert.deepStrictEqual(policyOf(edge, [], [b]).metadata?.name, "edge");
+    assert.match(String(policyOf(edge, [], [b]).metadata?.name), /^edge-[0-9a-f]{8}$/);
+  });
+
+  it("names a service's policy after what it allows: a changed graph is a new policy, an unchanged one keeps its name", () => {
+    const cfg = parse({
+      services: {
+        a: { image: "c:1", calls: ["b"] },
+        b: { image: "c:1", calls: ["c"] },
+        c: { image: "c:1" },
+        d: { image: "c:1" },
+      },
+    });
+    const [a, b, c, d] = ["a", "b", "c", "d"].map((n) => cfg.services.find((x) => x.name === n)!);
+    const name = (svc: typeof a, callers: (typeof a)[], callees: (typeof a)[]) =>
+      networkPolicySpec(svc, callers, callees, where).metadata.name;
+    // b's calls move from c to d: b's and c's names change (the old objects are deleted after
+    // the rollouts, the new ones created before), a's does not (an update in place, if any).
+    assert.notStrictEqual(name(b, [a], [c]), name(b, [a], [d]));
+    assert.notStrictEqual(name(c, [b], []), name(c, [], []));
+    assert.strictEqual(name(a, [], [b]), name(a, [], [b]));
+    assert.strictEqual(name(b, [a], [c]), networkPolicySpec(b, [a], [c], { namespace: "other" }).metadata.name);
+    // Labels are not part of what a policy allows: a new label keeps the name.
+    const labelled = { ...b, labels: { "example.com/tier": "mid" } };
+    assert.strictEqual(name(labelled, [a], [c]), name(b, [a], [c]));
   });
 
   it("makes a PodDisruptionBudget only for two or more replicas", () => {

@@ -15,6 +15,7 @@ import { MicroService } from "../components/micro-service";
 import { NodePorts } from "../components/node-ports";
 import { planChain } from "../components/plan";
 import { hostPlatform } from "../components/catalog";
+import { networkPolicySpec } from "../components/specs";
 
 const DEP = "kubernetes:apps/v1:Deployment";
 const SVC = "kubernetes:core/v1:Service";
@@ -24,6 +25,12 @@ const NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy";
 const ROLLOUT = "pulumi-nodejs:dynamic/k8s-chain:Rollout";
 const KEEPER = "kubernetes:core/v1:ServicePatch";
 const ROOT = path.resolve(__dirname, "..");
+
+/** The 8 hex digits that end the name of a service's NetworkPolicy (see networkPolicySpec). */
+function policyDigest(cfg: ReturnType<typeof parse>, name: string): string {
+  const p = planOf(cfg, name);
+  return networkPolicySpec(p.service, p.callers, p.callees, { namespace: cfg.namespace }).metadata.name.slice(-8);
+}
 
 /**
  * Resources per service: component, Deployment, Service (+ PDB with 2 replicas) (+ AppImage and
@@ -120,7 +127,7 @@ describe("stack (Pulumi mocks)", function () {
         `${DEP}/c-deployment`,
         `${PDB}/c-pdb`,
         `${SVC}/c-service`,
-        `${NETPOL}/c-network-policy`,
+        `${NETPOL}/c-network-policy-${policyDigest(cfg, "c")}`,
         `${NETPOL}/default-deny`,
         `${ROLLOUT}/c-rollout`,
         `${KEEPER}/c-port-80`,
@@ -134,7 +141,7 @@ describe("stack (Pulumi mocks)", function () {
     assert.strictEqual(parentUrn, "urn:pulumi:test::k8s-chain::k8s-chain:components:MicroService::c");
     assert.strictEqual(depUrn, childUrn(parentUrn, DEP, "c-deployment"));
     assert.strictEqual(svcUrn, childUrn(parentUrn, SVC, "c-service"));
-    assert.strictEqual(polUrn, childUrn(parentUrn, NETPOL, "c-network-policy"));
+    assert.strictEqual(polUrn, childUrn(parentUrn, NETPOL, `c-network-policy-${policyDigest(cfg, "c")}`));
   });
 
   it("leaves the service's own Service (no pinned port) and the auto-named Deployment to Pulumi's default replacement order", () => {
@@ -352,13 +359,13 @@ describe("stack (Pulumi mocks)", function () {
     assert.strictEqual(deny.inputs.metadata?.name, "k8s-chain-default-deny");
     assert.ok(find(recorded, "kubernetes:core/v1:Namespace", "namespace").finished < deny.started);
     for (const name of ["sample-app", "service-a", "service-b", "service-c"]) {
-      const pol = find(recorded, NETPOL, `${name}-network-policy`);
+      const pol = find(recorded, NETPOL, `${name}-network-policy-${policyDigest(cfg, name)}`);
       assert.ok(deny.finished < pol.started, `${name}'s policy after the default deny`);
       assert.ok(pol.finished < find(recorded, DEP, `${name}-deployment`).started, `${name}'s policy before its pods`);
       assert.strictEqual(pol.inputs.metadata?.namespace, "chain");
     }
     // service-b: in from service-a, out to service-c and DNS.
-    const b = find(recorded, NETPOL, "service-b-network-policy").inputs.spec;
+    const b = find(recorded, NETPOL, `service-b-network-policy-${policyDigest(cfg, "service-b")}`).inputs.spec;
     assert.deepStrictEqual(b?.ingress?.[0].from, [
       { podSelector: { matchLabels: { "app.kubernetes.io/name": "service-a" } } },
     ]);
