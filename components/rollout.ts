@@ -261,6 +261,12 @@ export function apiFailure(what: string, failure: { status?: number; body?: stri
  * functions.
  */
 const rolloutProvider: pulumi.dynamic.ResourceProvider = {
+  // The engine's first call for each Rollout: the earliest point to tie this process's life
+  // to the engine's (see exitWithEngine).
+  async check(_olds: RolloutInputs, news: RolloutInputs): Promise<pulumi.dynamic.CheckResult> {
+    exitWithEngine();
+    return { inputs: news };
+  },
   async diff(_id: string, olds: RolloutInputs, news: RolloutInputs): Promise<pulumi.dynamic.DiffResult> {
     // The connection is not compared: new credentials for the same cluster are not a new release.
     const keys = ["service", "namespace", "deployment", "generation", "timeoutSeconds"] as const;
@@ -443,6 +449,26 @@ async function namespaceSnapshot(api: ApiClient, namespace: string, notBefore: n
 const UNREACHABLE_LIMIT_MS = 10_000;
 
 /** Polls until the release is ready, or fails (after a rollback when there is a release to go back to). */
+/**
+ * Ends this provider process once the engine that started it is gone. The engine stops its
+ * plugins when it ends, but an engine killed outright (SIGKILL, a cancelled CI job) cannot,
+ * and Pulumi's Node.js dynamic-provider host, unlike its Go plugins, never checks on the
+ * engine: its gRPC server and a running watch would keep this process alive for good. The host
+ * script execs node, so the engine is this process's parent; a new parent means it is gone.
+ * Once per process (on `globalThis`, as {@link apiClient}'s cache).
+ */
+function exitWithEngine(): void {
+  const g = globalThis as { k8sChainEngineGuard?: NodeJS.Timeout };
+  if (g.k8sChainEngineGuard === undefined) {
+    const engine = process.ppid;
+    g.k8sChainEngineGuard = setInterval(() => {
+      if (process.ppid !== engine) {
+        process.exit(1);
+      }
+    }, 1000).unref();
+  }
+}
+
 async function watchRollout(inputs: RolloutInputs): Promise<Record<string, unknown>> {
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   const started = Date.now();

@@ -6,8 +6,10 @@ import * as http from "http";
 import * as https from "https";
 import * as path from "path";
 import * as YAML from "yaml";
-import type { EngineStack, RunResult } from "../engine/harness";
+import { REPO, type EngineStack, type RunResult } from "../engine/harness";
+import type { RawServices } from "../support/catalogs";
 import type { KubeObject } from "../support/objects";
+import { describeLoad, Load, type LoadResult } from "../support/load";
 import { run } from "../support/process";
 
 function required(name: string): string {
@@ -45,6 +47,13 @@ export function buildConfig(registry = true): Record<string, unknown> {
     buildArgs: { NODE_IMAGE: baseImage() },
     buildNetwork: "host",
   };
+}
+
+/** The dev stack's catalog (`Pulumi.dev.yaml`), untouched: every service built from its app folder. */
+export function devCatalog(): RawServices {
+  return structuredClone(
+    YAML.parse(fs.readFileSync(path.join(REPO, "Pulumi.dev.yaml"), "utf8")).config["k8s-chain:services"],
+  );
 }
 
 /** The lines of a pulumi run that carry an error, for the log. */
@@ -155,6 +164,26 @@ export class Watch<T = KubeObject> {
   stop(): void {
     this.req?.destroy();
   }
+}
+
+/**
+ * Runs `f` under a steady load on `url` (100 req/s, half new connections, half keep-alive),
+ * and 3 s more after it (the old pods' drain, under load too); logs the counts as one line,
+ * also pushed to `log`, and returns them.
+ */
+export async function loadWhile(url: string, what: string, f: () => Promise<void>, log: string[]): Promise<LoadResult> {
+  const load = new Load(url, 100).start();
+  let res: LoadResult;
+  try {
+    await f();
+    await new Promise((r) => setTimeout(r, 3000));
+  } finally {
+    res = await load.stop();
+  }
+  const line = `${what}: ${describeLoad(res)}`;
+  log.push(line);
+  console.log(`      ${line}`);
+  return res;
 }
 
 /** GET a URL once; resolves with status and body (no throw on non-2xx). */

@@ -3,9 +3,6 @@
 // Run with `npm run test:cluster` (scripts/test-cluster.sh starts and stops everything).
 import * as assert from "assert";
 import { execFileSync } from "child_process";
-import * as fs from "fs";
-import * as path from "path";
-import * as YAML from "yaml";
 import { EngineStack, engineBin, REPO, RunResult } from "../engine/harness";
 import {
   cluster,
@@ -15,6 +12,8 @@ import {
   kubectlJson,
   kubectlStdin,
   buildConfig,
+  devCatalog,
+  loadWhile,
   pushedImages,
   Watch,
   WatchEvent,
@@ -26,7 +25,7 @@ import type { IEvent } from "kubernetes-models/v1/Event";
 import type { IPod } from "kubernetes-models/v1/Pod";
 import type { IService } from "kubernetes-models/v1/Service";
 import type { RawServices } from "../support/catalogs";
-import { describeLoad, Load, LoadResult, unexplainedFailures } from "../support/load";
+import { describeLoad, LoadResult, unexplainedFailures } from "../support/load";
 import type { KubeList, KubeObject } from "../support/objects";
 
 const NAMESPACE = "chain-e2e";
@@ -37,13 +36,6 @@ const CHAIN = {
   service: "service-a",
   downstream: [{ service: "service-b", downstream: [{ service: "service-c", downstream: [] }] }],
 };
-
-/** The dev stack's catalog (`Pulumi.dev.yaml`), untouched: every service built from its app folder. */
-function devCatalog(): RawServices {
-  return structuredClone(
-    YAML.parse(fs.readFileSync(path.join(REPO, "Pulumi.dev.yaml"), "utf8")).config["k8s-chain:services"],
-  );
-}
 
 const nodePortUrl = (port: number, p = "/") => `http://127.0.0.1:${port}${p}`;
 
@@ -299,20 +291,8 @@ describe("the real program on a real cluster", function () {
       .filter((l) => /^\s+error: /.test(l))
       .join("\n");
   /** Runs `f` under a steady load on A's node port (the whole chain) and returns the counts. */
-  const underLoad = async (what: string, f: () => Promise<void>, port = 30081): Promise<LoadResult> => {
-    const load = new Load(nodePortUrl(port), 100).start();
-    let res: LoadResult;
-    try {
-      await f();
-      await new Promise((r) => setTimeout(r, 3000)); // the old pods' drain, under load too
-    } finally {
-      res = await load.stop();
-    }
-    const line = `${what}: ${describeLoad(res)}`;
-    loads.push(line);
-    console.log(`      ${line}`);
-    return res;
-  };
+  const underLoad = (what: string, f: () => Promise<void>): Promise<LoadResult> =>
+    loadWhile(nodePortUrl(30081), what, f, loads);
 
   before(async function () {
     if (!cluster.realNode) {

@@ -2,7 +2,7 @@
 // scripts/engine.sh) against a throwaway stack: local file backend and PULUMI_HOME in a temp
 // dir, passphrase secrets, no plugin downloads, the kubernetes provider rendering YAML to a
 // folder (`k8s-chain:renderDir`) so no cluster is needed.
-import { spawnSync } from "child_process";
+import { spawnSync, type ChildProcess } from "child_process";
 import { createHash } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
@@ -164,15 +164,41 @@ export class EngineStack {
    * Like {@link pulumi}, but without blocking the event loop, so that watches and load
    * generators in the same process keep their timing while the engine runs.
    */
-  async pulumiAsync(args: string[], what?: string): Promise<RunResult> {
+  async pulumiAsync(args: string[], what?: string, onSpawn?: (child: ChildProcess) => void): Promise<RunResult> {
     const res = await run(this.cli, [...args, "--non-interactive", "--color", "never"], {
       cwd: this.projectDir,
       env: this.env,
+      onSpawn,
     });
     if (what) {
       this.timings.push({ what, seconds: res.seconds, code: res.code });
     }
     return res;
+  }
+
+  /**
+   * The processes this stack's pulumi runs started that are still alive (the CLI, language
+   * host, program, providers): every process whose environment carries this stack's
+   * PULUMI_HOME. Empty once a run has ended, however it ended, unless something was orphaned.
+   */
+  processes(): { pid: number; cmdline: string }[] {
+    const mark = Buffer.from(`\0PULUMI_HOME=${this.env.PULUMI_HOME}\0`);
+    const found: { pid: number; cmdline: string }[] = [];
+    for (const entry of fs.readdirSync("/proc")) {
+      if (!/^\d+$/.test(entry) || Number(entry) === process.pid) {
+        continue;
+      }
+      try {
+        const environ = Buffer.concat([Buffer.from([0]), fs.readFileSync(`/proc/${entry}/environ`)]);
+        if (environ.includes(mark)) {
+          const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, "utf8").replace(/\0/g, " ").trim();
+          found.push({ pid: Number(entry), cmdline });
+        }
+      } catch {
+        // Gone meanwhile, or not ours to read.
+      }
+    }
+    return found;
   }
 
   /** Like {@link pulumi}, but throws with the output when the command fails. */

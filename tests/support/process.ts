@@ -40,6 +40,8 @@ interface RunOptions {
   input?: string;
   /** SIGTERM after this long (as execFile's timeout). */
   timeoutMs?: number;
+  /** Called with the child once it is spawned (to signal it while it runs). */
+  onSpawn?: (child: ChildProcess) => void;
 }
 
 /** Runs `command` to its end without blocking the event loop; never rejects on a non-zero exit. */
@@ -51,6 +53,7 @@ export function run(command: string, args: string[], opts: RunOptions = {}): Pro
       env: opts.env,
       stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
     });
+    opts.onSpawn?.(child);
     let stdout = "";
     let stderr = "";
     child.stdout!.setEncoding("utf8").on("data", (d: string) => (stdout += d));

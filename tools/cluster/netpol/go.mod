@@ -1,0 +1,7 @@
+// The NetworkPolicy enforcer of the suite's nodes: kube-network-policies (SIG Network), built
+// from its module source with nfqueue-compat.patch applied (see scripts/cluster.sh).
+module k8s-chain.local/tools/netpol
+
+go 1.23.0
+
+require sigs.k8s.io/kube-network-policies v0.8.0
