@@ -38,7 +38,7 @@
 # start, restored at stop), the sysctls the kubelet, kube-proxy and the bridge need (saved and
 # restored), cgroups made for pods (the kubepods trees, and the other nodes' roots
 # k8s-chain-node<i>), mounts under the run dir and pod netns mounts, /var/log/containers links
-# to our pods.
+# to our pods, the containerd shims' sockets in /run/containerd/s.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -131,7 +131,7 @@ do_build() {
     (cd "$tools/netpol" && go mod download sigs.k8s.io/kube-network-policies)
     cp -r "$(cd "$tools/netpol" && go list -m -f '{{.Dir}}' sigs.k8s.io/kube-network-policies)" "$np_src"
     chmod -R u+w "$np_src"
-    (cd "$np_src" && patch -p1 -s < "$tools/netpol/nfqueue-compat.patch")
+    (cd "$np_src" && patch -p1 -s < "$tools/netpol/kube-network-policies.patch")
     go_build "$np_src" "$bin/.tmp" "" ./cmd
     mv "$bin/.tmp/cmd" "$bin/.tmp/kube-network-policies"; rm -rf "$np_src"
     log "built kube-network-policies ($((SECONDS - t0)) s)"
@@ -233,6 +233,10 @@ snapshot_machine() {
   command -v nft >/dev/null && nft list tables > "$run/saved/nft-tables" 2>/dev/null || true
   pod_cgroups | sort > "$run/saved/cgroups"
   ls /var/run/netns 2>/dev/null | sort > "$run/saved/netns" || true
+  # containerd's shims put their sockets in /run/containerd/s whatever its state dir (a shim
+  # killed with SIGKILL, as kill-node does, leaves its socket there).
+  if [ -d /run/containerd ]; then find /run/containerd | sort > "$run/saved/run-containerd"; fi
+  if [ -e /run/nri ]; then touch "$run/saved/run-nri"; fi
   [ -d /var/log/containers ] && echo yes > "$run/saved/var-log-containers" || echo no > "$run/saved/var-log-containers"
   ip route show default | awk '{for (i = 1; i < NF; i++) if ($i == "dev") print $(i + 1); exit}' > "$run/saved/uplink"
 }
@@ -526,9 +530,15 @@ state = "$nd/containerd/state"
     [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
       SystemdCgroup = false
       BinaryName = "$(command -v runc)"
+      Root = "$nd/runc"
 [plugins.'io.containerd.grpc.v1.cri']
   disable_tcp_service = true
   stream_server_address = "127.0.0.1"
+# NRI on a socket of this node's own (the default, /var/run/nri/nri.sock, would be one file for
+# every node's runtime): its NetworkPolicy enforcer learns new pods' addresses from it.
+[plugins.'io.containerd.nri.v1.nri']
+  disable = false
+  socket_path = "$nd/containerd/nri.sock"
 EOF
 
   cat > "$nd/kubelet.yaml" <<EOF
@@ -604,7 +614,7 @@ node_daemons() {
   # NetworkPolicies are enforced on each node by kube-network-policies: the first packet of
   # each connection to or from a pod a policy selects goes to it over NFQUEUE for a verdict.
   daemon "netpol-$i" $(node_prefix "$i") "$bin/kube-network-policies" --kubeconfig "$run/netpol-$i.kubeconfig" \
-    --hostname-override "$name" --metrics-bind-address 127.0.0.1:0 --disable-nri=true
+    --hostname-override "$name" --metrics-bind-address 127.0.0.1:0 --nri-socket "$nd/containerd/nri.sock"
 }
 
 # Names of the node's processes in pids/ (the order they are stopped in).
@@ -727,6 +737,14 @@ do_stop() {
     done
   fi
   [ -f "$run/saved/sysctls" ] && while IFS= read -r kv; do sysctl -qw "$kv" 2>/dev/null; done < "$run/saved/sysctls"
+  # The shims' sockets (and /run/containerd itself if it was not there before).
+  if [ -f "$run/saved/run-containerd" ]; then
+    find /run/containerd -mindepth 1 2>/dev/null | sort | comm -13 "$run/saved/run-containerd" - | sort -r | while read -r f; do
+      if [ -d "$f" ]; then rmdir "$f" 2>/dev/null; else rm -f "$f"; fi
+    done
+  else
+    rm -rf /run/containerd
+  fi
   # The kubelet links container logs into /var/log/containers.
   if [ -d /var/log/containers ]; then
     find /var/log/containers -maxdepth 1 -type l -lname "$run/*" -delete 2>/dev/null
@@ -750,6 +768,12 @@ leftovers() {
   for n in "$cni_bridge" "$node_bridge" kc-out $(node_links); do ip link show "$n" >/dev/null 2>&1 && echo "link $n"; done
   node_cgroup_roots | sed 's/^/cgroup /'
   ls /var/run/netns 2>/dev/null | grep -E '^kc-(node|outside)' | sed 's/^/netns /'
+  if [ -f "$run/saved/run-containerd" ]; then
+    find /run/containerd 2>/dev/null | sort | comm -13 "$run/saved/run-containerd" - | sed 's/^/file /'
+  else
+    [ -e /run/containerd ] && echo "file /run/containerd"
+  fi
+  [ -e /run/nri ] && [ ! -f "$run/saved/run-nri" ] && echo "file /run/nri"
   if [ -f "$run/saved/cgroups" ]; then
     pod_cgroups | sort | comm -13 "$run/saved/cgroups" - | sed 's/^/cgroup /'
   fi
@@ -781,7 +805,8 @@ do_env() {
   echo "K8S_CHAIN_CLUSTER_NODE_IP=$node_ip"
   [ -f "$run/pids/outside" ] && echo "K8S_CHAIN_CLUSTER_OUTSIDE=$outside_ip:$outside_port"
   local i names=""
-  for ((i = 0; i < $(ls "$run/pids" | grep -c '^kubelet-'); i++)); do names="$names $(node_name_of "$i")"; done
+  local n; n=$(ls "$run/pids" | grep -c '^kubelet-' || true)
+  for ((i = 0; i < n; i++)); do names="$names $(node_name_of "$i")"; done
   echo "K8S_CHAIN_CLUSTER_NODES=\"${names# }\""
   echo "K8S_CHAIN_CLUSTER_REAL_NODE=$([ -f "$run/pids/kubelet-0" ] && echo 1 || echo 0)"
   [ -f "$run/registry" ] && echo "K8S_CHAIN_CLUSTER_REGISTRY=$(cat "$run/registry")"

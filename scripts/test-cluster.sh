@@ -41,6 +41,13 @@ cleanup() {
   trap - EXIT INT TERM
   set +e
   [ -n "$CHILD_PID" ] && stop_pid "$CHILD_PID" 10
+  # Pulumi's plugins an interrupted run left (the SIGKILL scenario leaves some to Pulumi's own
+  # 5-minute health check, and one that never exits): every process still running with a test
+  # stack's PULUMI_HOME.
+  local pid
+  for pid in $(grep -lsz '^PULUMI_HOME=/tmp/k8s-chain-engine-' /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3); do
+    [ "$pid" != $$ ] && kill -KILL "$pid" 2>/dev/null && log "killed a leftover Pulumi plugin: pid $pid"
+  done
   if [ -n "$CLUSTER_STARTED" ]; then
     bash "$ROOT/scripts/cluster.sh" stop || { log "cluster stop left something behind"; [ "$rc" = 0 ] && rc=1; }
   fi
