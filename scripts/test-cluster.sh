@@ -46,7 +46,9 @@ cleanup() {
   # stack's PULUMI_HOME.
   local pid
   for pid in $(grep -lsz '^PULUMI_HOME=/tmp/k8s-chain-engine-' /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3); do
-    [ "$pid" != $$ ] && kill -KILL "$pid" 2>/dev/null && log "killed a leftover Pulumi plugin: pid $pid"
+    [ "$pid" != $$ ] || continue
+    log "killing a leftover Pulumi process: $pid $(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null)"
+    kill -KILL "$pid" 2>/dev/null
   done
   if [ -n "$CLUSTER_STARTED" ]; then
     bash "$ROOT/scripts/cluster.sh" stop || { log "cluster stop left something behind"; [ "$rc" = 0 ] && rc=1; }
