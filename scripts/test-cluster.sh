@@ -42,10 +42,11 @@ cleanup() {
   set +e
   [ -n "$CHILD_PID" ] && stop_pid "$CHILD_PID" 10
   # Pulumi's plugins an interrupted run left (the SIGKILL scenario leaves some to Pulumi's own
-  # 5-minute health check, and one that never exits): every process still running with a test
-  # stack's PULUMI_HOME.
+  # 5-minute health check, and one that never exits): every process still running with one of
+  # this run's test stacks' PULUMI_HOME (their temp dirs are under $WORK/tmp; another suite's,
+  # running beside this one, are not).
   local pid
-  for pid in $(grep -lsz '^PULUMI_HOME=/tmp/k8s-chain-engine-' /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3); do
+  for pid in $(grep -lsz "^PULUMI_HOME=$WORK/tmp/" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3); do
     [ "$pid" != $$ ] || continue
     log "killing a leftover Pulumi process: $pid $(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null)"
     kill -KILL "$pid" 2>/dev/null
@@ -124,7 +125,9 @@ grep_args=()
 [ -n "${K8S_CHAIN_CLUSTER_GREP:-}" ] && grep_args=(--grep "$K8S_CHAIN_CLUSTER_GREP")
 rc=0
 t_tests=$(elapsed)
-step node_modules/.bin/mocha --no-config --require ts-node/register/transpile-only --timeout 0 \
+# The test stacks' temp dirs (EngineStack, under os.tmpdir()) in this run's own dir.
+mkdir -p "$WORK/tmp"
+TMPDIR="$WORK/tmp" step node_modules/.bin/mocha --no-config --require ts-node/register/transpile-only --timeout 0 \
   "${grep_args[@]}" 'tests/cluster/*.cluster.ts' || rc=$?
 log "tests took $(( ($(elapsed) - t_tests) / 1000 )) s; the cluster's processes hold $(bash "$ROOT/scripts/cluster.sh" mem) MiB resident now"
 if [ -n "${K8S_CHAIN_CLUSTER_HOLD:-}" ]; then

@@ -16,7 +16,7 @@ import { allowedConnections, type Endpoint, type Policy } from "../../components
 import { EngineStack, engineBin, REPO, RunResult } from "../engine/harness";
 import type { RawServices } from "../support/catalogs";
 import { describeLoad, Load, LoadResult } from "../support/load";
-import type { KubeList } from "../support/objects";
+import type { KubeList, KubeObject } from "../support/objects";
 import { run } from "../support/process";
 import {
   buildConfig,
@@ -575,8 +575,33 @@ describe("two real nodes, NetworkPolicies enforced, and disruptions", function (
     await assertNoOrphans("the up the API server restart interrupted");
     await upOk("up (after the API server restart)");
     await assertSingleRelease("service-a", images["service-a@v2"]);
+    await assertClusterIsState();
     await assertNoOrphans("the next up");
   });
+
+  /**
+   * No object orphaned: the stack's Deployments, Services, NetworkPolicies and budgets in the
+   * namespace are exactly those its state holds (an interrupted `up` could have left one the
+   * state does not know, or lost one it does).
+   */
+  const assertClusterIsState = async () => {
+    const resources = stack.exportState().deployment.resources ?? [];
+    for (const [type, plural] of [
+      ["kubernetes:apps/v1:Deployment", "deployments"],
+      ["kubernetes:core/v1:Service", "services"],
+      ["kubernetes:networking.k8s.io/v1:NetworkPolicy", "networkpolicies"],
+      ["kubernetes:policy/v1:PodDisruptionBudget", "poddisruptionbudgets"],
+    ]) {
+      const inState = resources
+        .filter((r) => r.type === type)
+        .map((r) => (r.outputs?.metadata as { name?: string } | undefined)?.name)
+        .sort();
+      const inCluster = (await kubectlJson<KubeList<KubeObject>>("get", plural, "-n", NAMESPACE)).items
+        .map((o) => o.metadata?.name)
+        .sort();
+      assert.deepStrictEqual(inCluster, inState, `${plural} in ${NAMESPACE}: the cluster against the stack's state`);
+    }
+  };
 
   /** One Deployment for `svc`, on `image`, every pod on it, the chain answering. */
   const assertSingleRelease = async (svc: string, image: string) => {
@@ -665,6 +690,7 @@ describe("two real nodes, NetworkPolicies enforced, and disruptions", function (
       }
       assert.strictEqual(again.code, 0, `the next up after ${signal} did not converge:\n${errorLines(again)}`);
       await assertSingleRelease("service-a", next);
+      await assertClusterIsState();
       await assertNoOrphans(`the up after ${signal}`);
     });
   }
