@@ -57,9 +57,18 @@ describe("apps: deadlines (x-request-timeout-ms)", function () {
     // for its own answer and forwards 50 ms less again.
     const lastBound = budget - 2 * 4 * MARGIN;
     assert.equal(reply.status, 504);
-    assert.equal(reply.body, `{"service":"s5","error":"timed out after ${lastBound} ms","failed":"${hang.url}"}`);
+    // Each hop forwards what is left of its own bound when it calls, so the time a loaded
+    // machine spends in a hop comes off what the next one gets (10 ms over four hops was seen
+    // with another suite running beside this one): the bound s5 reports is at most lastBound.
+    const body = JSON.parse(reply.body) as { service: string; error: string; failed: string };
+    const reported = Number(/^timed out after (\d+) ms$/.exec(body.error)?.[1]);
+    assert.deepStrictEqual({ ...body, error: "" }, { service: "s5", error: "", failed: hang.url }, reply.body);
     assert.ok(
-      reply.ms >= lastBound && reply.ms < budget,
+      reported <= lastBound && reported > lastBound - 100,
+      `s5 timed out after ${reported} ms: not within 100 ms under ${lastBound} (${reply.body})`,
+    );
+    assert.ok(
+      reply.ms >= reported && reply.ms < budget,
       `the top answered after ${Math.round(reply.ms)} ms (edge budget ${budget} ms)`,
     );
     // Each hop logged its own 504 and the budget it was given.
@@ -73,11 +82,17 @@ describe("apps: deadlines (x-request-timeout-ms)", function () {
         (l) => l.msg === "downstream failed" && l.reqId === "deep-hang",
         "downstream failed",
       );
-      assert.equal(warn.boundMs, budget - 2 * i * MARGIN, `s${i + 1}'s bound`);
+      const want = budget - 2 * i * MARGIN;
+      const bound = Number(warn.boundMs);
+      assert.ok(bound <= want && bound > want - 100, `s${i + 1}'s bound ${bound}, want ${want}`);
     }
     // The end of the chain saw the call with the last hop's bound.
     const call = hang.requests.find((r) => r.headers["x-request-id"] === "deep-hang");
-    assert.equal(call?.headers["x-request-timeout-ms"], String(lastBound - MARGIN));
+    const forwarded = Number(call?.headers["x-request-timeout-ms"]);
+    assert.ok(
+      forwarded <= lastBound - MARGIN && forwarded > lastBound - MARGIN - 100,
+      `the end of the chain got ${forwarded} ms, want ${lastBound - MARGIN}`,
+    );
   });
 
   it("a hang is reported by the hop that saw it even with 25 ms of transit each way per hop: A -> B -> C -> a hang, x-request-timeout-ms 1200 at A", async function () {
