@@ -150,8 +150,15 @@ interface ScriptRun {
   runnerTemp: string;
 }
 
+/** The temp dirs of the script runs, removed once the suite is done (tests read them after the run). */
+const scriptDirs: string[] = [];
+after(() => {
+  for (const dir of scriptDirs) fs.rmSync(dir, { recursive: true, force: true });
+});
+
 function runScript(script: string, env: Record<string, string>): ScriptRun {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "k8s-chain-workflow-"));
+  scriptDirs.push(dir);
   const runnerTemp = path.join(dir, "runner-temp");
   fs.mkdirSync(runnerTemp);
   const files = { GITHUB_OUTPUT: "output", GITHUB_ENV: "env", GITHUB_STEP_SUMMARY: "summary" };

@@ -29,6 +29,9 @@ install_docker_packages() {
 }
 
 start_dockerd() {
+  # Container shims (the legacy builder's RUN steps, `docker run`) put their sockets in
+  # /run/containerd/s whatever the exec root: note whether it was there, for stop_docker.
+  [ -e /run/containerd ] && touch "$WORK/run-containerd-existed"
   export DOCKER_HOST="unix://$WORK/docker.sock"
   export DOCKER_CONFIG="$WORK/client" # no credential helpers or contexts from ~/.docker
   mkdir -p "$DOCKER_CONFIG"
@@ -113,5 +116,10 @@ stop_docker() {
   for m in $(awk -v w="$WORK" 'index($2, w) == 1 { print $2 }' /proc/self/mounts | sort -r); do
     umount -l "$m" 2>/dev/null
   done
+  # /run/containerd, if our dockerd's shims made it (their sockets are gone with them).
+  if [ -d "$WORK" ] && [ ! -e "$WORK/run-containerd-existed" ] && [ -d /run/containerd ] &&
+    [ -z "$(find /run/containerd -type s 2>/dev/null)" ]; then
+    rm -rf /run/containerd
+  fi
   return 0
 }
