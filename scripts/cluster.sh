@@ -220,6 +220,17 @@ current-context: k8s-chain
 EOF
 }
 
+# user_role <user> <rule>...: a ClusterRole named after a client-certificate user, with these
+# rules (YAML list items), bound to that user; each document ends with `---`.
+user_role() {
+  local user=$1; shift
+  printf 'apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: "%s"}\nrules:\n' "$user"
+  printf '%s\n' "$@"
+  printf -- '---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: "%s"}\n' "$user"
+  printf 'roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "%s"}\n' "$user"
+  printf 'subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "%s"}]\n---\n' "$user"
+}
+
 snapshot_machine() {
   mkdir -p "$run/saved"
   for s in "${sysctls[@]}"; do
@@ -321,48 +332,22 @@ do_start() {
 
   # CoreDNS reads Services, EndpointSlices, Namespaces (and Pods for `pods insecure`); the
   # enforcer reads Pods, Namespaces and NetworkPolicies.
-  $kc apply -f - >/dev/null <<EOF
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: "k8s-chain:coredns"}
-rules:
-- apiGroups: [""]
-  resources: [services, endpoints, namespaces, pods]
-  verbs: [list, watch]
-- apiGroups: [discovery.k8s.io]
-  resources: [endpointslices]
-  verbs: [list, watch]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: "k8s-chain:coredns"}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "k8s-chain:coredns"}
-subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "k8s-chain:coredns"}]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: "k8s-chain:kube-network-policies"}
-rules:
-- apiGroups: [""]
-  resources: [pods, namespaces]
-  verbs: [list, watch]
-- apiGroups: [networking.k8s.io]
-  resources: [networkpolicies]
-  verbs: [list, watch]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: "k8s-chain:kube-network-policies"}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "k8s-chain:kube-network-policies"}
-subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "k8s-chain:kube-network-policies"}]
----
-# The API server's client identity towards the kubelets (exec, logs, port-forward).
+  {
+    user_role k8s-chain:coredns \
+      '- {apiGroups: [""], resources: [services, endpoints, namespaces, pods], verbs: [list, watch]}' \
+      '- {apiGroups: [discovery.k8s.io], resources: [endpointslices], verbs: [list, watch]}'
+    user_role k8s-chain:kube-network-policies \
+      '- {apiGroups: [""], resources: [pods, namespaces], verbs: [list, watch]}' \
+      '- {apiGroups: [networking.k8s.io], resources: [networkpolicies], verbs: [list, watch]}'
+    # The API server's client identity towards the kubelets (exec, logs, port-forward).
+    cat <<EOF
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding
 metadata: {name: "k8s-chain:apiserver-kubelet-client"}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:kubelet-api-admin"}
 subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: kube-apiserver-kubelet-client}]
 EOF
+  } | $kc apply -f - >/dev/null
 
   if [ "$nodes" -gt 0 ]; then
     start_coredns "$bin"
