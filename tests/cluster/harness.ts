@@ -8,7 +8,9 @@ import * as path from "path";
 import * as YAML from "yaml";
 import { REPO, type EngineStack, type RunResult } from "../engine/harness";
 import type { RawServices } from "../support/catalogs";
-import type { KubeObject } from "../support/objects";
+import * as assert from "assert";
+import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
+import type { KubeList, KubeObject } from "../support/objects";
 import { describeLoad, Load, type LoadResult } from "../support/load";
 import { run } from "../support/process";
 
@@ -62,6 +64,24 @@ export function errorLines(r: RunResult): string {
     .split("\n")
     .filter((l) => /error:/.test(l))
     .join("\n");
+}
+
+/** The Deployment of a service (by the stack's `app.kubernetes.io/name` label). */
+export async function deploymentOf(ns: string, svc: string): Promise<IDeployment> {
+  const list = await kubectlJson<KubeList<IDeployment>>(
+    "get",
+    "deployments",
+    "-n",
+    ns,
+    "-l",
+    `app.kubernetes.io/name=${svc}`,
+  );
+  assert.strictEqual(
+    list.items.length,
+    1,
+    `one Deployment for ${svc} in ${ns}, got ${list.items.map((d) => d.metadata!.name)}`,
+  );
+  return list.items[0];
 }
 
 /** `kubectl <args>`; resolves with stdout, rejects with stderr on a non-zero exit. */

@@ -21,6 +21,7 @@ import { run } from "../support/process";
 import {
   buildConfig,
   cluster,
+  deploymentOf,
   devCatalog,
   errorLines,
   eventually,
@@ -605,16 +606,8 @@ describe("two real nodes, NetworkPolicies enforced, and disruptions", function (
 
   /** One Deployment for `svc`, on `image`, every pod on it, the chain answering. */
   const assertSingleRelease = async (svc: string, image: string) => {
-    const deps = await kubectlJson<KubeList<{ spec: { template: { spec: { containers: { image: string }[] } } } }>>(
-      "get",
-      "deployments",
-      "-n",
-      NAMESPACE,
-      "-l",
-      `app.kubernetes.io/name=${svc}`,
-    );
-    assert.strictEqual(deps.items.length, 1, `${svc}: ${deps.items.length} Deployments`);
-    assert.strictEqual(deps.items[0].spec.template.spec.containers[0].image, image);
+    const dep = await deploymentOf(NAMESPACE, svc);
+    assert.strictEqual(dep.spec!.template.spec!.containers[0].image, image);
     await eventually(60_000, async () => {
       const pods = (await podsByService(NAMESPACE)).get(svc) ?? [];
       assert.deepStrictEqual(
@@ -632,6 +625,7 @@ describe("two real nodes, NetworkPolicies enforced, and disruptions", function (
       // service-a moves between its two prebuilt releases: a rollout to interrupt.
       const next =
         services["service-a"].image === images["service-a@v2"] ? images["service-a"] : images["service-a@v2"];
+      delete services["service-a"].app;
       services["service-a"].image = next;
       const r = await up(`up (${signal} mid-rollout)`, (child) => {
         // Once service-a's Deployment is being updated (its Rollout is watching), interrupt.

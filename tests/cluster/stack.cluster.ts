@@ -12,6 +12,7 @@ import {
   kubectlJson,
   kubectlStdin,
   buildConfig,
+  deploymentOf,
   devCatalog,
   loadWhile,
   pushedImages,
@@ -48,24 +49,6 @@ function servesHttp(): boolean {
     console.log("      (kwok nodes only: the HTTP checks of this scenario are not run)");
   }
   return cluster.realNode;
-}
-
-/** The Deployment of a service (by the stack's `app.kubernetes.io/name` label). */
-async function deploymentOf(ns: string, svc: string): Promise<IDeployment> {
-  const list = await kubectlJson<KubeList<IDeployment>>(
-    "get",
-    "deployments",
-    "-n",
-    ns,
-    "-l",
-    `app.kubernetes.io/name=${svc}`,
-  );
-  assert.strictEqual(
-    list.items.length,
-    1,
-    `one Deployment for ${svc} in ${ns}, got ${list.items.map((d) => d.metadata!.name)}`,
-  );
-  return list.items[0];
 }
 
 function available(d: IDeployment): boolean {
