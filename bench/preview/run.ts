@@ -5,8 +5,8 @@
 // Both programs run in render mode (the kubernetes provider writes YAML to a folder, no
 // cluster) with the same Pulumi.yaml runtime options as this project, so the ratio is what the
 // program itself costs. The dev catalog's services use pinned prebuilt `image:` references
-// instead of `app: apps/chain-service`: a stack with app folders needs the docker provider, which
-// cannot be built on this machine (see tests/engine/harness.ts).
+// instead of `app: apps/chain-service`: a stack with app folders needs the docker provider
+// (scripts/docker-provider.sh), and a build would be measured with the program.
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";

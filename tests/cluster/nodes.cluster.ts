@@ -521,7 +521,7 @@ describe("two real nodes, NetworkPolicies enforced, and disruptions", function (
     );
     // Once they have (5 s for every proxy to follow), almost every request succeeds. Not all:
     // a few new connections through the node port still reach the lost node afterwards, most
-    // when its pods are evicted (docs/test-suites.md has the figures); the cause is not found.
+    // when its pods are evicted (the scenario prints them); the cause is not found.
     // Printed, and held under 1 in 10.
     const after = out + 5000 - loadStart;
     const late = res.failures.filter((f) => f.sentMs > after);

@@ -13,7 +13,7 @@ import { run, tempDir } from "../support/process";
 
 export const REPO = path.resolve(__dirname, "..", "..");
 
-/** A pinned, made-up reference per service, for suites that never pull it (the docker provider is not built here). */
+/** A pinned, made-up reference per service, for suites that never pull it (and run without the docker provider). */
 export function pinned(name: string): string {
   return `localhost:5001/${name}@sha256:${createHash("sha256").update(name).digest("hex")}`;
 }
