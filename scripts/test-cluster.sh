@@ -16,7 +16,8 @@
 # that need serving pods are skipped, i.e. pending); K8S_CHAIN_CLUSTER_REQUIRE_REAL_NODE=1 (set
 # by .ci/run) makes that a failure instead.
 # Knobs: K8S_CHAIN_CLUSTER_KEEP=1 keeps the run dirs (logs); K8S_CHAIN_CLUSTER_GREP=<pattern>
-# runs only the matching tests (mocha --grep); K8S_CHAIN_CLUSTER_HOLD=<seconds> leaves the
+# runs only the matching tests (mocha --grep); K8S_CHAIN_CLUSTER_MAIN=<file.ts> runs that program
+# (ts-node) instead of the scenarios, on the same cluster (bench:peers); K8S_CHAIN_CLUSTER_HOLD=<seconds> leaves the
 # cluster, registry and stack running that long after the tests, to look at them with
 # `scripts/cluster.sh env` and kubectl (INT ends the wait and cleans up).
 set -euo pipefail
@@ -127,8 +128,13 @@ rc=0
 t_tests=$(elapsed)
 # The test stacks' temp dirs (EngineStack, under os.tmpdir()) in this run's own dir.
 mkdir -p "$WORK/tmp"
-TMPDIR="$WORK/tmp" step node_modules/.bin/mocha --no-config --require ts-node/register/transpile-only --timeout 0 \
-  "${grep_args[@]}" 'tests/cluster/*.cluster.ts' || rc=$?
+if [ -n "${K8S_CHAIN_CLUSTER_MAIN:-}" ]; then
+  # A bench on the suite's cluster (bench/peers/run.sh): that program instead of the scenarios.
+  TMPDIR="$WORK/tmp" step node_modules/.bin/ts-node --transpile-only "$K8S_CHAIN_CLUSTER_MAIN" || rc=$?
+else
+  TMPDIR="$WORK/tmp" step node_modules/.bin/mocha --no-config --require ts-node/register/transpile-only --timeout 0 \
+    "${grep_args[@]}" 'tests/cluster/*.cluster.ts' || rc=$?
+fi
 log "tests took $(( ($(elapsed) - t_tests) / 1000 )) s; the cluster's processes hold $(bash "$ROOT/scripts/cluster.sh" mem) MiB resident now"
 if [ -n "${K8S_CHAIN_CLUSTER_HOLD:-}" ]; then
   log "holding everything for ${K8S_CHAIN_CLUSTER_HOLD} s: KUBECONFIG=$KUBECONFIG"
