@@ -163,11 +163,8 @@ export function deployChain(config: StackConfig, opts: ChainOptions): ChainOutpu
         image,
         connection,
         revision,
-        waitFor: [
-          ...(namespace ? [namespace] : []),
-          ...(defaultDeny ? [defaultDeny] : []),
-          ...planned.callees.map((c) => services[c.name]),
-        ],
+        waitFor: namespace ? [namespace] : [],
+        podsWaitFor: [...(defaultDeny ? [defaultDeny] : []), ...planned.callees.map((c) => services[c.name])],
       },
       resourceOpts,
     );

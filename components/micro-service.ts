@@ -4,6 +4,7 @@ import type { ServicePlan } from "./plan";
 import { ClusterConnection, Rollout } from "./rollout";
 import {
   deploymentSpec,
+  drainNeeds,
   networkPolicySpec,
   Placement,
   podDisruptionBudgetSpec,
@@ -20,11 +21,15 @@ export interface MicroServiceArgs {
   placement: Placement;
   /** The image reference the Deployment runs: a pushed digest or an immutable tag. */
   image: pulumi.Input<string>;
-  /**
-   * Resources every child waits for: the callees' components (so a caller starts only once
-   * its callees are created and ready), the namespace and the default-deny policy.
-   */
+  /** Resources every child waits for: the namespace. */
   waitFor: pulumi.Resource[];
+  /**
+   * What its Deployment also waits for: the default-deny policy (no pod of the stack runs
+   * before it) and the callees' components (a caller's pods start only once its callees are
+   * rolled out and ready). Its Service, policy and budget do not wait for them, so they are in
+   * place before a level's pods can start, and a level of the chain costs only its rollout.
+   */
+  podsWaitFor: pulumi.Resource[];
   /**
    * How to reach the live cluster the provider deploys to (absent in render mode, when the
    * provider writes YAML to a folder): the stack then watches each rollout itself
@@ -65,7 +70,7 @@ export class MicroService extends pulumi.ComponentResource {
    */
   constructor(name: string, args: MicroServiceArgs, opts?: pulumi.ComponentResourceOptions) {
     super("k8s-chain:components:MicroService", name, {}, opts);
-    const { plan, placement, image, waitFor, connection } = args;
+    const { plan, placement, image, waitFor, podsWaitFor, connection } = args;
     const live = connection !== undefined;
     const svc = plan.service;
 
@@ -87,8 +92,8 @@ export class MicroService extends pulumi.ComponentResource {
     // default deny (no DNS, no callees). The provider does not wait on a NetworkPolicy.
     // Named after what it allows (see networkPolicySpec): a change creates the new one here
     // and Pulumi deletes the old one when the `up` ends, after the old pods are gone.
-    if (args.networkPolicy) {
-      const policy = networkPolicySpec(svc, plan.callers, plan.callees, placement);
+    const policy = args.networkPolicy ? networkPolicySpec(svc, plan.callers, plan.callees, placement) : undefined;
+    if (policy) {
       this.networkPolicy = new k8s.networking.v1.NetworkPolicy(
         `${name}-network-policy-${policy.metadata.name.slice(-8)}`,
         policy,
@@ -115,7 +120,7 @@ export class MicroService extends pulumi.ComponentResource {
     });
     this.deployment = new k8s.apps.v1.Deployment(`${name}-deployment`, spec, {
       parent: this,
-      dependsOn: [...waitFor, this.service, ...(this.networkPolicy ? [this.networkPolicy] : [])],
+      dependsOn: [...waitFor, ...podsWaitFor, this.service, ...(this.networkPolicy ? [this.networkPolicy] : [])],
     });
     if (live) {
       this.rollout = new Rollout(
@@ -126,6 +131,7 @@ export class MicroService extends pulumi.ComponentResource {
           deployment: this.deployment.metadata.name,
           generation: this.deployment.metadata.generation,
           timeoutSeconds: placement.rolloutTimeoutSeconds,
+          needs: drainNeeds(plan.env, policy?.metadata.name),
           connection,
         },
         { parent: this, dependsOn: [this.deployment] },

@@ -14,6 +14,13 @@ export interface RolloutInputs {
   generation: number;
   /** How long the release may take to become ready (`rolloutTimeoutSeconds`). */
   timeoutSeconds: number;
+  /**
+   * What the release's old pods rely on that an `up` removes only when it ends (see
+   * {@link drainNeeds}): when an update changes it, the watch also waits for the old pods to
+   * finish draining; when it does not (an image update), nothing the old pods use goes away,
+   * and the watch ends once the new pods are Ready, as `kubectl rollout status` and Helm do.
+   */
+  needs?: string;
   /** The cluster to watch: the one the stack's kubernetes provider uses. Not kept in the outputs. */
   connection?: ClusterConnection;
 }
@@ -61,8 +68,9 @@ interface PodJson {
  * kubernetes provider's await (on a real node it once reported a rollout complete 22-45 s
  * before the new pods were Ready): the controller has seen this generation, every replica is
  * updated and available, no old replica is counted, and no pod of the Deployment is still
- * terminating, unless `drained` is false (an old pod draining can still call a callee, so a
- * callee's old port must outlive it).
+ * terminating, unless `drained` is false (the watch asks for it only when the old pods lose
+ * something at the end of the `up`: an old pod draining can still call a callee's old port,
+ * and needs its old NetworkPolicy).
  */
 export function judgeRollout(
   inputs: RolloutInputs,
@@ -273,10 +281,11 @@ const rolloutProvider: pulumi.dynamic.ResourceProvider = {
     return { changes: keys.some((k) => olds[k] !== news[k]) };
   },
   async create(inputs: RolloutInputs): Promise<pulumi.dynamic.CreateResult> {
-    return { id: `${inputs.namespace}/${inputs.deployment}`, outs: await watchRollout(inputs) };
+    // A new Deployment has no old pods of its own to wait for.
+    return { id: `${inputs.namespace}/${inputs.deployment}`, outs: await watchRollout(inputs, false) };
   },
-  async update(_id: string, _olds: RolloutInputs, news: RolloutInputs): Promise<pulumi.dynamic.UpdateResult> {
-    return { outs: await watchRollout(news) };
+  async update(_id: string, olds: RolloutInputs, news: RolloutInputs): Promise<pulumi.dynamic.UpdateResult> {
+    return { outs: await watchRollout(news, olds.needs !== news.needs) };
   },
   async delete(): Promise<void> {
     // Nothing to undo: the watch owns no object.
@@ -448,7 +457,6 @@ async function namespaceSnapshot(api: ApiClient, namespace: string, notBefore: n
  */
 const UNREACHABLE_LIMIT_MS = 10_000;
 
-/** Polls until the release is ready, or fails (after a rollback when there is a release to go back to). */
 /**
  * Ends this provider process once the engine that started it is gone. The engine stops its
  * plugins when it ends, but an engine killed outright (SIGKILL, a cancelled CI job) cannot,
@@ -469,7 +477,11 @@ function exitWithEngine(): void {
   }
 }
 
-async function watchRollout(inputs: RolloutInputs): Promise<Record<string, unknown>> {
+/**
+ * Watches `inputs`' release until it is ready (with `drain`, until its old pods have also
+ * finished draining), or fails it (after a rollback when there is a release to go back to).
+ */
+async function watchRollout(inputs: RolloutInputs, drain: boolean): Promise<Record<string, unknown>> {
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   const started = Date.now();
   const cannotWatch = (err: unknown, where: string) =>
@@ -499,7 +511,7 @@ async function watchRollout(inputs: RolloutInputs): Promise<Record<string, unkno
   for (;;) {
     let seen: Awaited<ReturnType<typeof look>>;
     try {
-      seen = await look(inputs.generation);
+      seen = await look(inputs.generation, drain);
       failingSince = undefined;
     } catch (err) {
       if (!isApiError(err)) {

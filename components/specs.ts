@@ -397,8 +397,8 @@ function servicePortEntry(svc: Pick<ServiceConfig, "servicePort">) {
  * relinquishes its fields, and the port goes) only at the end of `up`, after every caller's
  * rollout, old pods included, is done. Measured before it: 1-9 failed requests per change.
  * The provider treats the patch as a Service and would wait for its endpoints, with the same
- * 10 s settle the Service itself skips: callers wait for their callees' whole component, so
- * that was 10 s per level again (measured: 4 -> 14 s, 14 -> 24 s and 24 -> 34 s for C's, B's and
+ * 10 s settle the Service itself skips: callers' Deployments wait for their callees' whole
+ * component, so that was 10 s per level again (measured: 4 -> 14 s, 14 -> 24 s and 24 -> 34 s for C's, B's and
  * A's keepers in a first `up` of the dev stack). It carries the Service's own wait annotation,
  * with the same value, so the two field managers share it without a conflict.
  */
@@ -556,6 +556,18 @@ export function networkPolicySpec(
 /** 8 hex digits of a spec's SHA-256 (its JSON: the specs here are built in a fixed key order). */
 function specDigest(spec: object): string {
   return createHash("sha256").update(JSON.stringify(spec)).digest("hex").slice(0, 8);
+}
+
+/**
+ * What a release's old pods rely on that an `up` removes only when it ends, as one string: the
+ * service's NetworkPolicy (a changed one is a new policy, the old one deleted at the end) and
+ * its env (the URLs it calls: a callee's changed port is kept until then, see
+ * {@link servicePortKeeperSpec}). The Rollout waits for the old pods to finish draining only
+ * when this changes; an image update changes neither, so its old pods lose nothing while they
+ * drain and the `up` need not wait for them.
+ */
+export function drainNeeds(env: ReadonlyArray<EnvVar>, policyName: string | undefined): string {
+  return JSON.stringify({ policy: policyName ?? null, env });
 }
 
 /** With two or more replicas, a voluntary disruption (node drain) may take only one pod at a time. */

@@ -152,7 +152,15 @@ describe("stack (Pulumi mocks)", function () {
     const placement = { namespace: "default", clusterDomain: "cluster.local", rolloutTimeoutSeconds: 120 };
     new MicroService(
       "c",
-      { plan: planOf(cfg, "c"), networkPolicy: true, placement, image: PINNED, waitFor: [], connection: {} },
+      {
+        plan: planOf(cfg, "c"),
+        networkPolicy: true,
+        placement,
+        image: PINNED,
+        waitFor: [],
+        podsWaitFor: [],
+        connection: {},
+      },
       {
         transformations: [
           (a) => {
@@ -166,6 +174,44 @@ describe("stack (Pulumi mocks)", function () {
     assert.strictEqual(opts["c-deployment"].deleteBeforeReplace, undefined);
   });
 
+  it("holds back only the Deployment for the default deny and the callees; its Service, policy and budget wait for the namespace alone", () => {
+    recorded = installMocks();
+    const cfg = parse({ services: { c: { image: PINNED, calls: ["d"] }, d: { image: PINNED } } });
+    const placement = { namespace: "default", clusterDomain: "cluster.local", rolloutTimeoutSeconds: 120 };
+    const [ns, deny, callee] = ["ns", "deny", "callee"].map(
+      (n) => new pulumi.ComponentResource("test:index:Marker", n),
+    );
+    const opts: Record<string, pulumi.CustomResourceOptions> = {};
+    new MicroService(
+      "c",
+      {
+        plan: planOf(cfg, "c"),
+        networkPolicy: true,
+        placement,
+        image: PINNED,
+        waitFor: [ns],
+        podsWaitFor: [deny, callee],
+        connection: {},
+      },
+      {
+        transformations: [
+          (a) => {
+            opts[a.name] = a.opts;
+            return undefined;
+          },
+        ],
+      },
+    );
+    const policy = Object.keys(opts).find((n) => n.startsWith("c-network-policy-"))!;
+    for (const child of ["c-service", policy, "c-pdb"]) {
+      assert.deepStrictEqual(opts[child].dependsOn, [ns], child);
+    }
+    const dep = opts["c-deployment"].dependsOn as pulumi.Resource[];
+    for (const r of [ns, deny, callee]) {
+      assert.ok(dep.includes(r), "the Deployment waits for the namespace, the default deny and the callee");
+    }
+  });
+
   it("makes a pinned port's Service delete-before-replace: a namespace move frees the port before claiming it again", () => {
     recorded = installMocks();
     const cfg = parse({ services: { c: { image: PINNED, expose: "NodePort", nodePort: 30080 } } });
@@ -176,6 +222,7 @@ describe("stack (Pulumi mocks)", function () {
       placement,
       image: PINNED,
       waitFor: [],
+      podsWaitFor: [],
       connection: {},
     });
     const ports = planChain(cfg, ROOT).pinnedPorts;
@@ -586,6 +633,28 @@ describe("stack (Pulumi mocks)", function () {
       "an unpinned node port is the one the cluster assigned",
     );
     assert.strictEqual(await valueOf(out.images.lb), PINNED);
+  });
+
+  it("has a Rollout wait for old pods to drain only when they lose something at the end of the up: a policy or a callee's port, not an image", async () => {
+    const needs = async (services: Record<string, Record<string, unknown>>) => {
+      recorded = installMocks();
+      const cfg = parse({ services });
+      deployChain(cfg, { projectRoot: ROOT });
+      await settle(recorded, expectedCount(cfg.services));
+      return Object.fromEntries(byType(recorded, ROLLOUT).map((r) => [r.inputs.service, r.inputs.needs]));
+    };
+    const base = { a: { image: PINNED, calls: ["b"] }, b: { image: PINNED } };
+    const before = await needs(base);
+    const image = await needs({ ...base, b: { image: PINNED.replace(/@sha256:[0-9a-f]{4}/, "@sha256:0000") } });
+    const port = await needs({ ...base, b: { image: PINNED, servicePort: 8081 } });
+    const calls = await needs({ ...base, a: { image: PINNED }, c: { image: PINNED, calls: ["b"] } });
+    assert.deepStrictEqual(image, before, "an image update");
+    // b's port moved: its caller a's old pods call the old one, which is kept until the up ends.
+    assert.notStrictEqual(port.a, before.a);
+    assert.strictEqual(port.b, before.b);
+    // a no longer calls b: a's policy and env change, and so does b's policy (its callers).
+    assert.notStrictEqual(calls.a, before.a);
+    assert.notStrictEqual(calls.b, before.b);
   });
 
   it("passes `rolloutTimeoutSeconds` to every Deployment and to a LoadBalancer, and waits for no other Service", async () => {
