@@ -5,21 +5,10 @@
 //
 // Run: npm run bench:cluster (bench/cluster/run.sh starts and stops the cluster).
 import { engineBin, EngineStack, REPO } from "../../tests/engine/harness";
+import { chains } from "./catalog";
 
 const SERVICES = Number(process.env.BENCH_SERVICES ?? 50);
 const DEPTHS = (process.env.BENCH_DEPTHS ?? "1,5,10,25,50").split(",").map(Number);
-const PINNED = "127.0.0.1:9/bench@sha256:" + "ab".repeat(32);
-
-/** `n` services in `n / depth` parallel chains of `depth` calls each. */
-function catalog(n: number, depth: number): Record<string, unknown> {
-  const width = Math.ceil(n / depth);
-  const services: Record<string, unknown> = {};
-  for (let i = 0; i < n; i++) {
-    const callee = i + width;
-    services[`svc-${i}`] = { image: PINNED, replicas: 1, calls: callee < n ? [`svc-${callee}`] : [] };
-  }
-  return services;
-}
 
 async function main(): Promise<void> {
   const engine = engineBin();
@@ -27,7 +16,7 @@ async function main(): Promise<void> {
   for (const depth of DEPTHS) {
     const stack = new EngineStack(engine, REPO);
     try {
-      stack.init({ namespace: `bench-depth-${depth}`, services: catalog(SERVICES, depth) });
+      stack.init({ namespace: `bench-depth-${depth}`, services: chains(SERVICES, depth) });
       const up = await stack.pulumiAsync(["up", "--yes", "--skip-preview"], "up");
       if (up.code !== 0) {
         throw new Error(`up failed at depth ${depth}:\n${up.stdout}\n${up.stderr}`);

@@ -122,6 +122,27 @@ export interface Cell {
 export type Tool = "pulumi" | "helm" | "kubectl";
 export const TOOLS: Tool[] = ["pulumi", "helm", "kubectl"];
 
+/**
+ * One row's cells from several rounds of a tool: the median seconds, the failed requests
+ * summed, the last round's note; undefined when no round got to the row.
+ */
+export function combine(rounds: Array<Record<string, Cell>>, row: string): Cell | undefined {
+  const cells = rounds.map((r) => r[row]).filter((c): c is Cell => c !== undefined);
+  if (cells.length === 0) return undefined;
+  const secs = cells.map((c) => c.seconds).filter((x): x is number => x !== undefined);
+  secs.sort((a, b) => a - b);
+  const mid = secs.length / 2;
+  const seconds =
+    secs.length === 0 ? undefined : secs.length % 2 ? secs[Math.floor(mid)] : (secs[mid - 1] + secs[mid]) / 2;
+  const failed = cells.map((c) => c.failed).filter((f): f is string => f !== undefined);
+  const sum = (i: number) => failed.reduce((n, f) => n + Number(f.split("/")[i]), 0);
+  return {
+    seconds,
+    failed: failed.length === 0 ? undefined : `${sum(0)}/${sum(1)}`,
+    note: cells[cells.length - 1].note,
+  };
+}
+
 /** The printed table: one line per row, a cell per tool, and ours over each peer's seconds. */
 export function table(rows: Array<{ row: string; cells: Partial<Record<Tool, Cell>> }>): string {
   const fmt = (c?: Cell) =>
