@@ -219,7 +219,7 @@ describe("GitHub workflows (.github/workflows)", function () {
   });
 
   it("pin each third-party action to a commit SHA with its release in a comment, at the vetted major", () => {
-    // The comment is what says which release a SHA is (tests/action/runner.ts reads it to know
+    // The comment is what says which release a SHA is (lab/action/runner.ts reads it to know
     // that pulumi/actions is the v7 it builds); zizmor checks that the SHA is there.
     const files = [...workflowFiles.map((f) => path.join(workflowsDir, f)), kubeconfigActionPath];
     const seen = new Set<string>();

@@ -1,8 +1,8 @@
 /**
  * The Pulumi steps of preview.yml and deploy.yml, run through the real Pulumi GitHub Action
- * (pulumi/actions v7, built from vendor/pulumi-actions-v7) by the runner stand-in (./runner.ts), with
- * the real engine (scripts/engine.sh) in render mode, and GitHub's REST API stood in for on
- * loopback (./github-api.ts). Run with `npm run test:action`; see the README, CI/CD.
+ * (pulumi/actions v7, built from lab/vendor/pulumi-actions-v7) by the runner stand-in (lab/action/runner.ts), with
+ * the real engine (lab/scripts/engine.sh) in render mode, and GitHub's REST API stood in for on
+ * loopback (lab/action/github-api.ts). Run with `npm run test:action`; see the README, CI/CD.
  *
  * The stack is made once beforehand, as the README tells a user to do from a laptop: a
  * passphrase stack in a local file backend (EngineStack from the engine tests, stack `engine`),
@@ -18,8 +18,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { devServices, EngineStack, engineBin, pinned, REPO } from "../engine/harness";
 import { parse as parseYaml } from "yaml";
-import { GitHubStandIn } from "./github-api";
-import { buildAction, BuiltAction, RunnerJob, StepResult } from "./runner";
+import { GitHubStandIn } from "../../lab/action/github-api";
+import { buildAction, BuiltAction, RunnerJob, StepResult } from "../../lab/action/runner";
 
 const REPOSITORY = "acme/k8s-chain";
 const PR = 7;

@@ -1,7 +1,7 @@
 // kube-score (a standard third-party audit of Kubernetes objects) on what the real engine
 // renders: the dev stack, and a generated catalog of 30 services with a call graph. Run with
-// `npm run test:audit`: builds or reuses kube-score (scripts/kube-score.sh) and the engine
-// (scripts/engine.sh), renders each catalog with the harness of the engine suite
+// `npm run test:audit`: builds or reuses kube-score (lab/scripts/kube-score.sh) and the engine
+// (lab/scripts/engine.sh), renders each catalog with the harness of the engine suite
 // (`k8s-chain:renderDir`), and scores every rendered object in one kube-score run per catalog,
 // so the checks that look across objects (NetworkPolicy, PodDisruptionBudget, Service targets)
 // see them all. Every default check runs; a CRITICAL or WARNING fails the test unless an
@@ -16,7 +16,7 @@ import type { RawServices } from "../support/catalogs";
 import { isKind, KubeObject, podSpecOf } from "../support/objects";
 import { tempDir } from "../support/process";
 
-/** The Kubernetes version the checks assume (the cluster suite's, tools/cluster/kube). */
+/** The Kubernetes version the checks assume (the cluster suite's, lab/tools/cluster/kube). */
 const KUBERNETES_VERSION = "v1.36";
 const NAMESPACE = "chain-audit";
 /** The checkout whose program is rendered: K8S_CHAIN_ENGINE_PROGRAM, as in the engine suite (default: this repo). */
@@ -93,13 +93,13 @@ const EXEMPTIONS: Exemption[] = [
 
 /** Builds (or reuses) kube-score and returns its path. */
 function kubeScoreBin(): string {
-  const r = spawnSync("bash", [path.join(REPO, "scripts", "kube-score.sh"), "build"], {
+  const r = spawnSync("bash", [path.join(REPO, "lab", "scripts", "kube-score.sh"), "build"], {
     cwd: REPO,
     encoding: "utf8",
     stdio: ["ignore", "pipe", "inherit"],
   });
   if (r.status !== 0) {
-    throw new Error(`scripts/kube-score.sh build failed (exit ${r.status})`);
+    throw new Error(`lab/scripts/kube-score.sh build failed (exit ${r.status})`);
   }
   return r.stdout.trim().split("\n").pop()!;
 }
@@ -265,8 +265,8 @@ describe("kube-score on the objects the real engine renders", function () {
   }
 
   before(function () {
-    bin = timed("kube-score build (scripts/kube-score.sh)", kubeScoreBin);
-    engine = timed("engine build (scripts/engine.sh)", engineBin);
+    bin = timed("kube-score build (lab/scripts/kube-score.sh)", kubeScoreBin);
+    engine = timed("engine build (lab/scripts/engine.sh)", engineBin);
     const v = spawnSync(bin, ["version"], { encoding: "utf8" }).stdout.trim();
     console.log(`      ${v} (${bin}); engine ${engine.bin}`);
   });

@@ -1,4 +1,4 @@
-// The stack's own image build (AppImage on the real docker provider, built from vendor/) as a
+// The stack's own image build (AppImage on the real docker provider, built from lab/vendor/) as a
 // user meets it: previews across commits in a git checkout, and a stack with no `registry` on a
 // cluster that cannot see the local Docker engine. Run with `npm run test:cluster`.
 import * as assert from "assert";

@@ -17,7 +17,7 @@ import { run } from "../support/process";
 function required(name: string): string {
   const v = process.env[name];
   if (!v) {
-    throw new Error(`${name} is not set: run this suite with \`npm run test:cluster\` (scripts/test-cluster.sh)`);
+    throw new Error(`${name} is not set: run this suite with \`npm run test:cluster\` (lab/scripts/test-cluster.sh)`);
   }
   return v;
 }

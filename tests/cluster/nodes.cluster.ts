@@ -1,9 +1,9 @@
 // Several real nodes, NetworkPolicies enforced, and the disruptions a production cluster has:
-// the dev catalog on two real nodes (scripts/cluster.sh: node 0 in the machine's network
+// the dev catalog on two real nodes (lab/scripts/cluster.sh: node 0 in the machine's network
 // namespace, node 1 in one of its own, kube-network-policies enforcing on both), every check
 // made on the cluster itself: where the pods run, what each pod can reach (measured from
 // inside it), what a load through A's node port saw.
-// Run with `npm run test:cluster` (scripts/test-cluster.sh starts and stops everything).
+// Run with `npm run test:cluster` (lab/scripts/test-cluster.sh starts and stops everything).
 import * as assert from "assert";
 import type { ChildProcess } from "child_process";
 import * as fs from "fs";
@@ -39,14 +39,14 @@ const NODES = (process.env.K8S_CHAIN_CLUSTER_NODES ?? "").split(" ").filter(Bool
 /** The node the disruptions take away (node 0 holds the node ports the load goes through). */
 const LOST = NODES[1];
 const OUTSIDE = process.env.K8S_CHAIN_CLUSTER_OUTSIDE ?? "";
-const CLUSTER_SH = path.join(REPO, "scripts", "cluster.sh");
+const CLUSTER_SH = path.join(REPO, "lab", "scripts", "cluster.sh");
 const CHAIN_URL = "http://127.0.0.1:30081/";
 
-/** `scripts/cluster.sh <args>` (kill-node, restart-node, restart-apiserver); throws on failure. */
+/** `lab/scripts/cluster.sh <args>` (kill-node, restart-node, restart-apiserver); throws on failure. */
 async function clusterSh(...args: string[]): Promise<string> {
   const r = await run("bash", [CLUSTER_SH, ...args], { env: process.env });
   if (r.code !== 0) {
-    throw new Error(`scripts/cluster.sh ${args.join(" ")} failed:\n${r.stderr}`);
+    throw new Error(`lab/scripts/cluster.sh ${args.join(" ")} failed:\n${r.stderr}`);
   }
   return r.stderr.trim();
 }
@@ -127,7 +127,7 @@ interface Probe {
 /**
  * The reachability matrix, measured from inside every pod of the stack: to every other
  * service's Service (ClusterIP and servicePort), to the cluster DNS (a lookup of a Service's
- * name), and to an address outside the cluster (scripts/cluster.sh's web server in a network
+ * name), and to an address outside the cluster (lab/scripts/cluster.sh's web server in a network
  * namespace of its own). Each row is named as the evaluator names it (the Service's port
  * translated to the pod's, as a policy sees the packet).
  */

@@ -1,6 +1,6 @@
-// The real program, run by the real engine, against a real cluster (scripts/cluster.sh):
+// The real program, run by the real engine, against a real cluster (lab/scripts/cluster.sh):
 // every scenario asserts on the cluster itself (the API, watches, HTTP through node ports).
-// Run with `npm run test:cluster` (scripts/test-cluster.sh starts and stops everything).
+// Run with `npm run test:cluster` (lab/scripts/test-cluster.sh starts and stops everything).
 import * as assert from "assert";
 import { execFileSync } from "child_process";
 import { EngineStack, engineBin, REPO, RunResult } from "../engine/harness";

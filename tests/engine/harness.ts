@@ -1,5 +1,5 @@
 // Drives the real Pulumi engine (CLI + nodejs language host + kubernetes provider, see
-// scripts/engine.sh) against a throwaway stack: local file backend and PULUMI_HOME in a temp
+// lab/scripts/engine.sh) against a throwaway stack: local file backend and PULUMI_HOME in a temp
 // dir, passphrase secrets, no plugin downloads, the kubernetes provider rendering YAML to a
 // folder (`k8s-chain:renderDir`) so no cluster is needed.
 import { spawnSync, type ChildProcess } from "child_process";
@@ -31,20 +31,20 @@ export function devServices(imageFor: (name: string) => string = pinned, dir: st
 
 /**
  * Finds or builds the engine (installed pieces as they are, the rest built once into a cache
- * outside the repo, see scripts/engine.sh) and returns the folder linking its pieces
+ * outside the repo, see lab/scripts/engine.sh) and returns the folder linking its pieces
  * (`pulumi-language-nodejs`, `pulumi-resource-kubernetes`, `pulumi-resource-pulumi-nodejs`) and
  * the `pulumi` to run (an installed CLI or the built one, run from that folder when the nodejs
  * host chosen is not beside it).
  */
 export function engineBin(): { bin: string; cli: string } {
-  const r = spawnSync("bash", [path.join(REPO, "scripts", "engine.sh"), "build"], {
+  const r = spawnSync("bash", [path.join(REPO, "lab", "scripts", "engine.sh"), "build"], {
     cwd: REPO,
     encoding: "utf8",
     stdio: ["ignore", "pipe", "inherit"],
     maxBuffer: 1 << 24,
   });
   if (r.status !== 0) {
-    throw new Error(`scripts/engine.sh build failed (exit ${r.status})`);
+    throw new Error(`lab/scripts/engine.sh build failed (exit ${r.status})`);
   }
   const [bin, cli] = r.stdout.trim().split("\n").slice(-2);
   return { bin, cli };
@@ -109,7 +109,7 @@ export class EngineStack {
     const home = path.join(this.root, "pulumi-home");
     fs.mkdirSync(home);
     fs.mkdirSync(path.join(this.root, "state"));
-    // The CLI is run by its path: the nodejs language host scripts/engine.sh chose sits beside
+    // The CLI is run by its path: the nodejs language host lab/scripts/engine.sh chose sits beside
     // it, where the CLI looks for bundled plugins.
     this.cli = engine.cli;
     this.providerBinary = path.join(bin, "pulumi-resource-kubernetes");
@@ -129,7 +129,7 @@ export class EngineStack {
     delete this.env.PULUMI_ACCESS_TOKEN;
     delete this.env.PULUMI_BACKEND_URL;
     // The language host built here (sdk v3.68.0, the newest the Go module proxy serves, see
-    // scripts/engine.sh) predates reading `runtime.options` from the CLI, so it would run
+    // lab/scripts/engine.sh) predates reading `runtime.options` from the CLI, so it would run
     // the program with ts-node's type-check whatever Pulumi.yaml says. A current host turns
     // `runtime.options.tsconfig` into PULUMI_NODEJS_TSCONFIG_PATH for the program's node
     // process; set it the same way, so the engine runs the program as Pulumi.yaml asks.
@@ -220,7 +220,7 @@ export class EngineStack {
     );
     const version = sdk.version;
     this.ok(["plugin", "install", "resource", "kubernetes", version, "--file", this.providerBinary]);
-    // The docker provider, when the suite built it (scripts/docker-provider.sh): the stack's
+    // The docker provider, when the suite built it (lab/scripts/docker-provider.sh): the stack's
     // AppImage builds with it. Without it, only catalogs of prebuilt images run.
     const dockerProvider = process.env.K8S_CHAIN_DOCKER_PROVIDER;
     if (dockerProvider) {

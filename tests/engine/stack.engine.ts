@@ -1,5 +1,5 @@
 // The real engine on the real program (index.ts): preview, render, replace, refuse.
-// Run with `npm run test:engine` (builds or reuses the engine, see scripts/engine.sh).
+// Run with `npm run test:engine` (builds or reuses the engine, see lab/scripts/engine.sh).
 import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";

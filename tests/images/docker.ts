@@ -1,5 +1,5 @@
 // Helpers for tests/images/images.e2e.ts: the docker CLI against the private Docker engine that
-// scripts/images/test-images.sh started, the private registry's HTTP API, and plain HTTP
+// lab/scripts/images/test-images.sh started, the private registry's HTTP API, and plain HTTP
 // probes of the running containers. Every error a helper throws starts with the app's name.
 import * as fs from "fs";
 import * as http from "http";
@@ -10,7 +10,7 @@ function required(name: string): string {
   const v = process.env[name];
   if (!v) {
     throw new Error(
-      `${name} is not set: run this suite through \`npm run test:images\` (scripts/images/test-images.sh)`,
+      `${name} is not set: run this suite through \`npm run test:images\` (lab/scripts/images/test-images.sh)`,
     );
   }
   return v;

@@ -1,4 +1,4 @@
-// Real image builds, run by `npm run test:images` (scripts/images/test-images.sh), which
+// Real image builds, run by `npm run test:images` (lab/scripts/images/test-images.sh), which
 // starts the private dockerd and registry this suite talks to. Not part of `npm test`: the
 // name does not match tests/**/*.test.ts.
 //

@@ -3,7 +3,7 @@
  * the runner applies it: every `${{ ... }}` in the string is evaluated against the given
  * contexts (`github`, `vars`, `secrets`, `steps`, ...; a missing key is null, as on GitHub)
  * and coerced to a string. Shared by the workflow audit (tests/workflows.test.ts) and the
- * runner stand-in that runs the Pulumi action (tests/action/runner.ts).
+ * runner stand-in that runs the Pulumi action (lab/action/runner.ts).
  */
 import type * as Expressions from "@actions/expressions";
 
