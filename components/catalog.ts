@@ -7,6 +7,7 @@
 // catalog-rules.ts, the apps' env contract in app-contract.ts, image references in image-ref.ts.
 import * as net from "net";
 import * as path from "path";
+import * as YAML from "yaml";
 import { z } from "zod";
 import { checkCatalog, NODE_PORT_MAX, NODE_PORT_MIN } from "./catalog-rules";
 import { imagePinProblem, REGISTRY, REPOSITORY_COMPONENT } from "./image-ref";
@@ -147,6 +148,7 @@ const CONFIG_KEYS = [
   "rolloutTimeoutSeconds",
   "networkPolicies",
   "services",
+  "servicesFile",
 ] as const;
 
 /**
@@ -162,6 +164,32 @@ export interface ParseContext {
   projectRoot: string;
   /** Whether a path exists, and whether it is a directory. */
   stat(p: string): "file" | "dir" | undefined;
+  /** A file's text (`servicesFile`); absent where the catalog is always inline (tests). */
+  readText?(p: string): string;
+}
+
+/**
+ * The catalog from `servicesFile` (YAML or JSON, relative to the project root), or undefined
+ * with the problem pushed. It exists because Pulumi hands the program its whole config in one
+ * environment variable, which Linux caps at 128 KiB: about 800 services with digest-pinned
+ * images in `services` make the engine fail before the program runs ("argument list too long").
+ */
+function readServicesFile(problems: string[], file: string, ctx: ParseContext): unknown {
+  const where = path.resolve(ctx.projectRoot, file);
+  if (ctx.stat(where) !== "file" || ctx.readText === undefined) {
+    problems.push(
+      `servicesFile: ${show(file)} is not a file (${where}); use a YAML or JSON file's path relative to the project root`,
+    );
+    return undefined;
+  }
+  const doc = YAML.parseDocument(ctx.readText(where));
+  if (doc.errors.length > 0) {
+    problems.push(
+      `servicesFile: ${show(file)} is not valid YAML or JSON: ${doc.errors[0].message.split("\n")[0].replace(/:$/, "")}`,
+    );
+    return undefined;
+  }
+  return doc.toJS();
 }
 
 /** An integer field; every way of getting it wrong gets the same message, naming the value. */
@@ -438,9 +466,20 @@ export function parseStackConfig(raw: RawStackConfig, ctx: ParseContext): StackC
   const networkPolicies = optionalBoolean(problems, "networkPolicies", raw.networkPolicies) ?? true;
 
   const services: ServiceConfig[] = [];
-  const rawServices = raw.services;
-  if (rawServices === undefined || rawServices === null) {
-    problems.push("services: missing; add at least one service under `k8s-chain:services` (see Pulumi.dev.yaml)");
+  let rawServices = raw.services;
+  const fileProblems = problems.length;
+  const servicesFile = optionalString(problems, "servicesFile", raw.servicesFile, "use a file path");
+  if (servicesFile !== undefined && rawServices !== undefined) {
+    problems.push(`services and servicesFile are both set; keep one (servicesFile: ${show(servicesFile)})`);
+  } else if (servicesFile !== undefined) {
+    rawServices = readServicesFile(problems, servicesFile, ctx);
+  }
+  if (problems.length > fileProblems) {
+    // Reported above: the catalog is not read.
+  } else if (rawServices === undefined || rawServices === null) {
+    problems.push(
+      `services: missing; add at least one service under \`k8s-chain:services\` (see Pulumi.dev.yaml)${servicesFile === undefined ? "" : ` or in ${show(servicesFile)}`}`,
+    );
   } else if (typeof rawServices !== "object" || Array.isArray(rawServices)) {
     problems.push(`services: ${show(rawServices)} is not a map; use {"<name>": {"app": "apps/<name>"}}`);
   } else if (Object.keys(rawServices).length === 0) {

@@ -26,6 +26,7 @@ export function readStackConfig(projectRoot: string): StackConfig {
         const st = fs.statSync(p, { throwIfNoEntry: false });
         return st?.isDirectory() ? "dir" : st?.isFile() ? "file" : undefined;
       },
+      readText: (p) => fs.readFileSync(p, "utf8"),
     });
   } catch (e) {
     // A RunError is printed without a stack trace: the user sees only the problems.

@@ -92,6 +92,7 @@ describe("catalog: defaults", () => {
       clusterDomain: ["string", "cluster.local"],
       renderDir: ["string", ""],
       rolloutTimeoutSeconds: ["integer", ROLLOUT_TIMEOUT_SECONDS.default],
+      servicesFile: ["string", ""],
       networkPolicies: ["boolean", true],
     });
     const defaults = Object.fromEntries(Object.entries(declared).map(([key, [, value]]) => [key, value]));
@@ -346,7 +347,7 @@ describe("catalog: validation messages", () => {
 
   it("a config key that is not ours (a typo would otherwise be ignored)", () => {
     assert.deepStrictEqual(problemsOf({ namspace: "chain", services: { c: { image: "nginx:1.27.3" } } }), [
-      "namspace: unknown config key `k8s-chain:namspace`; valid keys are namespace, registry, imageTag, buildArgs, buildNetwork, buildPlatform, clusterDomain, renderDir, rolloutTimeoutSeconds, networkPolicies, services",
+      "namspace: unknown config key `k8s-chain:namspace`; valid keys are namespace, registry, imageTag, buildArgs, buildNetwork, buildPlatform, clusterDomain, renderDir, rolloutTimeoutSeconds, networkPolicies, services, servicesFile",
     ]);
   });
 
@@ -675,7 +676,7 @@ describe("catalog: as strict as the API server, the runtime and the apps", () =>
     assert.deepStrictEqual(
       problemsOf({ namespace: "Bad NS", namspace: "x", rolloutTimeoutSeconds: "5", services: "oops" }),
       [
-        "namspace: unknown config key `k8s-chain:namspace`; valid keys are namespace, registry, imageTag, buildArgs, buildNetwork, buildPlatform, clusterDomain, renderDir, rolloutTimeoutSeconds, networkPolicies, services",
+        "namspace: unknown config key `k8s-chain:namspace`; valid keys are namespace, registry, imageTag, buildArgs, buildNetwork, buildPlatform, clusterDomain, renderDir, rolloutTimeoutSeconds, networkPolicies, services, servicesFile",
         'namespace: "Bad NS" is not valid; use a DNS-1123 label such as "k8s-chain" (lower-case letters, digits and `-`, at most 63)',
         "rolloutTimeoutSeconds: 5 is not a valid rollout timeout in seconds; use an integer from 10 to 3600",
         'services: "oops" is not a map; use {"<name>": {"app": "apps/<name>"}}',
