@@ -187,16 +187,41 @@ export class Watch<T = KubeObject> {
 }
 
 /**
+ * Waits (at most 30 s) until `url` has answered 200 to 20 new connections in a row; returns
+ * the ms it took. The data path through a node port on this lab's nodes sometimes refuses or
+ * drops new connections for about a second after the cluster's endpoints changed (EHOSTUNREACH,
+ * ECONNREFUSED, timeouts; the cause is not found), even before a change under test has begun:
+ * a load measured from a steady start counts only what happens after it.
+ */
+async function steady(url: string): Promise<number> {
+  const t0 = Date.now();
+  for (let inARow = 0; inARow < 20;) {
+    if (Date.now() - t0 > 30_000) {
+      throw new Error(`${url} did not answer 20 new connections in a row within 30 s`);
+    }
+    const res = await get(url, 2000).catch(() => undefined);
+    inARow = res?.status === 200 ? inARow + 1 : 0;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return Date.now() - t0;
+}
+
+/**
  * Runs `f` under a steady load on `url` (100 req/s, half new connections, half keep-alive),
- * and 3 s more after it (the old pods' drain, under load too); logs the counts as one line,
- * also pushed to `log`, and returns them.
+ * started once the path answers steadily (see {@link steady}), and 6 s more after it (the old
+ * pods' drain, which an image update's `up` no longer waits for, under load too); logs the
+ * counts as one line, also pushed to `log`, and returns them.
  */
 export async function loadWhile(url: string, what: string, f: () => Promise<void>, log: string[]): Promise<LoadResult> {
+  const waited = await steady(url);
+  if (waited > 1500) {
+    console.log(`      ${what}: the path answered steadily only after ${waited} ms`);
+  }
   const load = new Load(url, 100).start();
   let res: LoadResult;
   try {
     await f();
-    await new Promise((r) => setTimeout(r, 3000));
+    await new Promise((r) => setTimeout(r, 6000));
   } finally {
     res = await load.stop();
   }
