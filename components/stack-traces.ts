@@ -5,10 +5,12 @@
 // was about 0.8 s of the 3.5-4 s the program takes (profiled with `node --cpu-prof`). None of
 // those traces is read by a person unless the program crashes.
 //
-// So while the validated catalog registers, and until the program exits, traces are formatted
-// by V8 without source maps (frames still name the .ts files, with positions in the transpiled
-// code). Config errors are reported before this starts and carry no trace anyway (RunError).
-// K8S_CHAIN_STACK_TRACES=1 keeps ts-node's source-mapped traces, to debug the stack itself.
+// So while the validated catalog registers, and only then, traces are formatted by V8 without
+// source maps (frames still name the .ts files, with positions in the transpiled code), and
+// the SDK's promise bookkeeping takes none. Both are put back when registering returns or
+// throws: nothing outside that call sees a changed Error. Config errors are reported before
+// this starts and carry no trace anyway (RunError). K8S_CHAIN_STACK_TRACES=1 keeps ts-node's
+// source-mapped traces throughout, to debug the stack itself.
 
 /** V8's own format: `Error: message` then `    at frame` per call site. */
 function plainStackTrace(error: Error, frames: NodeJS.CallSite[]): string {
@@ -18,20 +20,21 @@ function plainStackTrace(error: Error, frames: NodeJS.CallSite[]): string {
 
 /**
  * Runs `register` (which creates the stack's resources) with stack traces that cost no
- * source-map lookups; the plain format stays in place for the SDK's asynchronous work after
- * `register` returns. Also takes no trace at all during `register` for the SDK's promise
- * bookkeeping (Error.stackTraceLimit 0; the SDK raises it itself for source positions).
+ * source-map lookups, and no trace at all for the SDK's promise bookkeeping
+ * (Error.stackTraceLimit 0; the SDK raises it itself for source positions); then puts
+ * Error.prepareStackTrace and Error.stackTraceLimit back as they were.
  */
 export function withPlainStackTraces<T>(register: () => T, env: NodeJS.ProcessEnv = process.env): T {
   if (env.K8S_CHAIN_STACK_TRACES === "1") {
     return register();
   }
+  const { prepareStackTrace, stackTraceLimit } = Error;
   Error.prepareStackTrace = plainStackTrace;
-  const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
   try {
     return register();
   } finally {
-    Error.stackTraceLimit = limit;
+    Error.stackTraceLimit = stackTraceLimit;
+    Error.prepareStackTrace = prepareStackTrace;
   }
 }
