@@ -70,6 +70,16 @@ async function urnsOf(out: ChainOutputs): Promise<Record<string, string>> {
   return Object.fromEntries(urns.map((u) => [u.split("::").slice(-2).join("/").replace(/^.*\$/, ""), u]));
 }
 
+/**
+ * A transformation that records the options each child is registered with, by name (the mock
+ * monitor does not see them).
+ */
+function recordInto(opts: Record<string, pulumi.CustomResourceOptions>): pulumi.ResourceTransformation {
+  return (a) => {
+    opts[a.name] = a.opts;
+    return undefined;
+  };
+}
 describe("stack (Pulumi mocks)", function () {
   let recorded: Recorded[];
 
@@ -147,7 +157,6 @@ describe("stack (Pulumi mocks)", function () {
   it("leaves the service's own Service (no pinned port) and the auto-named Deployment to Pulumi's default replacement order", () => {
     recorded = installMocks();
     const cfg = parse({ services: { c: { image: PINNED, expose: "NodePort", nodePort: 30080 } } });
-    // A transformation sees the options each child is registered with (the mock monitor does not).
     const opts: Record<string, pulumi.CustomResourceOptions> = {};
     const placement = { namespace: "default", clusterDomain: "cluster.local", rolloutTimeoutSeconds: 120 };
     new MicroService(
@@ -161,14 +170,7 @@ describe("stack (Pulumi mocks)", function () {
         podsWaitFor: [],
         connection: {},
       },
-      {
-        transformations: [
-          (a) => {
-            opts[a.name] = a.opts;
-            return undefined;
-          },
-        ],
-      },
+      { transformations: [recordInto(opts)] },
     );
     assert.strictEqual(opts["c-service"].deleteBeforeReplace, undefined);
     assert.strictEqual(opts["c-deployment"].deleteBeforeReplace, undefined);
@@ -193,14 +195,7 @@ describe("stack (Pulumi mocks)", function () {
         podsWaitFor: [deny, callee],
         connection: {},
       },
-      {
-        transformations: [
-          (a) => {
-            opts[a.name] = a.opts;
-            return undefined;
-          },
-        ],
-      },
+      { transformations: [recordInto(opts)] },
     );
     const policy = Object.keys(opts).find((n) => n.startsWith("c-network-policy-"))!;
     for (const child of ["c-service", policy, "c-pdb"]) {
@@ -227,18 +222,7 @@ describe("stack (Pulumi mocks)", function () {
     });
     const ports = planChain(cfg, ROOT).pinnedPorts;
     const opts: Record<string, pulumi.CustomResourceOptions> = {};
-    new NodePorts(
-      "node-ports",
-      { ports, owners: { c: owner }, placement },
-      {
-        transformations: [
-          (a) => {
-            opts[a.name] = a.opts;
-            return undefined;
-          },
-        ],
-      },
-    );
+    new NodePorts("node-ports", { ports, owners: { c: owner }, placement }, { transformations: [recordInto(opts)] });
     assert.strictEqual(opts["node-port-30080"].deleteBeforeReplace, true);
     assert.deepStrictEqual(opts["node-port-30080"].dependsOn, [owner]);
     assert.throws(() => new NodePorts("orphans", { ports, owners: {}, placement }), {

@@ -66,6 +66,25 @@ export function errorLines(r: RunResult): string {
     .join("\n");
 }
 
+/** What A's `/` answers when the dev catalog's whole chain A -> B -> C serves. */
+export const CHAIN = {
+  service: "service-a",
+  downstream: [{ service: "service-b", downstream: [{ service: "service-c", downstream: [] }] }],
+};
+
+/** The controller has seen the Deployment's generation and every replica is updated, ready and available, no old one left. */
+export function available(d: IDeployment): boolean {
+  const want = d.spec!.replicas ?? 1;
+  const s: NonNullable<IDeployment["status"]> = d.status ?? {};
+  return (
+    (s.observedGeneration ?? 0) >= d.metadata!.generation! &&
+    s.updatedReplicas === want &&
+    s.readyReplicas === want &&
+    s.availableReplicas === want &&
+    (s.replicas ?? 0) === want
+  );
+}
+
 /** The Deployment of a service (by the stack's `app.kubernetes.io/name` label). */
 export async function deploymentOf(ns: string, svc: string): Promise<IDeployment> {
   const list = await kubectlJson<KubeList<IDeployment>>(

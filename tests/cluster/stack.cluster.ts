@@ -5,6 +5,8 @@ import * as assert from "assert";
 import { execFileSync } from "child_process";
 import { EngineStack, engineBin, REPO, RunResult } from "../engine/harness";
 import {
+  available,
+  CHAIN,
   cluster,
   eventually,
   get,
@@ -33,11 +35,6 @@ const NAMESPACE = "chain-e2e";
 const MOVED_NAMESPACE = "chain-e2e-moved";
 /** The rollout bound the suite runs with (`k8s-chain:rolloutTimeoutSeconds`). */
 const ROLLOUT_TIMEOUT_S = 30;
-const CHAIN = {
-  service: "service-a",
-  downstream: [{ service: "service-b", downstream: [{ service: "service-c", downstream: [] }] }],
-};
-
 const nodePortUrl = (port: number, p = "/") => `http://127.0.0.1:${port}${p}`;
 
 /**
@@ -49,18 +46,6 @@ function servesHttp(): boolean {
     console.log("      (kwok nodes only: the HTTP checks of this scenario are not run)");
   }
   return cluster.realNode;
-}
-
-function available(d: IDeployment): boolean {
-  const want = d.spec!.replicas ?? 1;
-  const s: NonNullable<IDeployment["status"]> = d.status ?? {};
-  return (
-    (s.observedGeneration ?? 0) >= d.metadata!.generation! &&
-    s.updatedReplicas === want &&
-    s.readyReplicas === want &&
-    s.availableReplicas === want &&
-    (s.replicas ?? 0) === want
-  );
 }
 
 function readyEndpoints(slice: IEndpointSlice): number {

@@ -13,6 +13,8 @@ import * as fs from "fs";
 import * as path from "path";
 import { EngineStack, engineBin, REPO } from "../../../tests/engine/harness";
 import {
+  available,
+  CHAIN,
   cluster,
   deploymentOf,
   devCatalog,
@@ -48,11 +50,6 @@ import {
 } from "./releases";
 
 const HELM = process.env.K8S_CHAIN_PEERS_HELM ?? "";
-const CHAIN = {
-  service: "service-a",
-  downstream: [{ service: "service-b", downstream: [{ service: "service-c", downstream: [] }] }],
-};
-
 /** What one tool command (or a tool's sequence of them) did. */
 interface Outcome {
   ok: boolean;
@@ -145,18 +142,18 @@ function kubectlDeployer(files: Files, manifests: Record<ReleaseKey, KubeObject[
   return {
     tool: "kubectl",
     apply,
-    fix: async (rel, before) => {
+    fix: (rel, before) => {
       if (rel.key === "labels") {
-        const d = deploymentName(manifests[rel.key], "service-c");
-        const del = await timed(kubectlBin(), ["delete", "deployment", d, "-n", NAMESPACE, "--wait=true"]);
-        const again = await apply(rel);
-        return { ...again, seconds: del.seconds + again.seconds, step: `kubectl delete deployment ${d}, apply again` };
+        const del = deleteDeployment(manifests, rel);
+        return manualStep(`${del.what}, apply again`, del.run, () => apply(rel));
       }
       // A namespace move: the old namespace holds the pinned node ports the new one needs.
       const ns = before.config.namespace;
-      const del = await timed(kubectlBin(), ["delete", "namespace", ns, "--wait=true"]);
-      const again = await apply(rel);
-      return { ...again, seconds: del.seconds + again.seconds, step: `kubectl delete namespace ${ns}, apply again` };
+      return manualStep(
+        `kubectl delete namespace ${ns}, apply again`,
+        () => timed(kubectlBin(), ["delete", "namespace", ns, "--wait=true"]),
+        () => apply(rel),
+      );
     },
     teardown: (last) => timed(kubectlBin(), ["delete", "-f", files[last.key], "--wait=true", "--ignore-not-found"]),
   };
@@ -181,22 +178,37 @@ function helmDeployer(chartOf: (rel: Release) => string, manifests: Record<Relea
   return {
     tool: "helm",
     apply: upgrade,
-    fix: async (rel) => {
+    fix: (rel) => {
       if (rel.key === "labels") {
-        const d = deploymentName(manifests[rel.key], "service-c");
-        const del = await timed(kubectlBin(), ["delete", "deployment", d, "-n", NAMESPACE, "--wait=true"]);
-        const again = await upgrade(rel);
-        return {
-          ...again,
-          seconds: del.seconds + again.seconds,
-          step: `kubectl delete deployment ${d}, upgrade again`,
-        };
+        const del = deleteDeployment(manifests, rel);
+        return manualStep(`${del.what}, upgrade again`, del.run, () => upgrade(rel));
       }
-      const un = await uninstall();
-      const again = await upgrade(rel);
-      return { ...again, seconds: un.seconds + again.seconds, step: "helm uninstall, upgrade --install again" };
+      return manualStep("helm uninstall, upgrade --install again", uninstall, () => upgrade(rel));
     },
     teardown: () => uninstall(),
+  };
+}
+
+/** A manual step, then the release again: the release's outcome, with the seconds of both. */
+async function manualStep(
+  step: string,
+  first: () => Promise<Outcome>,
+  again: () => Promise<Outcome>,
+): Promise<Outcome & { step: string }> {
+  const done = await first();
+  const retried = await again();
+  return { ...retried, seconds: done.seconds + retried.seconds, step };
+}
+
+/** The manual fix for service-c's refused selector change: delete its Deployment (its pods go with it). */
+function deleteDeployment(
+  manifests: Record<ReleaseKey, KubeObject[]>,
+  rel: Release,
+): { what: string; run: () => Promise<Outcome> } {
+  const d = deploymentName(manifests[rel.key], "service-c");
+  return {
+    what: `kubectl delete deployment ${d}`,
+    run: () => timed(kubectlBin(), ["delete", "deployment", d, "-n", NAMESPACE, "--wait=true"]),
   };
 }
 
@@ -215,17 +227,6 @@ async function chainAnswers(port: number, withinMs: number): Promise<number> {
     assert.deepStrictEqual(JSON.parse(res.body), CHAIN);
   });
   return (Date.now() - t0) / 1000;
-}
-
-function available(d: IDeployment): boolean {
-  const s = d.status ?? {};
-  const want = d.spec!.replicas ?? 1;
-  return (
-    (s.observedGeneration ?? 0) >= d.metadata!.generation! &&
-    s.updatedReplicas === want &&
-    s.readyReplicas === want &&
-    (s.replicas ?? 0) === want
-  );
 }
 
 /** Every Deployment of the release available, its old pods gone, and the chain answering: the start of a row. */
