@@ -25,6 +25,7 @@ import {
   devCatalog,
   errorLines,
   eventually,
+  forgetUnansweredConnections,
   get,
   kubectl,
   kubectlJson,
@@ -447,6 +448,7 @@ describe("two real nodes, NetworkPolicies enforced, and disruptions", function (
     const slices = await Watch.start<IEndpointSlice>(
       `/apis/discovery.k8s.io/v1/namespaces/${NAMESPACE}/endpointslices`,
     );
+    await forgetUnansweredConnections(30081);
     const loadStart = Date.now();
     const load = new Load(CHAIN_URL, 100).start();
     await new Promise((r) => setTimeout(r, 2000));
@@ -510,6 +512,11 @@ describe("two real nodes, NetworkPolicies enforced, and disruptions", function (
       `(all replicas Ready) ${((whole - lostAt) / 1000).toFixed(1)} s after it`;
     loads.push(line);
     console.log(`      ${line}`);
+    // The connections the loss left unanswered, each still bound to a lost pod (see the late
+    // failures below): forgotten, so that the chain's answer here, and the next scenario's load,
+    // go by the rules of now.
+    const unanswered = await forgetUnansweredConnections(30081);
+    console.log(`      unanswered connections the loss left in conntrack, forgotten now: ${unanswered}`);
     assert.strictEqual((await get(CHAIN_URL)).status, 200);
     // What bounds them: the cluster notices after its grace period (16 s here, plus up to its
     // 5 s monitor period) and takes the lost pods out of every Service's endpoints at once;
@@ -520,9 +527,11 @@ describe("two real nodes, NetworkPolicies enforced, and disruptions", function (
       `the lost pods left the endpoints only ${((out - lostAt) / 1000).toFixed(1)} s after`,
     );
     // Once they have (5 s for every proxy to follow), almost every request succeeds. Not all:
-    // a few new connections through the node port still reach the lost node afterwards, most
-    // when its pods are evicted (the scenario prints them); the cause is not found.
-    // Printed, and held under 1 in 10.
+    // a few new connections still reach the lost node afterwards, in bursts from about 30 s
+    // after the loss. Each reuses the source port of a connection that failed during the loss,
+    // and so matches that attempt's conntrack entry, which keeps its NAT to the lost pod for
+    // 120 s (see forgetUnansweredConnections: the kernel, and kube-proxy clearing UDP entries
+    // only; not the stack). Printed, and held under 1 in 10.
     const after = out + 5000 - loadStart;
     const late = res.failures.filter((f) => f.sentMs > after);
     const sentAfter = Math.round((res.seconds * 1000 - after) / 10);
