@@ -203,7 +203,7 @@ export interface ClusterConnection {
 }
 
 /** One request to the API server, as the rollout watch makes it. */
-interface ApiClient {
+export interface ApiClient {
   /** `the cluster at <server> (context "<name>")`, for errors. */
   describe: string;
   /** Sends a request; resolves with the parsed JSON body, rejects with an {@link ApiError}. */
@@ -389,7 +389,8 @@ async function makeApiClient(conn: ClusterConnection): Promise<ApiClient> {
       };
       // Client certificates, CA, bearer tokens, exec plugins: whatever the kubeconfig's user has.
       await kc.applyToHTTPSOptions(opts);
-      const what = `${method} ${apiPath}`;
+      // Decoded in messages: the label selector as a person writes it.
+      const what = `${method} ${decodeURIComponent(apiPath)}`;
       return new Promise<T>((resolve, reject) => {
         const req = (server.protocol === "https:" ? https : http).request(opts, (res) => {
           let text = "";
@@ -417,32 +418,80 @@ async function makeApiClient(conn: ClusterConnection): Promise<ApiClient> {
   };
 }
 
-type Listed = DeploymentJson & PodJson & { kind: string; metadata: { name: string; labels?: Record<string, string> } };
+export type Listed = DeploymentJson &
+  PodJson & { kind: string; metadata: { name: string; labels?: Record<string, string> } };
+
+/** How many services one pair of snapshot requests names (a URL stays a few KB). */
+const SNAPSHOT_NAMES_PER_REQUEST = 40;
 
 /**
- * The stack's Deployments and pods in a namespace, one pair of requests shared by every watch
- * in this process that looks within the same 400 ms (and began before it was taken): all the
- * dynamic resources of an `up` run in one provider process, and 50 services rolling at once
- * would otherwise make 200 requests a second. The cache lives on `globalThis` (see {@link apiClient}).
+ * The label selector of one snapshot request: the stack's objects of the named services.
+ * Sorted, so that the same watches make the same request.
  */
-async function namespaceSnapshot(api: ApiClient, namespace: string, notBefore: number): Promise<Listed[]> {
-  const g = globalThis as { k8sChainRolloutSnapshots?: Map<string, { at: number; items: Promise<Listed[]> }> };
+export function snapshotSelector(services: string[]): string {
+  const names = [...new Set(services)].sort().join(",");
+  return `app.kubernetes.io/part-of=k8s-chain,app.kubernetes.io/name in (${names})`;
+}
+
+/** The services whose rollouts this process watches now, by API server and namespace. */
+function watching(): Map<string, Map<string, number>> {
+  const g = globalThis as { k8sChainRolloutsWatching?: Map<string, Map<string, number>> };
+  return (g.k8sChainRolloutsWatching ??= new Map());
+}
+
+/** Marks `service` as watched in `key` (API server and namespace) until the returned function runs. */
+export function startWatching(key: string, service: string): () => void {
+  const byName = watching().get(key) ?? new Map<string, number>();
+  watching().set(key, byName);
+  byName.set(service, (byName.get(service) ?? 0) + 1);
+  return () => {
+    const n = (byName.get(service) ?? 1) - 1;
+    if (n > 0) byName.set(service, n);
+    else byName.delete(service);
+  };
+}
+
+/**
+ * The Deployments and pods of the services this process is watching in a namespace: one pair
+ * of requests, shared by every watch there that looks within the same 400 ms (and began before
+ * it was taken). All the dynamic resources of an `up` run in one provider process, and 50
+ * services rolling at once would otherwise make 200 requests a second.
+ *
+ * Only the services being watched are listed (the engine runs a few at once), never the whole
+ * namespace: listing all of a 1,000-service stack's objects every 400 ms throughout an `up`
+ * made its cost grow with the square of the catalog (`npm run bench:scale`). The caches live on
+ * `globalThis` (see {@link apiClient}).
+ */
+export async function rolloutSnapshot(
+  api: ApiClient,
+  namespace: string,
+  service: string,
+  notBefore: number,
+): Promise<Listed[]> {
+  const g = globalThis as {
+    k8sChainRolloutSnapshots?: Map<string, { at: number; names: Set<string>; items: Promise<Listed[]> }>;
+  };
   const cache = (g.k8sChainRolloutSnapshots ??= new Map());
   const key = `${api.describe}\0${namespace}`;
   const hit = cache.get(key);
   // Never a look taken before the caller's watch began: it may predate the Deployment.
-  if (hit && hit.at >= notBefore && Date.now() - hit.at < 400) {
+  if (hit && hit.names.has(service) && hit.at >= notBefore && Date.now() - hit.at < 400) {
     return hit.items;
   }
-  const selector = `labelSelector=${encodeURIComponent("app.kubernetes.io/part-of=k8s-chain")}`;
+  const names = [...new Set([service, ...(watching().get(key)?.keys() ?? [])])].sort();
   const ns = encodeURIComponent(namespace);
-  const list = (apiPath: string, kind: string) =>
-    api.request<{ items: Listed[] }>("GET", `${apiPath}?${selector}`).then((l) => l.items.map((o) => ({ ...o, kind })));
-  const items = Promise.all([
-    list(`/apis/apps/v1/namespaces/${ns}/deployments`, "Deployment"),
-    list(`/api/v1/namespaces/${ns}/pods`, "Pod"),
-  ]).then(([deps, pods]) => [...deps, ...pods]);
-  cache.set(key, { at: Date.now(), items });
+  const list = (apiPath: string, kind: string, selector: string) =>
+    api
+      .request<{ items: Listed[] }>("GET", `${apiPath}?labelSelector=${encodeURIComponent(selector)}`)
+      .then((l) => l.items.map((o) => ({ ...o, kind })));
+  const requests: Promise<Listed[]>[] = [];
+  for (let i = 0; i < names.length; i += SNAPSHOT_NAMES_PER_REQUEST) {
+    const selector = snapshotSelector(names.slice(i, i + SNAPSHOT_NAMES_PER_REQUEST));
+    requests.push(list(`/apis/apps/v1/namespaces/${ns}/deployments`, "Deployment", selector));
+    requests.push(list(`/api/v1/namespaces/${ns}/pods`, "Pod", selector));
+  }
+  const items = Promise.all(requests).then((lists) => lists.flat());
+  cache.set(key, { at: Date.now(), names: new Set(names), items });
   // A failed call is not cached: the next look tries again.
   items.catch(() => {
     if (cache.get(key)?.items === items) cache.delete(key);
@@ -482,7 +531,6 @@ function exitWithEngine(): void {
  * finished draining), or fails it (after a rollback when there is a release to go back to).
  */
 async function watchRollout(inputs: RolloutInputs, drain: boolean): Promise<Record<string, unknown>> {
-  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   const started = Date.now();
   const cannotWatch = (err: unknown, where: string) =>
     new Error(`${inputs.service}: could not watch its rollout on ${where}: ${(err as Error).message}`);
@@ -492,8 +540,27 @@ async function watchRollout(inputs: RolloutInputs, drain: boolean): Promise<Reco
   } catch (err) {
     throw cannotWatch(err, "the cluster the stack's kubernetes provider uses");
   }
+  // Listed in the shared snapshots while it watches (see rolloutSnapshot).
+  const stopWatching = startWatching(`${api.describe}\0${inputs.namespace}`, inputs.service);
+  try {
+    return await followRollout(api, inputs, drain, started);
+  } finally {
+    stopWatching();
+  }
+}
+
+/** {@link watchRollout}'s looks, every 500 ms, until the release is ready or has failed. */
+async function followRollout(
+  api: ApiClient,
+  inputs: RolloutInputs,
+  drain: boolean,
+  started: number,
+): Promise<Record<string, unknown>> {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const cannotWatch = (err: unknown, where: string) =>
+    new Error(`${inputs.service}: could not watch its rollout on ${where}: ${(err as Error).message}`);
   const look = async (generation: number, drained = true) => {
-    const items = (await namespaceSnapshot(api, inputs.namespace, started)).filter(
+    const items = (await rolloutSnapshot(api, inputs.namespace, inputs.service, started)).filter(
       (o) => o.metadata.labels?.["app.kubernetes.io/name"] === inputs.service,
     );
     const dep = items.find((o) => o.kind === "Deployment" && o.metadata.name === inputs.deployment);

@@ -1,6 +1,17 @@
 import * as assert from "assert";
 import type { IContainerState } from "kubernetes-models/v1/ContainerState";
-import { apiFailure, judgeRollout, podTrouble, pullFailure, RolloutInputs, selectorArg } from "../components/rollout";
+import {
+  apiFailure,
+  ApiClient,
+  judgeRollout,
+  podTrouble,
+  pullFailure,
+  RolloutInputs,
+  rolloutSnapshot,
+  selectorArg,
+  snapshotSelector,
+  startWatching,
+} from "../components/rollout";
 
 /** A Deployment as `kubectl get -o json` shows it, in the parts the judgement reads. */
 type DeploymentJson = Parameters<typeof judgeRollout>[1];
@@ -201,5 +212,63 @@ describe("rollout judgement (the stack's own wait for a release)", () => {
   it("writes a label selector", () => {
     assert.strictEqual(selectorArg({ a: "b", "app.kubernetes.io/name": "x" }), "a=b,app.kubernetes.io/name=x");
     assert.strictEqual(selectorArg(undefined), "");
+  });
+});
+
+describe("rollout snapshots (what the watches ask the API server)", () => {
+  /** An API server that answers every list with nothing and records each request's path. */
+  const recording = (describe: string) => {
+    const paths: string[] = [];
+    const api: ApiClient = {
+      describe,
+      request: <T>(_method: string, apiPath: string) => {
+        paths.push(decodeURIComponent(apiPath));
+        return Promise.resolve({ items: [] } as T);
+      },
+    };
+    return { api, paths };
+  };
+  const names = (path: string) => /name in \(([^)]*)\)/.exec(path)![1];
+
+  it("writes one selector for the named services, sorted, each once", () => {
+    assert.strictEqual(
+      snapshotSelector(["svc-b", "svc-a", "svc-b"]),
+      "app.kubernetes.io/part-of=k8s-chain,app.kubernetes.io/name in (svc-a,svc-b)",
+    );
+  });
+
+  it("lists the Deployments and pods of the services being watched, not the whole namespace, and shares them for 400 ms", async () => {
+    const { api, paths } = recording("shared");
+    const stops = ["svc-1", "svc-2"].map((s) => startWatching("shared\0chain", s));
+    const t0 = Date.now();
+    await rolloutSnapshot(api, "chain", "svc-1", t0);
+    await rolloutSnapshot(api, "chain", "svc-2", t0);
+    assert.deepStrictEqual(paths, [
+      "/apis/apps/v1/namespaces/chain/deployments?labelSelector=app.kubernetes.io/part-of=k8s-chain,app.kubernetes.io/name in (svc-1,svc-2)",
+      "/api/v1/namespaces/chain/pods?labelSelector=app.kubernetes.io/part-of=k8s-chain,app.kubernetes.io/name in (svc-1,svc-2)",
+    ]);
+    // A watch that began after that snapshot, or a service it did not name, gets a new one.
+    await rolloutSnapshot(api, "chain", "svc-3", t0);
+    await rolloutSnapshot(api, "chain", "svc-1", Date.now() + 1);
+    assert.deepStrictEqual(paths.slice(2).map(names), [
+      "svc-1,svc-2,svc-3",
+      "svc-1,svc-2,svc-3",
+      "svc-1,svc-2",
+      "svc-1,svc-2",
+    ]);
+    for (const stop of stops) stop();
+  });
+
+  it("names at most 40 services in one request", async () => {
+    const { api, paths } = recording("many");
+    const stops = Array.from({ length: 85 }, (_, i) =>
+      startWatching("many\0chain", `svc-${String(i).padStart(2, "0")}`),
+    );
+    await rolloutSnapshot(api, "chain", "svc-00", Date.now());
+    assert.deepStrictEqual(
+      paths.map((p) => names(p).split(",").length),
+      [40, 40, 40, 40, 5, 5],
+    );
+    for (const stop of stops) stop();
   });
 });

@@ -199,7 +199,7 @@ describe("the cluster the stack's provider uses, and nothing else", function () 
       assert.ok(s < 15, `up took ${s} s`);
       const text =
         `service-c: could not watch its rollout on the cluster at ${server} (context "no-pods"): ` +
-        "GET /api/v1/namespaces/conn-rbac/pods?labelSelector=app.kubernetes.io%2Fpart-of%3Dk8s-chain: HTTP 403 Forbidden: " +
+        "GET /api/v1/namespaces/conn-rbac/pods?labelSelector=app.kubernetes.io/part-of=k8s-chain,app.kubernetes.io/name in (service-c): HTTP 403 Forbidden: " +
         `pods is forbidden: User "system:serviceaccount:default:${account}" cannot list resource "pods" in API group "" in the namespace "conn-rbac": ` +
         "the stack's user may not read this; it needs get, list and patch on deployments, and get and list on replicasets and pods, in the stack's namespace";
       assert.ok((r.stdout + r.stderr).includes(text), `expected:\n${text}\nin:\n${r.stdout}${r.stderr}`);
