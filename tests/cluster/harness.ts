@@ -215,9 +215,8 @@ export class Watch<T = KubeObject> {
  * v1.36.1). The kernel hands the same source port to this machine's next connections to the
  * node port after about 30 s under a load like ours, and a SYN that matches such an entry is
  * taken for a retransmission: it goes to the dead pod again (EHOSTUNREACH, or a timeout) though
- * every rule now points elsewhere. Traced on this cluster with `conntrack -E` and tcpdump:
- * source port 43164 failed at +3.0 s of a node loss, and again at +33.7 s, to the same lost pod
- * (docs/testing.md). Left in place, one scenario's failures would fail the next one's load.
+ * every rule now points elsewhere (the trace is in docs/testing.md). Left in place, one
+ * scenario's failures would fail the next one's load.
  */
 export async function forgetUnansweredConnections(port: number): Promise<number> {
   const r = await run("conntrack", [
