@@ -433,13 +433,18 @@ export function snapshotSelector(services: string[]): string {
   return `app.kubernetes.io/part-of=k8s-chain,app.kubernetes.io/name in (${names})`;
 }
 
-/** The services whose rollouts this process watches now, by API server and namespace. */
+/** Where the snapshots and the watched services are kept: one API server and namespace. */
+function snapshotKey(api: ApiClient, namespace: string): string {
+  return `${api.describe}\0${namespace}`;
+}
+
+/** The services whose rollouts this process watches now, by {@link snapshotKey}. */
 function watching(): Map<string, Map<string, number>> {
   const g = globalThis as { k8sChainRolloutsWatching?: Map<string, Map<string, number>> };
   return (g.k8sChainRolloutsWatching ??= new Map());
 }
 
-/** Marks `service` as watched in `key` (API server and namespace) until the returned function runs. */
+/** Marks `service` as watched in `key` (see {@link snapshotKey}) until the returned function runs. */
 export function startWatching(key: string, service: string): () => void {
   const byName = watching().get(key) ?? new Map<string, number>();
   watching().set(key, byName);
@@ -472,7 +477,7 @@ export async function rolloutSnapshot(
     k8sChainRolloutSnapshots?: Map<string, { at: number; names: Set<string>; items: Promise<Listed[]> }>;
   };
   const cache = (g.k8sChainRolloutSnapshots ??= new Map());
-  const key = `${api.describe}\0${namespace}`;
+  const key = snapshotKey(api, namespace);
   const hit = cache.get(key);
   // Never a look taken before the caller's watch began: it may predate the Deployment.
   if (hit && hit.names.has(service) && hit.at >= notBefore && Date.now() - hit.at < 400) {
@@ -526,22 +531,25 @@ function exitWithEngine(): void {
   }
 }
 
+/** The error of a watch that could not talk to the cluster, naming the service and where. */
+function cannotWatch(inputs: RolloutInputs, err: unknown, where: string): Error {
+  return new Error(`${inputs.service}: could not watch its rollout on ${where}: ${(err as Error).message}`);
+}
+
 /**
  * Watches `inputs`' release until it is ready (with `drain`, until its old pods have also
  * finished draining), or fails it (after a rollback when there is a release to go back to).
  */
 async function watchRollout(inputs: RolloutInputs, drain: boolean): Promise<Record<string, unknown>> {
   const started = Date.now();
-  const cannotWatch = (err: unknown, where: string) =>
-    new Error(`${inputs.service}: could not watch its rollout on ${where}: ${(err as Error).message}`);
   let api: ApiClient;
   try {
     api = await apiClient(inputs.connection ?? {});
   } catch (err) {
-    throw cannotWatch(err, "the cluster the stack's kubernetes provider uses");
+    throw cannotWatch(inputs, err, "the cluster the stack's kubernetes provider uses");
   }
   // Listed in the shared snapshots while it watches (see rolloutSnapshot).
-  const stopWatching = startWatching(`${api.describe}\0${inputs.namespace}`, inputs.service);
+  const stopWatching = startWatching(snapshotKey(api, inputs.namespace), inputs.service);
   try {
     return await followRollout(api, inputs, drain, started);
   } finally {
@@ -557,8 +565,6 @@ async function followRollout(
   started: number,
 ): Promise<Record<string, unknown>> {
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-  const cannotWatch = (err: unknown, where: string) =>
-    new Error(`${inputs.service}: could not watch its rollout on ${where}: ${(err as Error).message}`);
   const look = async (generation: number, drained = true) => {
     const items = (await rolloutSnapshot(api, inputs.namespace, inputs.service, started)).filter(
       (o) => o.metadata.labels?.["app.kubernetes.io/name"] === inputs.service,
@@ -588,7 +594,7 @@ async function followRollout(
       // refused credentials, RBAC and a server that stays away end the watch now.
       failingSince ??= Date.now();
       if (err.fatal || Date.now() - failingSince >= UNREACHABLE_LIMIT_MS || Date.now() > deadline) {
-        throw cannotWatch(err, api.describe);
+        throw cannotWatch(inputs, err, api.describe);
       }
       await sleep(1000);
       continue;
