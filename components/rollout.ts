@@ -49,6 +49,7 @@ interface DeploymentJson {
 
 interface PodJson {
   metadata: { name: string; deletionTimestamp?: string; labels?: Record<string, string> };
+  spec?: { containers?: Array<{ name: string; startupProbe?: ProbeJson; readinessProbe?: ProbeJson }> };
   status?: {
     conditions?: Array<{ type: string; status: string }>;
     containerStatuses?: Array<{
@@ -57,9 +58,26 @@ interface PodJson {
       image?: string;
       ready: boolean;
       restartCount?: number;
-      state?: { waiting?: { reason?: string; message?: string }; terminated?: { reason?: string; exitCode?: number } };
+      state?: {
+        waiting?: { reason?: string; message?: string };
+        running?: { startedAt?: string };
+        terminated?: { reason?: string; exitCode?: number };
+      };
     }>;
   };
+}
+
+interface ProbeJson {
+  httpGet?: { path?: string; port?: number | string };
+}
+
+/** A core/v1 Event as the API server returns it, in the parts read here. */
+export interface EventJson {
+  involvedObject: { name?: string; fieldPath?: string };
+  reason?: string;
+  message?: string;
+  /** How many times the kubelet saw this same event (it counts repeats instead of writing new ones). */
+  count?: number;
 }
 
 /**
@@ -177,6 +195,70 @@ export function podTrouble(pods: PodJson[]): string | undefined {
       (pod.status?.containerStatuses ?? []).every((c) => c.state?.waiting === undefined)
     ) {
       return `pod ${pod.metadata.name}: running but not ready (its readiness probe fails)`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * How many times a pod's startup or readiness probe must have answered 404 before its release
+ * is failed at once: about 10 s of it (the startup probe runs every second). An app still
+ * starting refuses the connection or answers 503; one that answers 404 for that long serves no
+ * such route, and waiting out `rolloutTimeoutSeconds` (120 s by default) cannot change that.
+ */
+export const MISSING_ROUTE_PROBES = 10;
+
+/**
+ * The pods worth asking the kubelet's events about: of the release (not leaving), their
+ * container running but not ready, so a probe is what holds them back.
+ */
+export function probeSuspects(pods: PodJson[]): string[] {
+  return pods
+    .filter(
+      (p) =>
+        p.metadata.deletionTimestamp === undefined &&
+        (p.status?.containerStatuses ?? []).some((c) => !c.ready && c.state?.running !== undefined),
+    )
+    .map((p) => p.metadata.name);
+}
+
+/**
+ * A pod whose startup or readiness probe has answered 404 at least {@link MISSING_ROUTE_PROBES}
+ * times (by the kubelet's `Unhealthy` events for it), named with the probe, the path and what to
+ * change; or undefined. Such a release can never become ready, so it fails now. Pure.
+ */
+export function missingHealthRoute(service: string, pods: PodJson[], events: EventJson[]): string | undefined {
+  // Inside the function: see pullFailure.
+  const notFound = /^(Startup|Readiness) probe failed: HTTP probe failed with statuscode: 404$/;
+  for (const pod of pods) {
+    if (pod.metadata.deletionTimestamp !== undefined) {
+      continue;
+    }
+    const counts = new Map<string, number>();
+    for (const e of events) {
+      const m =
+        e.reason === "Unhealthy" && e.involvedObject.name === pod.metadata.name && notFound.exec(e.message ?? "");
+      if (!m) {
+        continue;
+      }
+      // spec.containers{app}: the container the probe belongs to.
+      const container = /\{(.+)\}$/.exec(e.involvedObject.fieldPath ?? "")?.[1] ?? "";
+      const key = `${m[1]}\0${container}`;
+      counts.set(key, (counts.get(key) ?? 0) + (e.count ?? 1));
+    }
+    for (const [key, count] of counts) {
+      if (count < MISSING_ROUTE_PROBES) {
+        continue;
+      }
+      const [kind, container] = key.split("\0");
+      const spec = pod.spec?.containers?.find((c) => c.name === container) ?? pod.spec?.containers?.[0];
+      const get = (kind === "Startup" ? spec?.startupProbe : spec?.readinessProbe)?.httpGet;
+      const where =
+        get?.path === undefined ? "" : ` GET ${get.path}${get.port === undefined ? "" : ` (port ${get.port})`}`;
+      return (
+        `pod ${pod.metadata.name}: its ${kind.toLowerCase()} probe${where} answered 404 ${count} times: ` +
+        `the app has no such route; set services.${service}.healthPath to a route it serves`
+      );
     }
   }
   return undefined;
@@ -574,7 +656,50 @@ async function followRollout(
       throw new Error(`${inputs.service}: its Deployment ${inputs.namespace}/${inputs.deployment} is gone`);
     }
     const pods = items.filter((o) => o.kind === "Pod");
-    return { dep, verdict: judgeRollout({ ...inputs, generation }, dep, pods, drained) };
+    return { dep, pods, verdict: judgeRollout({ ...inputs, generation }, dep, pods, drained) };
+  };
+  // A pod held back by a probe for a while: ask the kubelet's events whether the probe's route
+  // is missing (see missingHealthRoute). Only then, each such pod at most every 2 s, and never
+  // again once the cluster refuses to show events (RBAC): without them the release keeps its
+  // timeout, as before.
+  const suspectSince = new Map<string, number>();
+  let eventsAskedAt = 0;
+  let eventsRefused = false;
+  const routeMissing = async (pods: PodJson[]): Promise<string | undefined> => {
+    const now = Date.now();
+    const suspects = probeSuspects(pods);
+    for (const name of [...suspectSince.keys()]) {
+      if (!suspects.includes(name)) suspectSince.delete(name);
+    }
+    for (const name of suspects) {
+      if (!suspectSince.has(name)) suspectSince.set(name, now);
+    }
+    const due = suspects
+      .filter((name) => now - suspectSince.get(name)! >= (MISSING_ROUTE_PROBES - 2) * 1000)
+      .slice(0, 3);
+    if (eventsRefused || due.length === 0 || now - eventsAskedAt < 2000) {
+      return undefined;
+    }
+    eventsAskedAt = now;
+    const ns = encodeURIComponent(inputs.namespace);
+    try {
+      const lists = await Promise.all(
+        due.map((name) =>
+          api.request<{ items: EventJson[] }>(
+            "GET",
+            `/api/v1/namespaces/${ns}/events?fieldSelector=${encodeURIComponent(`involvedObject.name=${name},reason=Unhealthy`)}`,
+          ),
+        ),
+      );
+      return missingHealthRoute(
+        inputs.service,
+        pods,
+        lists.flatMap((l) => l.items),
+      );
+    } catch (err) {
+      eventsRefused = isApiError(err) && err.fatal;
+      return undefined;
+    }
   };
   // A little past the progress deadline, so the controller's own verdict (with its reason)
   // usually comes first.
@@ -599,7 +724,14 @@ async function followRollout(
       await sleep(1000);
       continue;
     }
-    const { dep, verdict } = seen;
+    const { dep, pods } = seen;
+    let verdict = seen.verdict;
+    if (verdict.state === "waiting") {
+      const missing = await routeMissing(pods);
+      if (missing !== undefined) {
+        verdict = { state: "failed", why: missing, early: true };
+      }
+    }
     if (verdict.state === "ready") {
       // The inputs stay in the outputs (the next diff compares against them), but not the
       // connection, which may hold credentials.
@@ -644,7 +776,10 @@ async function rollBack(
   api: ApiClient,
   inputs: RolloutInputs,
   dep: DeploymentJson,
-  look: (generation: number, drained?: boolean) => Promise<{ dep: DeploymentJson; verdict: RolloutVerdict }>,
+  look: (
+    generation: number,
+    drained?: boolean,
+  ) => Promise<{ dep: DeploymentJson; pods: PodJson[]; verdict: RolloutVerdict }>,
 ): Promise<string> {
   const current = Number(dep.metadata.annotations?.["deployment.kubernetes.io/revision"] ?? 0);
   type ReplicaSet = {

@@ -4,6 +4,9 @@ import {
   apiFailure,
   ApiClient,
   judgeRollout,
+  missingHealthRoute,
+  MISSING_ROUTE_PROBES,
+  probeSuspects,
   podTrouble,
   pullFailure,
   RolloutInputs,
@@ -179,6 +182,81 @@ describe("rollout judgement (the stack's own wait for a release)", () => {
     const leaving = pulling("ErrImagePull", notFound);
     leaving.metadata.deletionTimestamp = "2026-12-06T00:00:00Z";
     assert.strictEqual(pullFailure([leaving]), undefined);
+  });
+
+  it("fails on a health route the app does not have: its probe answered 404 ten times, by the kubelet's events", () => {
+    const starting = (name: string, state: ContainerStatusJson["state"], extra: Partial<PodFixture> = {}) =>
+      pod(name, {
+        spec: {
+          containers: [
+            {
+              name: "app",
+              startupProbe: { httpGet: { path: "/not-a-route", port: "http" } },
+              readinessProbe: { httpGet: { path: "/not-a-route", port: "http" } },
+            },
+          ],
+        },
+        status: {
+          conditions: [{ type: "Ready", status: "False" }],
+          containerStatuses: [{ name: "app", ready: false, state }],
+        },
+        ...extra,
+      });
+    const held = starting("service-b-new", { running: { startedAt: "2026-12-06T00:00:00Z" } });
+    const leaving = starting(
+      "service-b-old",
+      { running: {} },
+      { metadata: { name: "service-b-old", deletionTimestamp: "x" } },
+    );
+    const pulling = starting("service-b-pull", { waiting: { reason: "ContainerCreating" } });
+    assert.deepStrictEqual(probeSuspects([held, leaving, pulling, pod("service-b-ready")]), ["service-b-new"]);
+
+    const event = (message: string, count: number, name = "service-b-new") => ({
+      involvedObject: { name, fieldPath: "spec.containers{app}" },
+      reason: "Unhealthy",
+      message,
+      count,
+    });
+    const notFound = "Startup probe failed: HTTP probe failed with statuscode: 404";
+    assert.strictEqual(MISSING_ROUTE_PROBES, 10);
+    // The kubelet counts repeats on one event; two events of the same probe add up.
+    assert.strictEqual(
+      missingHealthRoute("service-b", [held], [event(notFound, 6), event(notFound, 4)]),
+      "pod service-b-new: its startup probe GET /not-a-route (port http) answered 404 10 times: the app has no such route; set services.service-b.healthPath to a route it serves",
+    );
+    assert.strictEqual(
+      missingHealthRoute(
+        "service-b",
+        [held],
+        [event("Readiness probe failed: HTTP probe failed with statuscode: 404", 12)],
+      ),
+      "pod service-b-new: its readiness probe GET /not-a-route (port http) answered 404 12 times: the app has no such route; set services.service-b.healthPath to a route it serves",
+    );
+    // Not yet ten, another status (an app still starting), a refused connection, another pod, a pod leaving: wait on.
+    assert.strictEqual(missingHealthRoute("service-b", [held], [event(notFound, 9)]), undefined);
+    assert.strictEqual(
+      missingHealthRoute(
+        "service-b",
+        [held],
+        [event("Startup probe failed: HTTP probe failed with statuscode: 503", 30)],
+      ),
+      undefined,
+    );
+    assert.strictEqual(
+      missingHealthRoute(
+        "service-b",
+        [held],
+        [
+          event(
+            'Startup probe failed: Get "http://10.244.1.5:8080/not-a-route": dial tcp 10.244.1.5:8080: connect: connection refused',
+            30,
+          ),
+        ],
+      ),
+      undefined,
+    );
+    assert.strictEqual(missingHealthRoute("service-b", [held], [event(notFound, 30, "service-b-other")]), undefined);
+    assert.strictEqual(missingHealthRoute("service-b", [leaving], [event(notFound, 30, "service-b-old")]), undefined);
   });
 
   it("words a failed request to the API server, final or worth trying again", () => {

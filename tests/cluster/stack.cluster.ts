@@ -518,26 +518,59 @@ describe("the real program on a real cluster", function () {
     await assertAllReady(ns, services);
     await assertChainAnswers();
 
-    // The same bound for a health route that never answers 200.
+    // A health route the app does not have: its probes answer 404, and the release fails once
+    // the kubelet has counted ten of them, not at the bound.
     services["service-b"].healthPath = "/not-a-route";
     const t1 = Date.now();
-    const unhealthy = await up("up (failing health route, must fail)");
+    const unhealthy = await up("up (missing health route, must fail)");
     const s1 = (Date.now() - t1) / 1000;
     console.log(
-      `      failing health route: up failed after ${s1.toFixed(1)} s (allowed ${failureBound().toFixed(1)} s)`,
+      `      missing health route: up failed after ${s1.toFixed(1)} s (rolloutTimeoutSeconds ${ROLLOUT_TIMEOUT_S} s; allowed ${(idle + 20).toFixed(1)} s: a no-change up plus 20 s)`,
     );
     console.log(errorsOf(unhealthy));
     assert.notStrictEqual(unhealthy.code, 0);
-    assert.ok(s1 < failureBound(), `up took ${s1} s`);
+    assert.ok(
+      s1 < idle + 20,
+      `up took ${s1} s: a route answering 404 must fail within seconds, not wait out the rollout`,
+    );
     assert.match(
       unhealthy.stdout + unhealthy.stderr,
-      /service-b: its release did not become ready within \d+s \(rolloutTimeoutSeconds\): pod service-b-\S+ (running but not ready|restarted \d+ time)/,
+      /service-b: its release can never become ready: pod service-b-\S+: its startup probe GET \/not-a-route \(port http\) answered 404 \d+ times: the app has no such route; set services\.service-b\.healthPath to a route it serves\. Rolled it back to its last good release \(revision \d+\)/,
     );
-    assert.match(unhealthy.stdout + unhealthy.stderr, /Rolled it back to its last good release/);
     await assertChainAnswers();
     await assertOnRelease(ns, "service-b", (c) => assert.strictEqual(c.readinessProbe!.httpGet!.path, "/health"));
     delete services["service-b"].healthPath;
     await upOk("up (health route fixed)");
+    await assertAllReady(ns, services);
+
+    // A release that may yet become ready as far as the watch can tell (its app exits at start,
+    // so its pods restart) waits out the bound, then fails naming what its pods do.
+    const envBefore = services["service-b"].env;
+    services["service-b"].env = {
+      ...(envBefore as Record<string, string> | undefined),
+      NODE_OPTIONS: "--no-such-option",
+    };
+    const t2 = Date.now();
+    const crashing = await up("up (app exits at start, must fail)");
+    const s2 = (Date.now() - t2) / 1000;
+    console.log(
+      `      app exits at start: up failed after ${s2.toFixed(1)} s (allowed ${failureBound().toFixed(1)} s)`,
+    );
+    console.log(errorsOf(crashing));
+    assert.notStrictEqual(crashing.code, 0);
+    assert.ok(s2 > ROLLOUT_TIMEOUT_S && s2 < failureBound(), `up took ${s2} s`);
+    assert.match(
+      crashing.stdout + crashing.stderr,
+      /service-b: its release did not become ready within \d+s \(rolloutTimeoutSeconds\): pod service-b-\S+: (CrashLoopBackOff|container exited|restarted \d+ time)/,
+    );
+    assert.match(crashing.stdout + crashing.stderr, /Rolled it back to its last good release/);
+    await assertChainAnswers();
+    await assertOnRelease(ns, "service-b", (c) =>
+      assert.ok(!(c.env ?? []).some((e) => e.name === "NODE_OPTIONS"), "NODE_OPTIONS still in the release"),
+    );
+    services["service-b"].env = envBefore;
+    if (envBefore === undefined) delete services["service-b"].env;
+    await upOk("up (app fixed)");
     await assertAllReady(ns, services);
   });
 
