@@ -18,7 +18,11 @@ export interface Release {
   config: { namespace: string; rolloutTimeoutSeconds: number; services: RawServices };
 }
 
-export type ReleaseKey = "first" | "imageB" | "badC" | "goodC" | "labels" | "moved" | "swapped";
+export type ReleaseKey =
+  "first" | "imageB" | "badC" | "goodC" | "badRoute" | "goodRoute" | "labels" | "moved" | "swapped";
+
+/** The health route the app does not have: service-c's pods run, and never become Ready. */
+export const MISSING_ROUTE = "/not-a-route";
 
 /**
  * The releases, in the order every tool goes through them: the dev catalog on prebuilt
@@ -42,6 +46,8 @@ export function releases(dev: RawServices, images: { v1: string; v2: string; mis
   add("imageB", "service-b's image v1 -> v2", (s) => (s["service-b"].image = images.v2));
   add("badC", "service-c on an image the registry does not have", (s) => (s["service-c"].image = images.missing));
   add("goodC", "service-c v2 (the next good release)", (s) => (s["service-c"].image = images.v2));
+  add("badRoute", `service-c's healthPath ${MISSING_ROUTE}`, (s) => (s["service-c"].healthPath = MISSING_ROUTE));
+  add("goodRoute", "service-c's healthPath back (the next good release)", (s) => delete s["service-c"].healthPath);
   add("labels", "label tier=backend on service-c", (s) => (s["service-c"].labels = { tier: "backend" }));
   namespace = MOVED_NAMESPACE;
   add("moved", `namespace ${NAMESPACE} -> ${MOVED_NAMESPACE}`, () => {});

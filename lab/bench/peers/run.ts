@@ -33,10 +33,12 @@ import type { LoadResult } from "../../../tests/support/load";
 import { run } from "../../../tests/support/process";
 import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
 import type { IPod } from "kubernetes-models/v1/Pod";
+import type { IContainer } from "kubernetes-models/v1/Container";
 import {
   combine,
   type Cell,
   labelsInSelectors,
+  MISSING_ROUTE,
   MOVED_NAMESPACE,
   NAMESPACE,
   peerManifests,
@@ -245,15 +247,19 @@ async function settled(rel: Release): Promise<void> {
   await chainAnswers(port, 30_000);
 }
 
-/** service-c's state after a failed release: rolled back or half-rolled, and its pods. */
-async function stateOf(ns: string, svc: string, missing: string): Promise<string> {
+/**
+ * service-c's state after a failed release: rolled back or half-rolled, and its pods. `bad`
+ * tells the failed release's container from the good one's; `what` names the failed release
+ * ("a missing image").
+ */
+async function stateOf(ns: string, svc: string, bad: (c: IContainer) => boolean, what: string): Promise<string> {
   const d = await deploymentOf(ns, svc);
-  const onMissing = d.spec!.template.spec!.containers[0].image === missing;
+  const onBad = bad(d.spec!.template.spec!.containers[0]);
   const pods = await kubectlJson<KubeList<IPod>>("get", "pods", "-n", ns, "-l", `app.kubernetes.io/name=${svc}`);
   const ready = (p: IPod) => p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True");
-  const good = pods.items.filter((p) => p.spec!.containers[0].image !== missing && ready(p)).length;
-  const bad = pods.items.filter((p) => p.spec!.containers[0].image === missing).length;
-  return `${onMissing ? "left half-rolled (template on the missing image)" : "rolled back"}, ${good} good pods ready, ${bad} on the missing image`;
+  const good = pods.items.filter((p) => !bad(p.spec!.containers[0]) && ready(p)).length;
+  const badPods = pods.items.filter((p) => bad(p.spec!.containers[0])).length;
+  return `${onBad ? `left half-rolled (template on ${what})` : "rolled back"}, ${good} good pods ready, ${badPods} on ${what}`;
 }
 
 /**
@@ -335,28 +341,52 @@ async function scenario(
   say("image update of service-b", { seconds: o.seconds, failed: failedOf(res), note: "" });
   await settled(rels.imageB);
 
-  // 3. A release that never becomes ready, then the next good one.
-  res = await load("bad release", async () => {
-    o = await d.apply(rels.badC);
-  });
-  assert.ok(!o.ok, `${d.tool}: a release on a missing image succeeded`);
-  const state = await stateOf(NAMESPACE, "service-c", missing);
-  say("release on a missing image: until the tool reports it", {
-    seconds: o.seconds,
-    failed: failedOf(res),
-    note: `${state}; said "${o.error}"`,
-  });
-  res = await load("next good release", async () => {
-    o = await d.apply(rels.goodC);
-  });
-  assert.ok(o.ok, `${d.tool}: the good release after the bad one failed: ${o.error}`);
-  say("the next good release (service-c v2)", { seconds: o.seconds, failed: failedOf(res), note: "" });
-  await settled(rels.goodC);
+  // 3. Releases that never become ready, each followed by the next good one: an image the
+  // registry does not have, and pods that run but never become Ready (a health route the app
+  // does not have). `bad` tells the failed release's container from the good one's.
+  const failedThenGood = async (
+    what: string,
+    bad: Release,
+    good: Release,
+    isBad: (c: IContainer) => boolean,
+    goodRow: string,
+  ): Promise<void> => {
+    res = await load(`release on ${what}`, async () => {
+      o = await d.apply(bad);
+    });
+    assert.ok(!o.ok, `${d.tool}: a release on ${what} succeeded`);
+    const state = await stateOf(NAMESPACE, "service-c", isBad, what);
+    say(`release on ${what}: until the tool reports it`, {
+      seconds: o.seconds,
+      failed: failedOf(res),
+      note: `${state}; said "${o.error}"`,
+    });
+    res = await load(goodRow, async () => {
+      o = await d.apply(good);
+    });
+    assert.ok(o.ok, `${d.tool}: the good release after ${what} failed: ${o.error}`);
+    say(goodRow, { seconds: o.seconds, failed: failedOf(res), note: "" });
+    await settled(good);
+  };
+  await failedThenGood(
+    "a missing image",
+    rels.badC,
+    rels.goodC,
+    (c) => c.image === missing,
+    "the next good release (service-c v2)",
+  );
+  await failedThenGood(
+    "a missing health route",
+    rels.badRoute,
+    rels.goodRoute,
+    (c) => c.readinessProbe?.httpGet?.path === MISSING_ROUTE,
+    "the next good release (health route back)",
+  );
 
   // 4 and 5. Changes that reach immutable fields or cluster-wide ports.
   for (const key of ["labels", "moved"] as const) {
     const rel = rels[key];
-    const before = key === "labels" ? rels.goodC : rels.labels;
+    const before = key === "labels" ? rels.goodRoute : rels.labels;
     let note = "";
     let seconds = 0;
     res = await load(rel.what, async () => {
