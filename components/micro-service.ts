@@ -39,6 +39,11 @@ export interface MicroServiceArgs {
   connection?: pulumi.Input<ClusterConnection>;
   /** The built image's revision, annotated on the Deployment (absent for a prebuilt image). */
   revision?: pulumi.Input<string | undefined>;
+  /**
+   * What its Rollout also waits for: the stack's access check (cluster-access.ts), so a user
+   * the cluster refuses gets that one error, not a watch's too.
+   */
+  rolloutWaitFor?: pulumi.Resource[];
 }
 
 /**
@@ -134,7 +139,7 @@ export class MicroService extends pulumi.ComponentResource {
           needs: drainNeeds(plan.env, policy?.metadata.name),
           connection,
         },
-        { parent: this, dependsOn: [this.deployment] },
+        { parent: this, dependsOn: [this.deployment, ...(args.rolloutWaitFor ?? [])] },
       );
     }
 
