@@ -9,42 +9,16 @@
 // (lab/scripts/docker-provider.sh), and a build would be measured with the program.
 import * as fs from "fs";
 import * as os from "os";
-import * as path from "path";
-import * as YAML from "yaml";
 import { devServices, EngineStack, engineBin, REPO } from "../../../tests/engine/harness";
-import { tempDir } from "../../../tests/support/process";
+import { baselineProgram } from "../baseline";
 import { median } from "../stats";
 
 const RUNS = Number(process.env.BENCH_PREVIEW_RUNS ?? 3);
 const TARGET = 1.3;
 
-/** A one-ConfigMap TypeScript program, as small as a Pulumi program gets, in a temp folder. */
-function baselineProgram(): string {
-  const dir = tempDir("k8s-chain-preview-baseline-");
-  const project = YAML.parse(fs.readFileSync(path.join(REPO, "Pulumi.yaml"), "utf8"));
-  // The project's own runtime (and its options), without its config schema.
-  fs.writeFileSync(path.join(dir, "Pulumi.yaml"), YAML.stringify({ name: project.name, runtime: project.runtime }));
-  for (const f of fs.readdirSync(REPO).filter((f) => /^tsconfig.*\.json$/.test(f))) {
-    fs.copyFileSync(path.join(REPO, f), path.join(dir, f));
-  }
-  fs.writeFileSync(path.join(dir, "package.json"), JSON.stringify({ name: "baseline", main: "index.ts" }));
-  fs.symlinkSync(path.join(REPO, "node_modules"), path.join(dir, "node_modules"));
-  fs.writeFileSync(
-    path.join(dir, "index.ts"),
-    [
-      'import * as k8s from "@pulumi/kubernetes";',
-      'import * as pulumi from "@pulumi/pulumi";',
-      'const provider = new k8s.Provider("render", { renderYamlToDirectory: new pulumi.Config("k8s-chain").require("renderDir") });',
-      'export const name = new k8s.core.v1.ConfigMap("one", { data: { a: "b" } }, { provider }).metadata.name;',
-      "",
-    ].join("\n"),
-  );
-  return dir;
-}
-
 function main(): void {
   const engine = engineBin();
-  const baselineDir = baselineProgram();
+  const baselineDir = baselineProgram(true);
   const dev = new EngineStack(engine, REPO);
   const base = new EngineStack(engine, baselineDir);
   try {
