@@ -6,7 +6,6 @@ import * as fs from "fs";
 import * as path from "path";
 import type { AppImage } from "./app-image";
 import type { StackConfig } from "./catalog";
-import { ClusterAccess } from "./cluster-access";
 import { formatProblems } from "./problems";
 import { BuildInputs, ImageVersion, imageVersion } from "./image-tag";
 import { MicroService } from "./micro-service";
@@ -57,8 +56,6 @@ export interface ChainOutputs {
   pinnedPorts?: NodePorts;
   /** The stack's default-deny NetworkPolicy (absent when `networkPolicies` is false). */
   defaultDeny?: k8s.networking.v1.NetworkPolicy;
-  /** The check that the stack's user may watch rollouts in its namespace (absent in render mode). */
-  clusterAccess?: ClusterAccess;
 }
 
 /** Registers every service of a validated catalog: images, then components in call order. */
@@ -99,12 +96,6 @@ export function deployChain(config: StackConfig, opts: ChainOptions): ChainOutpu
           cluster: opts.cluster?.cluster,
         })),
       );
-
-  // Registered first, and waited for only by the Rollouts: the user's access is checked as the
-  // `up` starts, and the Rollouts' provider is loaded by then (see ClusterAccess).
-  const clusterAccess = render
-    ? undefined
-    : new ClusterAccess("cluster-access", { namespace: plan.placement.namespace, connection });
 
   // The stack owns its namespace unless it is `default`, which every cluster already has;
   // it carries the Pod Security "restricted" labels.
@@ -156,7 +147,7 @@ export function deployChain(config: StackConfig, opts: ChainOptions): ChainOutpu
   };
 
   const services: Record<string, MicroService> = {};
-  const outputs: ChainOutputs = { urls: {}, nodePorts: {}, images: {}, services, defaultDeny, clusterAccess };
+  const outputs: ChainOutputs = { urls: {}, nodePorts: {}, images: {}, services, defaultDeny };
   for (const planned of plan.services) {
     const name = planned.service.name;
     const source = planned.image;
@@ -174,7 +165,6 @@ export function deployChain(config: StackConfig, opts: ChainOptions): ChainOutpu
         revision,
         waitFor: namespace ? [namespace] : [],
         podsWaitFor: [...(defaultDeny ? [defaultDeny] : []), ...planned.callees.map((c) => services[c.name])],
-        rolloutWaitFor: clusterAccess ? [clusterAccess] : [],
       },
       resourceOpts,
     );

@@ -39,11 +39,6 @@ export interface MicroServiceArgs {
   connection?: pulumi.Input<ClusterConnection>;
   /** The built image's revision, annotated on the Deployment (absent for a prebuilt image). */
   revision?: pulumi.Input<string | undefined>;
-  /**
-   * What its Rollout also waits for: the stack's access check (cluster-access.ts), so a user
-   * the cluster refuses gets that one error, not a watch's too.
-   */
-  rolloutWaitFor?: pulumi.Resource[];
 }
 
 /**
@@ -139,7 +134,7 @@ export class MicroService extends pulumi.ComponentResource {
           needs: drainNeeds(plan.env, policy?.metadata.name),
           connection,
         },
-        { parent: this, dependsOn: [this.deployment, ...(args.rolloutWaitFor ?? [])] },
+        { parent: this, dependsOn: [this.deployment] },
       );
     }
 

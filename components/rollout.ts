@@ -288,11 +288,8 @@ export interface ClusterConnection {
 export interface ApiClient {
   /** `the cluster at <server> (context "<name>")`, for errors. */
   describe: string;
-  /**
-   * Sends a request (a PATCH's body is a JSON patch, a POST's an object); resolves with the
-   * parsed JSON body, rejects with an {@link ApiError}.
-   */
-  request<T>(method: "GET" | "PATCH" | "POST", apiPath: string, body?: unknown): Promise<T>;
+  /** Sends a request; resolves with the parsed JSON body, rejects with an {@link ApiError}. */
+  request<T>(method: "GET" | "PATCH", apiPath: string, patch?: unknown): Promise<T>;
 }
 
 /**
@@ -309,10 +306,6 @@ function apiError(message: string, fatal: boolean): ApiError {
 function isApiError(err: unknown): err is ApiError {
   return err instanceof Error && typeof (err as Partial<ApiError>).fatal === "boolean";
 }
-
-/** What the rollout watch may do in the stack's namespace, in an error's words (see checkAccess). */
-export const WATCH_NEEDS =
-  "get, list and patch on deployments, and get and list on replicasets and pods, in the stack's namespace";
 
 /**
  * The text of a failed API request, and whether it is worth trying again: credentials the
@@ -338,7 +331,7 @@ export function apiFailure(what: string, failure: { status?: number; body?: stri
   }
   if (failure.status === 403) {
     return apiError(
-      `${what}: HTTP 403 Forbidden${detail}: the stack's user may not read this; it needs ${WATCH_NEEDS}`,
+      `${what}: HTTP 403 Forbidden${detail}: the stack's user may not read this; it needs get, list and patch on deployments, and get and list on replicasets and pods, in the stack's namespace`,
       true,
     );
   }
@@ -346,117 +339,10 @@ export function apiFailure(what: string, failure: { status?: number; body?: stri
 }
 
 /**
- * What the stack's access check needs (see {@link ClusterAccess} in cluster-access.ts): the
- * namespace and the cluster the rollouts will be watched in.
- */
-export interface AccessInputs {
-  kind: "access";
-  namespace: string;
-  connection?: ClusterConnection;
-}
-
-/** What the access check keeps in the state (never the connection, which may hold credentials). */
-export interface AccessOutputs {
-  namespace: string;
-  /** The cluster checked, as errors name it (`the cluster at <server> (context "<name>")`). */
-  cluster: string;
-  /** `allowed`, or `not checked: <why>` (a refusal fails the check instead). */
-  result: string;
-}
-
-type WatchInputs = RolloutInputs | AccessInputs;
-
-/** The verbs the rollout watch uses ({@link WATCH_NEEDS}), as SelfSubjectAccessReview attributes. */
-export function watchAccessReviews(
-  namespace: string,
-): Array<{ verb: string; group: string; resource: string; namespace: string }> {
-  const needs: Array<[string, string, string]> = [
-    ["get", "apps", "deployments"],
-    ["list", "apps", "deployments"],
-    ["patch", "apps", "deployments"],
-    ["get", "apps", "replicasets"],
-    ["list", "apps", "replicasets"],
-    ["get", "", "pods"],
-    ["list", "", "pods"],
-  ];
-  return needs.map(([verb, group, resource]) => ({ verb, group, resource, namespace }));
-}
-
-/**
- * The error for verbs the cluster refuses the stack's user (`list pods`, ...), or undefined when
- * none is refused. Pure.
- */
-export function accessProblem(refused: string[], namespace: string, cluster: string): string | undefined {
-  if (refused.length === 0) {
-    return undefined;
-  }
-  return (
-    `cluster access: the stack's user may not ${refused.join(", ")} in the namespace "${namespace}" on ${cluster}, ` +
-    `so no rollout could be watched; it needs ${WATCH_NEEDS}. Grant them to the user of the kubeconfig ` +
-    "the stack uses (kubernetes:kubeconfig, else KUBECONFIG) and run `pulumi up` again"
-  );
-}
-
-/** How the access check names its cluster; empty when the kubeconfig cannot be read (the provider says why). */
-async function accessTarget(inputs: AccessInputs): Promise<string> {
-  try {
-    return (await apiClient(inputs.connection ?? {})).describe;
-  } catch {
-    return "";
-  }
-}
-
-/**
- * Asks the cluster (SelfSubjectAccessReview, which every authenticated user may) whether the
- * stack's user may do what the rollout watch does in `namespace`, and fails naming every refused
- * verb. Only a refusal fails: a cluster that does not answer is the kubernetes provider's error
- * first, and the watch's after.
- */
-export async function checkAccess(namespace: string, api: ApiClient): Promise<AccessOutputs> {
-  let refused: string[];
-  try {
-    const reviews = watchAccessReviews(namespace);
-    const answers = await Promise.all(
-      reviews.map((attrs) =>
-        api.request<{ status?: { allowed?: boolean } }>(
-          "POST",
-          "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
-          {
-            apiVersion: "authorization.k8s.io/v1",
-            kind: "SelfSubjectAccessReview",
-            spec: { resourceAttributes: attrs },
-          },
-        ),
-      ),
-    );
-    refused = reviews.filter((_, i) => answers[i].status?.allowed !== true).map((r) => `${r.verb} ${r.resource}`);
-  } catch (err) {
-    return { namespace, cluster: api.describe, result: `not checked: ${(err as Error).message}` };
-  }
-  const problem = accessProblem(refused, namespace, api.describe);
-  if (problem !== undefined) {
-    throw new Error(problem);
-  }
-  return { namespace, cluster: api.describe, result: "allowed" };
-}
-
-/** {@link checkAccess} on the cluster `inputs` name; a kubeconfig that cannot be read is not checked (the provider says why). */
-async function accessOf(inputs: AccessInputs): Promise<AccessOutputs> {
-  let api: ApiClient;
-  try {
-    api = await apiClient(inputs.connection ?? {});
-  } catch (err) {
-    return { namespace: inputs.namespace, cluster: "", result: `not checked: ${(err as Error).message}` };
-  }
-  return checkAccess(inputs.namespace, api);
-}
-
-/**
  * The dynamic provider: watches the rollout the program just applied, and when it fails,
  * puts the Deployment back on its last good release (as `kubectl rollout undo` would, which
  * the old pods never stopped serving) before failing `up` with the service's name and the
- * reason. It also runs the stack's access check (inputs with `kind: "access"`): one provider
- * for both, so the engine serializes and loads it once.
+ * reason.
  *
  * It talks to the API server itself (`@kubernetes/client-node` reads the kubeconfig: client
  * certificates, tokens and exec plugins), through the same connection as the stack's
@@ -464,36 +350,24 @@ async function accessOf(inputs: AccessInputs): Promise<AccessOutputs> {
  * serializes this object into its own process, so everything it uses is required inside the
  * functions.
  */
-export const rolloutProvider: pulumi.dynamic.ResourceProvider = {
-  // The engine's first call for each resource: the earliest point to tie this process's life
+const rolloutProvider: pulumi.dynamic.ResourceProvider = {
+  // The engine's first call for each Rollout: the earliest point to tie this process's life
   // to the engine's (see exitWithEngine).
-  async check(_olds: WatchInputs, news: WatchInputs): Promise<pulumi.dynamic.CheckResult> {
+  async check(_olds: RolloutInputs, news: RolloutInputs): Promise<pulumi.dynamic.CheckResult> {
     exitWithEngine();
     return { inputs: news };
   },
-  async diff(_id: string, olds: WatchInputs, news: WatchInputs): Promise<pulumi.dynamic.DiffResult> {
-    if ("kind" in news) {
-      // Checked again only for another namespace or another cluster.
-      const o = olds as Partial<AccessOutputs>;
-      return { changes: o.namespace !== news.namespace || o.cluster !== (await accessTarget(news)) };
-    }
-    const o = olds as RolloutInputs;
+  async diff(_id: string, olds: RolloutInputs, news: RolloutInputs): Promise<pulumi.dynamic.DiffResult> {
     // The connection is not compared: new credentials for the same cluster are not a new release.
     const keys = ["service", "namespace", "deployment", "generation", "timeoutSeconds"] as const;
-    return { changes: keys.some((k) => o[k] !== news[k]) };
+    return { changes: keys.some((k) => olds[k] !== news[k]) };
   },
-  async create(inputs: WatchInputs): Promise<pulumi.dynamic.CreateResult> {
-    if ("kind" in inputs) {
-      return { id: inputs.namespace, outs: await accessOf(inputs) };
-    }
+  async create(inputs: RolloutInputs): Promise<pulumi.dynamic.CreateResult> {
     // A new Deployment has no old pods of its own to wait for.
     return { id: `${inputs.namespace}/${inputs.deployment}`, outs: await watchRollout(inputs, false) };
   },
-  async update(_id: string, olds: WatchInputs, news: WatchInputs): Promise<pulumi.dynamic.UpdateResult> {
-    if ("kind" in news) {
-      return { outs: await accessOf(news) };
-    }
-    return { outs: await watchRollout(news, (olds as RolloutInputs).needs !== news.needs) };
+  async update(_id: string, olds: RolloutInputs, news: RolloutInputs): Promise<pulumi.dynamic.UpdateResult> {
+    return { outs: await watchRollout(news, olds.needs !== news.needs) };
   },
   async delete(): Promise<void> {
     // Nothing to undo: the watch owns no object.
@@ -581,8 +455,8 @@ async function makeApiClient(conn: ClusterConnection): Promise<ApiClient> {
   const describe = `the cluster at ${cluster.server}${contextName ? ` (context "${contextName}")` : ""}`;
   return {
     describe,
-    async request<T>(method: "GET" | "PATCH" | "POST", apiPath: string, payload?: unknown): Promise<T> {
-      const body = payload === undefined ? undefined : JSON.stringify(payload);
+    async request<T>(method: "GET" | "PATCH", apiPath: string, patch?: unknown): Promise<T> {
+      const body = patch === undefined ? undefined : JSON.stringify(patch);
       const opts: import("https").RequestOptions = {
         method,
         protocol: server.protocol,
@@ -591,7 +465,7 @@ async function makeApiClient(conn: ClusterConnection): Promise<ApiClient> {
         path: `${server.pathname.replace(/\/$/, "")}${apiPath}`,
         headers: {
           accept: "application/json",
-          ...(body ? { "content-type": method === "PATCH" ? "application/json-patch+json" : "application/json" } : {}),
+          ...(body ? { "content-type": "application/json-patch+json" } : {}),
         },
         timeout: 10_000,
       };

@@ -3,7 +3,6 @@ import type { IContainerState } from "kubernetes-models/v1/ContainerState";
 import {
   apiFailure,
   ApiClient,
-  checkAccess,
   judgeRollout,
   missingHealthRoute,
   MISSING_ROUTE_PROBES,
@@ -258,50 +257,6 @@ describe("rollout judgement (the stack's own wait for a release)", () => {
     );
     assert.strictEqual(missingHealthRoute("service-b", [held], [event(notFound, 30, "service-b-other")]), undefined);
     assert.strictEqual(missingHealthRoute("service-b", [leaving], [event(notFound, 30, "service-b-old")]), undefined);
-  });
-
-  it("checks as the up starts that the stack's user may watch rollouts, naming every refused verb", async () => {
-    const asked: Array<{ path: string; attrs: Record<string, string> }> = [];
-    const cluster = (refuse: string[], fail?: Error): ApiClient => ({
-      describe: 'the cluster at https://127.0.0.1:6443 (context "ci")',
-      async request<T>(method: string, apiPath: string, body?: unknown): Promise<T> {
-        assert.strictEqual(method, "POST");
-        if (fail) throw fail;
-        const attrs = (body as { spec: { resourceAttributes: Record<string, string> } }).spec.resourceAttributes;
-        asked.push({ path: apiPath, attrs });
-        return { status: { allowed: !refuse.includes(`${attrs.verb} ${attrs.resource}`) } } as T;
-      },
-    });
-    assert.deepStrictEqual(await checkAccess("chain", cluster([])), {
-      namespace: "chain",
-      cluster: 'the cluster at https://127.0.0.1:6443 (context "ci")',
-      result: "allowed",
-    });
-    assert.deepStrictEqual(
-      asked.map((a) => `${a.attrs.verb} ${a.attrs.group}/${a.attrs.resource} in ${a.attrs.namespace}`),
-      [
-        "get apps/deployments in chain",
-        "list apps/deployments in chain",
-        "patch apps/deployments in chain",
-        "get apps/replicasets in chain",
-        "list apps/replicasets in chain",
-        "get /pods in chain",
-        "list /pods in chain",
-      ],
-    );
-    assert.ok(asked.every((a) => a.path === "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"));
-    await assert.rejects(checkAccess("chain", cluster(["get pods", "list pods", "patch deployments"])), {
-      message:
-        'cluster access: the stack\'s user may not patch deployments, get pods, list pods in the namespace "chain" on the cluster at https://127.0.0.1:6443 (context "ci"), ' +
-        "so no rollout could be watched; it needs get, list and patch on deployments, and get and list on replicasets and pods, in the stack's namespace. " +
-        "Grant them to the user of the kubeconfig the stack uses (kubernetes:kubeconfig, else KUBECONFIG) and run `pulumi up` again",
-    });
-    // A cluster that cannot be asked is not a refusal: the provider and the watch report it.
-    assert.deepStrictEqual(await checkAccess("chain", cluster([], new Error("POST /x: connect ECONNREFUSED"))), {
-      namespace: "chain",
-      cluster: 'the cluster at https://127.0.0.1:6443 (context "ci")',
-      result: "not checked: POST /x: connect ECONNREFUSED",
-    });
   });
 
   it("words a failed request to the API server, final or worth trying again", () => {

@@ -23,7 +23,6 @@ const PDB = "kubernetes:policy/v1:PodDisruptionBudget";
 const IMG = "docker:index/image:Image";
 const NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy";
 const ROLLOUT = "pulumi-nodejs:dynamic/k8s-chain:Rollout";
-const ACCESS = "pulumi-nodejs:dynamic/k8s-chain:ClusterAccess";
 const KEEPER = "kubernetes:core/v1:ServicePatch";
 const ROOT = path.resolve(__dirname, "..");
 
@@ -37,8 +36,7 @@ function policyDigest(cfg: ReturnType<typeof parse>, name: string): string {
  * Resources per service: component, Deployment, Service (+ PDB with 2 replicas) (+ AppImage and
  * Image when built) (+ the Service holding a pinned node port) (+ its NetworkPolicy); plus one
  * NodePorts component when any port is pinned, and the default-deny NetworkPolicy. Against a
- * live cluster (no `renderDir`), each service also has its Rollout watch and its port keeper,
- * and the stack its access check.
+ * live cluster (no `renderDir`), each service also has its Rollout watch and its port keeper.
  */
 function expectedCount(services: ReturnType<typeof parse>["services"], policies = true, live = true): number {
   const pinned = services.filter((s) => s.nodePort !== undefined).length;
@@ -48,8 +46,7 @@ function expectedCount(services: ReturnType<typeof parse>["services"], policies 
     2 * apps +
     pinned +
     (pinned > 0 ? 1 : 0) +
-    (policies ? 1 : 0) +
-    (live ? 1 : 0)
+    (policies ? 1 : 0)
   );
 }
 
@@ -144,13 +141,8 @@ describe("stack (Pulumi mocks)", function () {
         `${NETPOL}/default-deny`,
         `${ROLLOUT}/c-rollout`,
         `${KEEPER}/c-port-80`,
-        `${ACCESS}/cluster-access`,
       ].sort(),
     );
-    // The access check is the stack's, for its namespace.
-    const access = recorded.find((r) => r.type === ACCESS)!;
-    assert.strictEqual(access.inputs.namespace, "default");
-    assert.strictEqual(access.inputs.kind, "access");
     assert.ok(ms.networkPolicy);
     // A child's URN carries its parent's type chain: these are the MicroService's children.
     const [parentUrn, depUrn, svcUrn, polUrn] = await Promise.all(
@@ -188,7 +180,7 @@ describe("stack (Pulumi mocks)", function () {
     recorded = installMocks();
     const cfg = parse({ services: { c: { image: PINNED, calls: ["d"] }, d: { image: PINNED } } });
     const placement = { namespace: "default", clusterDomain: "cluster.local", rolloutTimeoutSeconds: 120 };
-    const [ns, deny, callee, access] = ["ns", "deny", "callee", "access"].map(
+    const [ns, deny, callee] = ["ns", "deny", "callee"].map(
       (n) => new pulumi.ComponentResource("test:index:Marker", n),
     );
     const opts: Record<string, pulumi.CustomResourceOptions> = {};
@@ -201,21 +193,11 @@ describe("stack (Pulumi mocks)", function () {
         image: PINNED,
         waitFor: [ns],
         podsWaitFor: [deny, callee],
-        rolloutWaitFor: [access],
         connection: {},
       },
       { transformations: [recordInto(opts)] },
     );
     const policy = Object.keys(opts).find((n) => n.startsWith("c-network-policy-"))!;
-    // Only the Rollout waits for the access check; the objects, and so the pods, do not.
-    assert.ok(
-      (opts["c-rollout"].dependsOn as pulumi.Resource[]).includes(access),
-      "the Rollout waits for the access check",
-    );
-    for (const [name, o] of Object.entries(opts)) {
-      if (name !== "c-rollout")
-        assert.ok(!((o.dependsOn as pulumi.Resource[] | undefined) ?? []).includes(access), name);
-    }
     for (const child of ["c-service", policy, "c-pdb"]) {
       assert.deepStrictEqual(opts[child].dependsOn, [ns], child);
     }
