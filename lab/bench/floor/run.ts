@@ -5,8 +5,12 @@
 //   - an image update of service-b (v1 <-> v2), `up` until its new pods are Ready;
 //   - a no-change `up` and a one-change `up` of a one-ConfigMap program (lab/bench/baseline.ts).
 // Prints the medians and ours over the baseline. No target: the figure explains bench:peers'
-// rows where Helm and kubectl win on time (docs/benchmarks.md).
+// rows where Helm and kubectl win on time (docs/benchmarks.md). BENCH_FLOOR_LOG=<dir>: one more
+// no-change `up` of each, unmeasured, with the engine's log (`-v=9`) written there, to read
+// where the seconds go.
+import * as fs from "fs";
 import * as os from "os";
+import * as path from "path";
 import { EngineStack, engineBin, REPO } from "../../../tests/engine/harness";
 import { devCatalog, pushedImages } from "../../../tests/cluster/harness";
 import { baselineProgram } from "../baseline";
@@ -42,6 +46,21 @@ async function main(): Promise<void> {
       await up(base, "one ConfigMap, one change");
       dev.setConfig(i % 2 === 0 ? imageB.config : first.config);
       await up(dev, "dev catalog, image update of service-b");
+    }
+    const logDir = process.env.BENCH_FLOOR_LOG;
+    if (logDir) {
+      fs.mkdirSync(logDir, { recursive: true });
+      for (const [stack, file] of [
+        [dev, "dev-no-change.log"],
+        [base, "one-configmap-no-change.log"],
+      ] as const) {
+        const r = await stack.pulumiAsync(
+          ["up", "--yes", "--skip-preview", "--logflow", "--logtostderr", "-v=9"],
+          file,
+        );
+        fs.writeFileSync(path.join(logDir, file), r.stderr);
+      }
+      console.log(`[bench:floor] engine logs of a no-change up each in ${logDir}`);
     }
   } finally {
     for (const stack of [dev, base]) {
