@@ -78,6 +78,8 @@ export interface EventJson {
   message?: string;
   /** How many times the kubelet saw this same event (it counts repeats instead of writing new ones). */
   count?: number;
+  /** The same count from a recorder of events.k8s.io/v1, which leaves `count` unset. */
+  series?: { count?: number };
 }
 
 /**
@@ -244,7 +246,7 @@ export function missingHealthRoute(service: string, pods: PodJson[], events: Eve
       // spec.containers{app}: the container the probe belongs to.
       const container = /\{(.+)\}$/.exec(e.involvedObject.fieldPath ?? "")?.[1] ?? "";
       const key = `${m[1]}\0${container}`;
-      counts.set(key, (counts.get(key) ?? 0) + (e.count ?? 1));
+      counts.set(key, (counts.get(key) ?? 0) + (e.count || e.series?.count || 1));
     }
     for (const [key, count] of counts) {
       if (count < MISSING_ROUTE_PROBES) {

@@ -232,6 +232,9 @@ describe("rollout judgement (the stack's own wait for a release)", () => {
       ),
       "pod service-b-new: its readiness probe GET /not-a-route (port http) answered 404 12 times: the app has no such route; set services.service-b.healthPath to a route it serves",
     );
+    // A recorder of events.k8s.io/v1 counts in `series` and leaves `count` unset.
+    const newStyle = { ...event(notFound, 0), count: undefined, series: { count: 11 } };
+    assert.match(missingHealthRoute("service-b", [held], [newStyle])!, /answered 404 11 times/);
     // Not yet ten, another status (an app still starting), a refused connection, another pod, a pod leaving: wait on.
     assert.strictEqual(missingHealthRoute("service-b", [held], [event(notFound, 9)]), undefined);
     assert.strictEqual(
